@@ -1,0 +1,136 @@
+//! Caller-chosen policies: startup during Draining, open sockets at the final
+//! cleanup, the drain deadline and the count limit.
+
+use std::time::Duration;
+
+use crate::state::MAX_COUNT;
+
+/// What a startup does while a final cleanup is draining (rule L9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StartupPolicy {
+    /// Block until the provider is Released, then initialize a fresh
+    /// generation (the default).
+    #[default]
+    Wait,
+    /// Fail at once with [`Error::InProgress`](crate::Error::InProgress).
+    FailFast,
+}
+
+/// How the final cleanup closes sockets the application left open (L6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OpenSocketPolicy {
+    /// Abortively: unsent data is discarded and its byte count reported
+    /// (the default, like `WSACleanup` on open sockets).
+    #[default]
+    Reset,
+    /// As if the application had closed each one, with its own linger
+    /// setting (bounded by the drain deadline).
+    Graceful,
+}
+
+/// The default drain deadline: 10 seconds.
+pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A lifecycle's configuration; `const`-constructible so a lifecycle can be a
+/// `static`.
+///
+/// ```
+/// use std::time::Duration;
+/// use provider_lifecycle::{Config, OpenSocketPolicy, StartupPolicy};
+/// const CONFIG: Config = Config::new()
+///     .startup_policy(StartupPolicy::FailFast)
+///     .open_sockets(OpenSocketPolicy::Graceful)
+///     .drain_deadline(Duration::from_secs(2))
+///     .count_limit(1000);
+/// assert_eq!(CONFIG.get_count_limit(), 1000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Config {
+    startup_policy: StartupPolicy,
+    open_sockets: OpenSocketPolicy,
+    drain_deadline: Duration,
+    count_limit: u32,
+}
+
+impl Config {
+    /// The defaults: `StartupPolicy::Wait`, `OpenSocketPolicy::Reset`,
+    /// [`DEFAULT_DRAIN_DEADLINE`], and the largest count limit
+    /// ([`MAX_COUNT`](crate::MAX_COUNT), about a billion).
+    #[must_use]
+    pub const fn new() -> Config {
+        Config {
+            startup_policy: StartupPolicy::Wait,
+            open_sockets: OpenSocketPolicy::Reset,
+            drain_deadline: DEFAULT_DRAIN_DEADLINE,
+            count_limit: MAX_COUNT,
+        }
+    }
+
+    /// Sets the startup-during-Draining policy (L9).
+    #[must_use]
+    pub const fn startup_policy(mut self, policy: StartupPolicy) -> Config {
+        self.startup_policy = policy;
+        self
+    }
+
+    /// Sets the open-socket policy of the final cleanup (L6.2).
+    #[must_use]
+    pub const fn open_sockets(mut self, policy: OpenSocketPolicy) -> Config {
+        self.open_sockets = policy;
+        self
+    }
+
+    /// Sets the drain deadline: how long the final cleanup may spend waiting
+    /// for guards and flushing sockets before it discards what is left
+    /// (reported). It never frees anything under a live guard, so guards
+    /// that outlive it delay the cleanup (see the report's
+    /// `overran_deadline`).
+    #[must_use]
+    pub const fn drain_deadline(mut self, deadline: Duration) -> Config {
+        self.drain_deadline = deadline;
+        self
+    }
+
+    /// Sets the count limit (L10), clamped to `1..=MAX_COUNT`.
+    #[must_use]
+    pub const fn count_limit(mut self, limit: u32) -> Config {
+        self.count_limit = if limit == 0 {
+            1
+        } else if limit > MAX_COUNT {
+            MAX_COUNT
+        } else {
+            limit
+        };
+        self
+    }
+
+    /// The startup policy.
+    #[must_use]
+    pub const fn get_startup_policy(&self) -> StartupPolicy {
+        self.startup_policy
+    }
+
+    /// The open-socket policy.
+    #[must_use]
+    pub const fn get_open_sockets(&self) -> OpenSocketPolicy {
+        self.open_sockets
+    }
+
+    /// The drain deadline.
+    #[must_use]
+    pub const fn get_drain_deadline(&self) -> Duration {
+        self.drain_deadline
+    }
+
+    /// The count limit.
+    #[must_use]
+    pub const fn get_count_limit(&self) -> u32 {
+        self.count_limit
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::new()
+    }
+}

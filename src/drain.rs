@@ -1,0 +1,266 @@
+//! The drain engine: calling user code safely, flushing many sockets from one
+//! thread, and releasing resources in reverse order (rules L6.2–L6.4, S2, S3).
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crate::provider::Registered;
+use crate::report::{HookOutcome, ResourceReport, SocketOutcome, SocketPhase, SocketReport};
+use crate::{BoxError, FlushStatus, Linger, Socket, SocketHandle};
+
+/// Runs user code, turning a panic into its message.
+pub(crate) fn call<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
+}
+
+/// Runs a fallible user hook and says how it went.
+pub(crate) fn hook(f: impl FnOnce() -> Result<(), BoxError>) -> HookOutcome {
+    match call(f) {
+        Ok(Ok(())) => HookOutcome::Ok,
+        Ok(Err(e)) => HookOutcome::Failed(e.to_string()),
+        Err(p) => HookOutcome::Panicked(p),
+    }
+}
+
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Releases resources in reverse order of registration; a failure or panic is
+/// recorded and does not stop the others (L6.4).
+pub(crate) fn release_resources(resources: Vec<Registered>) -> Vec<ResourceReport> {
+    resources
+        .into_iter()
+        .rev()
+        .map(|r| ResourceReport {
+            outcome: hook(move || r.resource.release()),
+            name: r.name,
+        })
+        .collect()
+}
+
+/// One socket being flushed.
+pub(crate) struct Task<S> {
+    pub(crate) handle: SocketHandle,
+    pub(crate) socket: S,
+    pub(crate) linger: Linger,
+    pub(crate) phase: SocketPhase,
+    /// Unsent bytes when the flush began (for the flushed count).
+    pub(crate) start_unsent: u64,
+    /// When to give up, and what to call it then.
+    pub(crate) deadline: Instant,
+    pub(crate) deadline_outcome: SocketOutcome,
+}
+
+impl<S: Socket> Task<S> {
+    /// A task for `socket`, reading its unsent count; `own` is the socket's
+    /// own linger deadline, if any, and `drain` the drain's.
+    pub(crate) fn new(
+        handle: SocketHandle,
+        socket: S,
+        linger: Linger,
+        phase: SocketPhase,
+        start_unsent: u64,
+        own: Option<Instant>,
+        drain: Instant,
+    ) -> Task<S> {
+        let (deadline, deadline_outcome) = match own {
+            Some(own) if own < drain => (own, SocketOutcome::LingerTimeout),
+            _ => (drain, SocketOutcome::Deadline),
+        };
+        Task {
+            handle,
+            socket,
+            linger,
+            phase,
+            start_unsent,
+            deadline,
+            deadline_outcome,
+        }
+    }
+}
+
+/// Reads `unsent()` safely; a panic counts as "unknown" (`fallback`).
+pub(crate) fn unsent_or<S: Socket>(socket: &S, fallback: u64) -> u64 {
+    call(|| socket.unsent()).unwrap_or(fallback)
+}
+
+/// Ends a socket abortively: counts what is unsent as discarded, aborts,
+/// releases. Used for the `Reset` policy, deadlines and failures.
+pub(crate) fn abort_socket<S: Socket>(
+    handle: SocketHandle,
+    mut socket: S,
+    linger: Linger,
+    phase: SocketPhase,
+    start_unsent: u64,
+    outcome: SocketOutcome,
+) -> SocketReport {
+    let remaining = unsent_or(&socket, start_unsent);
+    let abort = hook(|| socket.abort());
+    let release = hook(move || Box::new(socket).release());
+    SocketReport {
+        handle,
+        linger,
+        phase,
+        bytes_flushed: start_unsent.saturating_sub(remaining),
+        bytes_discarded: remaining,
+        outcome,
+        abort,
+        release,
+    }
+}
+
+/// Releases a socket whose data is all out.
+pub(crate) fn finish_socket<S: Socket>(
+    handle: SocketHandle,
+    socket: S,
+    linger: Linger,
+    phase: SocketPhase,
+    start_unsent: u64,
+) -> SocketReport {
+    let release = hook(move || Box::new(socket).release());
+    SocketReport {
+        handle,
+        linger,
+        phase,
+        bytes_flushed: start_unsent,
+        bytes_discarded: 0,
+        outcome: SocketOutcome::Flushed,
+        abort: HookOutcome::Ok,
+        release,
+    }
+}
+
+/// What one poll of one task led to.
+enum Step<S> {
+    Pending(Task<S>, bool),
+    Finished(SocketReport),
+}
+
+fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
+    if now >= t.deadline {
+        let outcome = t.deadline_outcome.clone();
+        return Step::Finished(abort_socket(
+            t.handle,
+            t.socket,
+            t.linger,
+            t.phase,
+            t.start_unsent,
+            outcome,
+        ));
+    }
+    let before = unsent_or(&t.socket, t.start_unsent);
+    let failed = match call(|| t.socket.poll_flush()) {
+        Ok(Ok(FlushStatus::Done)) => {
+            let left = unsent_or(&t.socket, 0);
+            if left == 0 {
+                return Step::Finished(finish_socket(
+                    t.handle,
+                    t.socket,
+                    t.linger,
+                    t.phase,
+                    t.start_unsent,
+                ));
+            }
+            SocketOutcome::Failed(format!("poll_flush said done with {left} bytes unsent"))
+        }
+        Ok(Ok(FlushStatus::Pending)) => {
+            let after = unsent_or(&t.socket, before);
+            return Step::Pending(t, after < before);
+        }
+        Ok(Err(e)) => SocketOutcome::Failed(e.to_string()),
+        Err(p) => SocketOutcome::Panicked(p),
+    };
+    Step::Finished(abort_socket(
+        t.handle,
+        t.socket,
+        t.linger,
+        t.phase,
+        t.start_unsent,
+        failed,
+    ))
+}
+
+/// Flushes many sockets from the calling thread: polls every pending socket
+/// in turn, and when a whole round made no progress backs off (yield, then
+/// sleeps doubling from 20 µs to 1 ms, never past the next deadline). Total
+/// time is bounded by the slowest socket, not the sum (no helper thread: L13).
+pub(crate) struct Flusher<S> {
+    tasks: Vec<Task<S>>,
+    pub(crate) reports: Vec<SocketReport>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_millis(1);
+
+impl<S: Socket> Flusher<S> {
+    pub(crate) fn new() -> Flusher<S> {
+        Flusher {
+            tasks: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, task: Task<S>) {
+        self.tasks.push(task);
+    }
+
+    /// Tasks not finished yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Gives the unfinished tasks back (for the background-closing list).
+    pub(crate) fn into_pending(self) -> (Vec<Task<S>>, Vec<SocketReport>) {
+        (self.tasks, self.reports)
+    }
+
+    /// Polls every task once; returns whether any progressed or finished.
+    pub(crate) fn round(&mut self) -> bool {
+        let now = Instant::now();
+        let mut progressed = false;
+        let tasks = std::mem::take(&mut self.tasks);
+        self.tasks.reserve(tasks.len());
+        for t in tasks {
+            match step(t, now) {
+                Step::Pending(t, p) => {
+                    progressed |= p;
+                    self.tasks.push(t);
+                }
+                Step::Finished(r) => {
+                    progressed = true;
+                    self.reports.push(r);
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Runs rounds until every task is finished (done, failed, or past its
+    /// deadline).
+    pub(crate) fn run(&mut self) {
+        let mut backoff = Duration::ZERO;
+        while !self.tasks.is_empty() {
+            if self.round() {
+                backoff = Duration::ZERO;
+                continue;
+            }
+            let Some(next) = self.tasks.iter().map(|t| t.deadline).min() else {
+                break;
+            };
+            let until = next.saturating_duration_since(Instant::now());
+            crate::sync::backoff(backoff.min(until));
+            backoff = if backoff.is_zero() {
+                Duration::from_micros(20)
+            } else {
+                (backoff * 2).min(MAX_BACKOFF)
+            };
+        }
+    }
+}

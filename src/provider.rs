@@ -1,0 +1,186 @@
+//! What a provider implements: its version range, its initialization, its
+//! cancel and prepare-to-unload hooks, and the resources it registers.
+
+use std::fmt;
+
+use crate::{BoxError, Error, Socket, VersionRange};
+
+/// The provider a [`Lifecycle`](crate::Lifecycle) manages.
+///
+/// Every hook is called with no lock of the lifecycle held, so a hook may call
+/// back into the lifecycle (read its state, register a resource, take a guard).
+/// A panic in any hook is caught: in [`initialize`](Provider::initialize) it
+/// fails the startup with [`Error::SystemNotReady`]; in the teardown hooks it is
+/// recorded in the [`DrainReport`](crate::DrainReport) and the teardown goes on.
+pub trait Provider: Send + Sync {
+    /// The socket type this provider registers with the lifecycle. Providers
+    /// without sockets use [`NoSocket`](crate::NoSocket); providers with several
+    /// kinds use an enum or `Box<dyn Socket>`.
+    type Socket: Socket;
+
+    /// The versions this provider supports (rule V2).
+    fn versions(&self) -> VersionRange;
+
+    /// Initializes the provider for a new generation; runs once per generation,
+    /// on the first startup (rule L1). Resources it registers through `init`
+    /// are released in reverse order at the final cleanup, or at once if this
+    /// returns an error (rule L2).
+    ///
+    /// # Errors
+    ///
+    /// Whatever the provider chooses; [`Error::SystemNotReady`] is the usual
+    /// one (use [`Error::system_not_ready`] to attach the cause). The startup
+    /// fails with this error and is not counted.
+    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+        let _ = init;
+        Ok(())
+    }
+
+    /// Cancels every pending blocking and asynchronous operation, silently: no
+    /// completion notification is delivered for them (rule L6.1). Called once
+    /// by the final cleanup, after new operations are refused and before it
+    /// waits for the remaining [`OperationGuard`](crate::OperationGuard)s.
+    /// Returns how many operations it cancelled, for the report.
+    ///
+    /// # Errors
+    ///
+    /// A failure is recorded in the report; the teardown goes on.
+    fn cancel_pending(&self) -> Result<usize, BoxError> {
+        Ok(0)
+    }
+
+    /// Runs after every socket and resource is released, just before the
+    /// lifecycle becomes Released (rule L6.5).
+    ///
+    /// # Errors
+    ///
+    /// A failure is recorded in the report; the teardown goes on.
+    fn prepare_unload(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Something the provider holds for one generation and must free at the final
+/// cleanup: a table, a worker pool, a registration with the OS.
+///
+/// `release` consumes the resource, so it runs exactly once. Closures can be
+/// registered with [`Registrar::register_fn`] or
+/// [`Lifecycle::register_resource_fn`](crate::Lifecycle::register_resource_fn).
+pub trait Resource: Send {
+    /// A name for the drain report.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// Frees the resource.
+    ///
+    /// # Errors
+    ///
+    /// A failure (or a panic) is recorded in the report; the other resources
+    /// are still released.
+    fn release(self: Box<Self>) -> Result<(), BoxError>;
+}
+
+/// A resource made of a name and a closure.
+struct FnResource<F> {
+    name: String,
+    release: F,
+}
+
+impl<F> Resource for FnResource<F>
+where
+    F: FnOnce() -> Result<(), BoxError> + Send,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn release(self: Box<Self>) -> Result<(), BoxError> {
+        (self.release)()
+    }
+}
+
+/// A registered resource with its report name taken at registration.
+pub(crate) struct Registered {
+    pub(crate) name: String,
+    pub(crate) resource: Box<dyn Resource>,
+}
+
+impl Registered {
+    pub(crate) fn new(resource: Box<dyn Resource>) -> Registered {
+        let name = crate::drain::call(|| resource.name().to_owned())
+            .unwrap_or_else(|_| "<name panicked>".to_owned());
+        Registered { name, resource }
+    }
+
+    pub(crate) fn from_fn<F>(name: impl Into<String>, release: F) -> Registered
+    where
+        F: FnOnce() -> Result<(), BoxError> + Send + 'static,
+    {
+        let name = name.into();
+        Registered {
+            name: name.clone(),
+            resource: Box::new(FnResource { name, release }),
+        }
+    }
+}
+
+/// Collects the resources a provider's [`initialize`](Provider::initialize)
+/// registers for the generation being started.
+pub struct Registrar {
+    generation: u64,
+    pub(crate) resources: Vec<Registered>,
+}
+
+impl Registrar {
+    pub(crate) fn new(generation: u64) -> Registrar {
+        Registrar {
+            generation,
+            resources: Vec::new(),
+        }
+    }
+
+    /// The generation being initialized.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Registers a resource; resources are released in reverse order of
+    /// registration.
+    pub fn register(&mut self, resource: impl Resource + 'static) {
+        self.resources.push(Registered::new(Box::new(resource)));
+    }
+
+    /// Registers a closure to run at release, under `name` in the report.
+    pub fn register_fn<F>(&mut self, name: impl Into<String>, release: F)
+    where
+        F: FnOnce() -> Result<(), BoxError> + Send + 'static,
+    {
+        self.resources.push(Registered::from_fn(name, release));
+    }
+
+    /// How many resources are registered so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether nothing is registered yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+impl fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registrar")
+            .field("generation", &self.generation)
+            .field(
+                "resources",
+                &self.resources.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,322 @@
+//! The drain report the final cleanup returns (rule D1), and the outcome of
+//! closing one socket.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{Linger, SocketHandle};
+
+/// How a user hook (a release, a cancel, prepare-to-unload) ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum HookOutcome {
+    /// It returned `Ok` (or had nothing to do).
+    #[default]
+    Ok,
+    /// It returned an error, shown as text.
+    Failed(String),
+    /// It panicked; the panic message.
+    Panicked(String),
+}
+
+impl HookOutcome {
+    /// Whether the hook succeeded.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        matches!(self, HookOutcome::Ok)
+    }
+}
+
+impl fmt::Display for HookOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookOutcome::Ok => f.write_str("ok"),
+            HookOutcome::Failed(e) => write!(f, "failed: {e}"),
+            HookOutcome::Panicked(p) => write!(f, "panicked: {p}"),
+        }
+    }
+}
+
+/// Why a socket's drain ended the way it did.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SocketOutcome {
+    /// Every unsent byte was delivered.
+    Flushed,
+    /// Closed abortively (the `Reset` open-socket policy, or `Linger::Abort`);
+    /// whatever was unsent is counted as discarded.
+    Reset,
+    /// The drain deadline cut the flush short; the rest was discarded.
+    Deadline,
+    /// The socket's own linger timeout cut the flush short; the rest was
+    /// discarded.
+    LingerTimeout,
+    /// `poll_flush` (or `unsent`) failed; the rest was discarded.
+    Failed(String),
+    /// `poll_flush` (or `unsent`) panicked; the rest was discarded.
+    Panicked(String),
+}
+
+impl fmt::Display for SocketOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketOutcome::Flushed => f.write_str("flushed"),
+            SocketOutcome::Reset => f.write_str("reset"),
+            SocketOutcome::Deadline => f.write_str("drain deadline"),
+            SocketOutcome::LingerTimeout => f.write_str("linger timeout"),
+            SocketOutcome::Failed(e) => write!(f, "flush failed: {e}"),
+            SocketOutcome::Panicked(p) => write!(f, "flush panicked: {p}"),
+        }
+    }
+}
+
+/// Whether a socket was still open at the final cleanup or had already been
+/// closed by the application (and was flushing in the background).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketPhase {
+    /// Open at the final cleanup; closed by the open-socket policy (L6.2).
+    Open,
+    /// Closed gracefully earlier, still flushing (L6.3).
+    Closing,
+}
+
+/// One socket's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SocketReport {
+    /// The socket's handle.
+    pub handle: SocketHandle,
+    /// Its linger setting.
+    pub linger: Linger,
+    /// Open or already closing when the drain began.
+    pub phase: SocketPhase,
+    /// Bytes delivered during the drain.
+    pub bytes_flushed: u64,
+    /// Bytes discarded (never silently: this is the count).
+    pub bytes_discarded: u64,
+    /// How its flush ended.
+    pub outcome: SocketOutcome,
+    /// How `abort` went, if it was called.
+    pub abort: HookOutcome,
+    /// How `release` went.
+    pub release: HookOutcome,
+}
+
+impl SocketReport {
+    /// Nothing discarded, nothing failed.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.bytes_discarded == 0
+            && matches!(self.outcome, SocketOutcome::Flushed | SocketOutcome::Reset)
+            && self.abort.is_ok()
+            && self.release.is_ok()
+    }
+}
+
+/// One resource's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceReport {
+    /// The name it was registered under.
+    pub name: String,
+    /// How its release went.
+    pub outcome: HookOutcome,
+}
+
+/// The cancel-and-wait phase (L6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct OperationsReport {
+    /// What the provider's cancel hook said it cancelled.
+    pub cancelled: usize,
+    /// Operation guards live when the drain began, which it waited for.
+    pub waited_for: usize,
+    /// How the cancel hook went.
+    pub cancel: HookOutcome,
+    /// Whether guards outlived the drain deadline. The drain never frees
+    /// anything under a live guard (rule O2), so it kept waiting; sockets then
+    /// had no time left to flush.
+    pub overran_deadline: bool,
+}
+
+/// How long each phase of the final cleanup took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PhaseTimings {
+    /// Calling the cancel hook and waiting for the guards (L6.1).
+    pub operations: Duration,
+    /// Closing open sockets and flushing graceful ones (L6.2, L6.3).
+    pub sockets: Duration,
+    /// Releasing resources (L6.4).
+    pub resources: Duration,
+    /// The prepare-to-unload hook (L6.5).
+    pub prepare_unload: Duration,
+    /// The whole final cleanup.
+    pub total: Duration,
+}
+
+/// What the final cleanup did (rule D1). Returned in
+/// [`Cleanup::Released`](crate::Cleanup::Released).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DrainReport {
+    /// The generation that was torn down.
+    pub generation: u64,
+    /// Cancelled operations and waited-for guards.
+    pub operations: OperationsReport,
+    /// One line per socket: the open ones first, then the closing ones.
+    pub sockets: Vec<SocketReport>,
+    /// One line per resource, in release order (reverse of registration).
+    pub resources: Vec<ResourceReport>,
+    /// How the prepare-to-unload hook went.
+    pub prepare_unload: HookOutcome,
+    /// Whether the drain deadline expired before the sockets were done.
+    pub deadline_hit: bool,
+    /// Phase durations.
+    pub timings: PhaseTimings,
+}
+
+impl DrainReport {
+    /// Clean: nothing was discarded, no hook failed or panicked, and no
+    /// deadline was hit. Abortive closes of sockets with nothing unsent are
+    /// clean.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        !self.deadline_hit
+            && !self.operations.overran_deadline
+            && self.operations.cancel.is_ok()
+            && self.prepare_unload.is_ok()
+            && self.sockets.iter().all(SocketReport::is_clean)
+            && self.resources.iter().all(|r| r.outcome.is_ok())
+    }
+
+    /// Bytes delivered during the drain, over all sockets.
+    #[must_use]
+    pub fn bytes_flushed(&self) -> u64 {
+        self.sockets.iter().map(|s| s.bytes_flushed).sum()
+    }
+
+    /// Bytes discarded, over all sockets.
+    #[must_use]
+    pub fn bytes_discarded(&self) -> u64 {
+        self.sockets.iter().map(|s| s.bytes_discarded).sum()
+    }
+
+    /// The report line of one socket.
+    #[must_use]
+    pub fn socket(&self, handle: SocketHandle) -> Option<&SocketReport> {
+        self.sockets.iter().find(|s| s.handle == handle)
+    }
+}
+
+impl fmt::Display for DrainReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "drain of generation {}: {} in {:?}",
+            self.generation,
+            if self.is_clean() { "clean" } else { "NOT clean" },
+            self.timings.total
+        )?;
+        let o = &self.operations;
+        writeln!(
+            f,
+            "  operations: {} cancelled, {} waited for, cancel hook {}{} ({:?})",
+            o.cancelled,
+            o.waited_for,
+            o.cancel,
+            if o.overran_deadline {
+                ", guards overran the deadline"
+            } else {
+                ""
+            },
+            self.timings.operations
+        )?;
+        writeln!(
+            f,
+            "  sockets: {} ({} bytes flushed, {} discarded{}) ({:?})",
+            self.sockets.len(),
+            self.bytes_flushed(),
+            self.bytes_discarded(),
+            if self.deadline_hit {
+                ", drain deadline hit"
+            } else {
+                ""
+            },
+            self.timings.sockets
+        )?;
+        if !self.sockets.is_empty() {
+            writeln!(
+                f,
+                "    {:<18} {:<8} {:<14} {:>12} {:>12}  outcome",
+                "handle", "phase", "linger", "flushed", "discarded"
+            )?;
+        }
+        for s in &self.sockets {
+            let linger = match s.linger {
+                Linger::Background => "background".to_owned(),
+                Linger::Abort => "abort".to_owned(),
+                Linger::Timeout(d) => format!("timeout {d:?}"),
+            };
+            let phase = match s.phase {
+                SocketPhase::Open => "open",
+                SocketPhase::Closing => "closing",
+            };
+            write!(
+                f,
+                "    {:<18} {:<8} {:<14} {:>12} {:>12}  {}",
+                s.handle.to_string(),
+                phase,
+                linger,
+                s.bytes_flushed,
+                s.bytes_discarded,
+                s.outcome
+            )?;
+            if !s.abort.is_ok() {
+                write!(f, "; abort {}", s.abort)?;
+            }
+            if !s.release.is_ok() {
+                write!(f, "; release {}", s.release)?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(
+            f,
+            "  resources: {} released in reverse order ({:?})",
+            self.resources.len(),
+            self.timings.resources
+        )?;
+        for r in self.resources.iter().filter(|r| !r.outcome.is_ok()) {
+            writeln!(f, "    {}: {}", r.name, r.outcome)?;
+        }
+        write!(
+            f,
+            "  prepare-to-unload: {} ({:?})",
+            self.prepare_unload, self.timings.prepare_unload
+        )
+    }
+}
+
+/// What closing one socket while Active did (see [`Linger`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CloseOutcome {
+    /// The linger setting it was closed with.
+    pub linger: Linger,
+    /// Bytes delivered by the close itself.
+    pub bytes_flushed: u64,
+    /// Bytes discarded by the close.
+    pub bytes_discarded: u64,
+    /// How it closed.
+    pub status: CloseStatus,
+}
+
+/// How a close ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CloseStatus {
+    /// Everything was delivered and the socket is released.
+    Complete,
+    /// `Linger::Background` with data left: the lifecycle keeps flushing it
+    /// (see [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing)); the
+    /// final cleanup finishes it. The handle is already invalid.
+    Background,
+    /// Closed abortively; the unsent data was discarded.
+    Reset,
+    /// A blocking `Linger::Timeout` close ran out of time; the rest was
+    /// discarded.
+    TimedOut,
+    /// The flush failed or a socket method panicked; the rest was discarded.
+    Failed(String),
+}

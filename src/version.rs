@@ -1,0 +1,148 @@
+//! Version negotiation (rules V1–V3).
+
+use std::fmt;
+
+use crate::Error;
+
+/// A `major.minor` version (rule V1). Versions order by `(major, minor)`.
+///
+/// Winsock encodes a version in a 16-bit word with the major in the low byte
+/// and the minor in the high byte (`MAKEWORD(major, minor)`):
+///
+/// ```
+/// use provider_lifecycle::Version;
+/// let v = Version::new(2, 2);
+/// assert_eq!(v.to_word(), 0x0202);
+/// assert_eq!(Version::from_word(0x0102), Version::new(2, 1)); // MAKEWORD(2, 1)
+/// assert!(Version::new(1, 1) < Version::new(2, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    /// The major version (the word's low byte).
+    pub major: u8,
+    /// The minor version (the word's high byte).
+    pub minor: u8,
+}
+
+impl Version {
+    /// `major.minor`.
+    #[must_use]
+    pub const fn new(major: u8, minor: u8) -> Version {
+        Version { major, minor }
+    }
+
+    /// Decodes a Winsock version word (`LOBYTE` = major, `HIBYTE` = minor).
+    #[must_use]
+    pub const fn from_word(word: u16) -> Version {
+        Version {
+            major: (word & 0xff) as u8,
+            minor: (word >> 8) as u8,
+        }
+    }
+
+    /// Encodes as a Winsock version word, `MAKEWORD(major, minor)`.
+    #[must_use]
+    pub const fn to_word(self) -> u16 {
+        (self.major as u16) | ((self.minor as u16) << 8)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The versions a provider supports, `lowest..=highest` (rule V2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionRange {
+    lowest: Version,
+    highest: Version,
+}
+
+impl VersionRange {
+    /// The range `lowest..=highest`. If the two are given in the wrong order
+    /// they are swapped, so a range is never empty.
+    #[must_use]
+    pub const fn new(lowest: Version, highest: Version) -> VersionRange {
+        let (l, h) = (lowest.to_word(), highest.to_word());
+        // Compare as (major, minor) without const trait calls.
+        let lk = ((l & 0xff) << 8) | (l >> 8);
+        let hk = ((h & 0xff) << 8) | (h >> 8);
+        if lk <= hk {
+            VersionRange { lowest, highest }
+        } else {
+            VersionRange {
+                lowest: highest,
+                highest: lowest,
+            }
+        }
+    }
+
+    /// The lowest supported version.
+    #[must_use]
+    pub const fn lowest(&self) -> Version {
+        self.lowest
+    }
+
+    /// The highest supported version.
+    #[must_use]
+    pub const fn highest(&self) -> Version {
+        self.highest
+    }
+
+    /// Negotiates `requested` against this range (rules V2, V3).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotSupported`] when `requested` is below `lowest` or has
+    /// major 0.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Version, VersionRange};
+    /// let r = VersionRange::new(Version::new(1, 1), Version::new(2, 2));
+    /// let n = r.negotiate(Version::new(3, 0)).unwrap();
+    /// assert_eq!((n.version, n.high_version), (Version::new(2, 2), Version::new(2, 2)));
+    /// assert!(r.negotiate(Version::new(1, 0)).is_err());
+    /// ```
+    pub fn negotiate(&self, requested: Version) -> Result<Negotiated, Error> {
+        if requested.major == 0 || requested < self.lowest {
+            return Err(Error::VersionNotSupported);
+        }
+        Ok(Negotiated {
+            version: requested.min(self.highest),
+            high_version: self.highest,
+        })
+    }
+}
+
+/// The outcome of one version negotiation (rule V2): what `WSPStartup` writes
+/// into `wVersion` and `wHighVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Negotiated {
+    /// `min(requested, highest)`: the version the caller is to use.
+    pub version: Version,
+    /// The highest version the provider supports.
+    pub high_version: Version,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_word_round_trip_all() {
+        for w in 0..=u16::MAX {
+            assert_eq!(Version::from_word(w).to_word(), w);
+        }
+        assert_eq!(Version::from_word(0x0001), Version::new(1, 0));
+        assert_eq!(Version::from_word(0xffff), Version::new(255, 255));
+    }
+
+    #[test]
+    fn v1_range_new_orders() {
+        let r = VersionRange::new(Version::new(2, 2), Version::new(1, 9));
+        assert_eq!(r.lowest(), Version::new(1, 9));
+        assert_eq!(r.highest(), Version::new(2, 2));
+    }
+}
