@@ -79,10 +79,6 @@ impl<T> Mutex<T> {
         // sections, which never call user code; recover the data regardless.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A condition variable with by-value waits, so both back ends share one shape.
