@@ -279,7 +279,7 @@ impl fmt::Display for DrainReport {
             self.resources.len(),
             self.timings.resources
         )?;
-        for r in self.resources.iter().filter(|r| !r.outcome.is_ok()) {
+        for r in &self.resources {
             writeln!(f, "    {}: {}", r.name, r.outcome)?;
         }
         write!(
