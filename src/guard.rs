@@ -57,6 +57,11 @@ use crate::sync::{self, HELD_SLOTS, NO_SHARD, Ordering};
 /// own guard there. A `Wait`-policy startup issued while holding a guard
 /// during Draining would wait for itself too; it fails with `InProgress`.
 ///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<provider_lifecycle::OperationGuard<'static>>();
+/// ```
+///
 /// A guard that is leaked (`mem::forget`) is never released: the final
 /// cleanup then waits forever, since freeing anything under it would break
 /// rule O2.
