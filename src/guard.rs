@@ -3,35 +3,48 @@
 //!
 //! # Design
 //!
-//! Each thread counts its guards on one of `SHARDS` cache-padded counters,
-//! picked round-robin the first time the thread takes a guard. Taking a guard
-//! is `shard += 1`, then a load of the state word; if the state is not Active
-//! the increment is undone and the call fails. Dropping a guard is
-//! `shard -= 1`, then a load of the state word; if it says Draining, the
-//! dropping thread wakes the drainer.
+//! Each thread counts its guards on one of `SHARDS` cache-padded words,
+//! picked round-robin the first time the thread takes a guard. A shard word is
+//! a count plus a `CLOSED` bit (the top bit):
 //!
-//! The final cleanup flips the word to Draining (a `SeqCst` CAS) and then sums
-//! the shards under the control mutex, waiting on the condvar until the sum is
-//! zero. The four operations involved (the flip, the enter's increment and its
-//! state load, the drainer's shard loads) are all `SeqCst`: this is the
-//! store-buffering pattern, and only a single total order guarantees that
-//! either the enter sees Draining or the drainer sees the increment. After the
-//! flip no guard can be taken, so the shards only fall (a failed enter raises
-//! one for an instant and then wakes the drainer): a sum of zero is exact.
+//! | shard bits | meaning |
+//! |---|---|
+//! | 0–62 | guards counted on this shard (plus, for an instant, failed enters) |
+//! | 63 (`CLOSED`) | the lifecycle is not Active: new guards on this shard fail |
 //!
-//! No allocation and no syscall on enter or exit; the thread-local slot is
-//! `const`-initialized and has no destructor.
+//! - `enter`: `prev = shard.fetch_add(1)`. If `prev` has `CLOSED`, undo and
+//!   fail. Then load the state word; if it is not Active (the final cleanup
+//!   has begun), undo and fail. Otherwise the guard is live.
+//! - `exit` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
+//!   has `CLOSED` and this was the shard's last guard, wake the drainer.
+//! - The final cleanup flips the state word to Draining, then `fetch_or`s
+//!   `CLOSED` into every shard, then waits under the control mutex until every
+//!   shard's count is zero.
+//! - Initialization clears `CLOSED` on every shard just before it publishes
+//!   Active (shards start closed).
 //!
-//! # Guards and threads
+//! Why this is exact without `SeqCst`: all read-modify-writes of one shard are
+//! totally ordered (coherence). An enter's `fetch_add` is either before the
+//! drainer's `fetch_or` on that shard, and then the drainer's count includes
+//! it, or after, and then the enter sees `CLOSED` and fails. Likewise a
+//! guard's `fetch_sub` that the drainer's wait did not see comes after the
+//! `fetch_or` and so returns `CLOSED`: the leaver wakes the drainer, taking
+//! the mutex first so the wake cannot fall between the drainer's check and its
+//! wait. loom models exactly this (it does not model `SeqCst` loads and
+//! stores, which an approach based on a state-word load would need).
 //!
-//! A guard is `!Send`: it is counted on the thread that took it, and that
-//! thread's record of held guards is what lets a final cleanup issued from
-//! inside a guard fail with [`Error::InProgress`] instead of waiting for
-//! itself (L11). A guard held by *another* thread is simply waited for (after
-//! the provider's cancel hook has been asked to unblock it). Work that
-//! completes on another thread takes its own guard there. A startup with the
-//! `Wait` policy issued while holding a guard during Draining would wait for
-//! itself too; it fails with `InProgress`.
+//! (The `CLOSED` check in `enter` is also redundant with the state-word load
+//! for safety: an enter whose `fetch_add` reads after the drainer's `AcqRel`
+//! `fetch_or` synchronizes with it, so its load sees Draining. Keeping both
+//! makes each argument local; the bit's essential job is the wake-up.)
+//!
+//! The state-word load in `enter` makes the refusal immediate: once the flip
+//! to Draining happened-before an `enter`, that `enter` fails even on a shard
+//! the drainer has not closed yet.
+//!
+//! Hot path: `enter` is one `fetch_add` and one load, `exit` one `fetch_sub`,
+//! plus a `const`-initialized thread-local without destructor. No allocation,
+//! no syscall, no lock.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -39,8 +52,11 @@ use std::time::Instant;
 
 use crate::Error;
 use crate::lifecycle::Core;
-use crate::state::{State, Word};
+use crate::state::Word;
 use crate::sync::{self, HELD_SLOTS, NO_SHARD, Ordering};
+
+/// The `CLOSED` bit of a shard word.
+pub(crate) const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// Proof that an operation is in flight: while it lives, the final cleanup
 /// does not close a socket, release a resource or run prepare-to-unload
@@ -91,13 +107,12 @@ impl Core {
             t.shard.set(s);
             s
         });
-        // SeqCst: pairs with the SeqCst flip to Draining and the drainer's
-        // SeqCst shard loads (store-buffering; see the module docs).
-        self.shards[shard].fetch_add(1, Ordering::SeqCst);
-        // SeqCst: the other half of the same pattern. Seeing Active here also
-        // means the initialization that published it happened-before.
-        let w = Word(self.word.load(Ordering::SeqCst));
-        if !w.is_active() {
+        // Acquire: pairs with the AcqRel `fetch_and` that reopened the shard
+        // after initialization, so a live guard sees what it published.
+        let prev = self.shards[shard].fetch_add(1, Ordering::Acquire);
+        // Acquire: pairs with the Release store of Active.
+        let w = Word(self.word.load(Ordering::Acquire));
+        if prev & CLOSED != 0 || !w.is_active() {
             self.leave(shard);
             return Err(Error::NotInitialised);
         }
@@ -130,14 +145,15 @@ impl Core {
         ))
     }
 
-    /// Undoes one `enter` on `shard`, waking a drainer if one waits.
+    /// Undoes one `enter` on `shard`, waking the drainer if this was the
+    /// last guard of a closed shard.
     #[inline]
     fn leave(&self, shard: usize) {
-        // SeqCst: orders the decrement before the state load below in the
-        // single total order with the flip, so a drainer that read this
-        // shard before the decrement is seen to be Draining here.
-        self.shards[shard].fetch_sub(1, Ordering::SeqCst);
-        if Word(self.word.load(Ordering::SeqCst)).state() == State::Draining {
+        // Release: everything the guard's holder did happens-before the
+        // drainer's Acquire read of this count. Acquire: a closed `prev`
+        // synchronizes with the drainer's `fetch_or`.
+        let prev = self.shards[shard].fetch_sub(1, Ordering::AcqRel);
+        if prev & CLOSED != 0 && prev & !CLOSED == 1 {
             self.wake_drainer();
         }
     }
@@ -149,13 +165,34 @@ impl Core {
         self.cv.notify_all();
     }
 
-    /// Guards currently counted (exact once the state is Draining).
+    /// Guards currently counted (exact once every shard is closed).
     pub(crate) fn guards(&self) -> usize {
         self.shards
             .iter()
-            // SeqCst: see `enter`.
-            .map(|s| s.load(Ordering::SeqCst))
-            .fold(0usize, usize::wrapping_add)
+            // Acquire: pairs with the leavers' Release `fetch_sub`, so the
+            // teardown that follows a zero sees all their work.
+            .map(|s| s.load(Ordering::Acquire) & !CLOSED)
+            .sum()
+    }
+
+    /// Closes every shard: from here on no guard can be taken. Returns the
+    /// guards counted at the closing instant of each shard.
+    pub(crate) fn close_shards(&self) -> usize {
+        self.shards
+            .iter()
+            // AcqRel: Acquire the counted guards' state, Release the CLOSED
+            // bit to later enters and leavers (see the module docs).
+            .map(|s| s.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED)
+            .sum()
+    }
+
+    /// Opens every shard for a new generation (before Active is published).
+    pub(crate) fn open_shards(&self) {
+        for s in &self.shards {
+            // AcqRel: Release the initialization to guards whose Acquire
+            // `fetch_add` reads the opened value.
+            s.fetch_and(!CLOSED, Ordering::AcqRel);
+        }
     }
 
     /// Whether the calling thread holds a guard of this lifecycle (L11).
@@ -166,11 +203,10 @@ impl Core {
         })
     }
 
-    /// Waits until no guard is live (L6.1). Returns the number live at the
-    /// start and whether the wait went past `deadline` (it never gives up: O2).
-    pub(crate) fn wait_for_guards(&self, deadline: Instant) -> (usize, bool) {
+    /// Waits until no guard is live (L6.1); the shards must be closed.
+    /// Returns whether the wait went past `deadline` (it never gives up: O2).
+    pub(crate) fn wait_for_guards(&self, deadline: Instant) -> bool {
         let mut ctl = self.control.lock();
-        let waited_for = self.guards();
         let mut overran = false;
         while self.guards() != 0 {
             if Instant::now() >= deadline {
@@ -181,7 +217,7 @@ impl Core {
             }
         }
         drop(ctl);
-        (waited_for, overran)
+        overran
     }
 }
 

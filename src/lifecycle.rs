@@ -15,7 +15,9 @@ use crate::report::{
 use crate::socket::{Closing, Registry};
 use crate::state::{State, Word};
 use crate::sync::{self, AtomicU64, CachePadded, Condvar, Mutex, Ordering, Shards};
-use crate::{BoxError, Error, Linger, Negotiated, Provider, Resource, Socket, SocketHandle, Version};
+use crate::{
+    BoxError, Error, Linger, Negotiated, Provider, Resource, Socket, SocketHandle, Version,
+};
 
 /// The non-generic part of a lifecycle: the state word, the guard shards and
 /// the slow-path lock. Guards borrow only this.
@@ -47,7 +49,7 @@ impl Core {
         fn new(config: Config) -> Core {
             Core {
                 word: sync::new_word(Word::UNINITIALIZED.0),
-                shards: sync::new_shards(),
+                shards: sync::new_shards(crate::guard::CLOSED),
                 control: Mutex::new(Control {
                     resources: Vec::new(),
                     init_token: 0,
@@ -235,7 +237,11 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// As [`startup`](Lifecycle::startup).
     #[inline]
-    pub fn startup_with(&self, requested: Version, policy: StartupPolicy) -> Result<Started, Error> {
+    pub fn startup_with(
+        &self,
+        requested: Version,
+        policy: StartupPolicy,
+    ) -> Result<Started, Error> {
         self.startup_inner(requested, policy, false)
     }
 
@@ -382,6 +388,7 @@ impl<P: Provider> Lifecycle<P> {
         let published = match &result {
             Ok(()) => {
                 ctl.resources = std::mem::take(&mut registrar.resources);
+                self.core.open_shards();
                 Word::new(State::Active, 1, generation)
             }
             Err(_) => before.with_initializing(false),
@@ -456,13 +463,12 @@ impl<P: Provider> Lifecycle<P> {
             return Err(Error::InProgress);
         }
         let draining = Word::new(State::Draining, 0, w.generation());
-        // SeqCst: the flip is the store half of the guard protocol's
-        // store-buffering pattern (see guard.rs); it also acquires every
-        // cleanup's Release decrement before it.
+        // AcqRel: Acquire every earlier cleanup's Release decrement; Release
+        // the flip to enters whose Acquire load sees Draining.
         if self
             .core
             .word
-            .compare_exchange(w.0, draining.0, Ordering::SeqCst, Ordering::Acquire)
+            .compare_exchange(w.0, draining.0, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Ok(None);
@@ -483,13 +489,15 @@ impl<P: Provider> Lifecycle<P> {
             ..DrainReport::default()
         };
 
-        // L6.1: cancel silently, then wait for every guard (O2).
+        // L6.1: refuse new guards on every shard, cancel silently, then wait
+        // for every guard (O2).
+        let waited_for = self.core.close_shards();
         let (cancelled, cancel) = match call(|| self.provider.cancel_pending()) {
             Ok(Ok(n)) => (n, HookOutcome::Ok),
             Ok(Err(e)) => (0, HookOutcome::Failed(e.to_string())),
             Err(p) => (0, HookOutcome::Panicked(p)),
         };
-        let (waited_for, overran_deadline) = self.core.wait_for_guards(deadline);
+        let overran_deadline = self.core.wait_for_guards(deadline);
         report.operations = OperationsReport {
             cancelled,
             waited_for,
@@ -734,7 +742,11 @@ impl<P: Provider> Lifecycle<P> {
         Ok(f(socket))
     }
 
-    fn lookup(&self, handle: SocketHandle, w: Word) -> Result<crate::socket::Cell<P::Socket>, Error> {
+    fn lookup(
+        &self,
+        handle: SocketHandle,
+        w: Word,
+    ) -> Result<crate::socket::Cell<P::Socket>, Error> {
         if !handle.matches_generation(w.generation()) {
             return Err(Error::NotSocket);
         }
@@ -820,7 +832,10 @@ impl<P: Provider> Lifecycle<P> {
                     after(now, d + Duration::from_secs(1)),
                 ));
                 flusher.run();
-                flusher.reports.pop().unwrap_or_else(|| unreachable_report(handle))
+                flusher
+                    .reports
+                    .pop()
+                    .unwrap_or_else(|| unreachable_report(handle))
             }
         };
         Ok(close_outcome(&report))

@@ -124,7 +124,9 @@ pub struct ResourceReport {
 pub struct OperationsReport {
     /// What the provider's cancel hook said it cancelled.
     pub cancelled: usize,
-    /// Operation guards live when the drain began, which it waited for.
+    /// Operation guards counted when the drain shut out new ones, all of
+    /// which it waited for. An `enter` racing that instant may be counted
+    /// even though it then fails.
     pub waited_for: usize,
     /// How the cancel hook went.
     pub cancel: HookOutcome,
@@ -208,7 +210,11 @@ impl fmt::Display for DrainReport {
             f,
             "drain of generation {}: {} in {:?}",
             self.generation,
-            if self.is_clean() { "clean" } else { "NOT clean" },
+            if self.is_clean() {
+                "clean"
+            } else {
+                "NOT clean"
+            },
             self.timings.total
         )?;
         let o = &self.operations;

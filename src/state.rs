@@ -119,9 +119,7 @@ impl Word {
     /// A word with these fields (initializing clear).
     pub(crate) const fn new(state: State, count: u32, generation: u64) -> Word {
         Word(
-            state.bits()
-                | ((count as u64) << COUNT_SHIFT)
-                | ((generation & GEN_MASK) << GEN_SHIFT),
+            state.bits() | ((count as u64) << COUNT_SHIFT) | ((generation & GEN_MASK) << GEN_SHIFT),
         )
     }
 
@@ -144,8 +142,7 @@ impl Word {
     pub(crate) fn check(self) {
         debug_assert_eq!(self.is_active(), self.count() >= 1, "{self:?}");
         debug_assert!(
-            !self.initializing()
-                || matches!(self.state(), State::Uninitialized | State::Released),
+            !self.initializing() || matches!(self.state(), State::Uninitialized | State::Released),
             "{self:?}"
         );
     }

@@ -38,14 +38,21 @@ pub(crate) use loom_const_fn;
 /// The guard shards, one counter per cache line.
 pub(crate) type Shards = [CachePadded<AtomicUsize>; SHARDS];
 
+/// Guard shards, each starting at `value`.
 #[cfg(not(loom))]
-pub(crate) const fn new_shards() -> Shards {
-    [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS]
+pub(crate) const fn new_shards(value: usize) -> Shards {
+    let mut shards = [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS];
+    let mut i = 0;
+    while i < SHARDS {
+        shards[i] = CachePadded::new(AtomicUsize::new(value));
+        i += 1;
+    }
+    shards
 }
 
 #[cfg(loom)]
-pub(crate) fn new_shards() -> Shards {
-    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0)))
+pub(crate) fn new_shards(value: usize) -> Shards {
+    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(value)))
 }
 
 loom_const_fn! {

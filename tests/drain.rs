@@ -40,10 +40,25 @@ fn report(c: Cleanup) -> DrainReport {
 
 #[test]
 fn l6_steps_run_in_order() {
-    let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &["r1", "r2"]);
+    let (l, log, _) = started(
+        Config::new().open_sockets(OpenSocketPolicy::Graceful),
+        &["r1", "r2"],
+    );
     let (_h_open, _) = add(&l, &log, 1, SockPlan::default(), 10);
-    let (h_closed, _) = add(&l, &log, 2, SockPlan { rate: 1, ..SockPlan::default() }, 10);
-    assert_eq!(l.close_socket(h_closed).unwrap().status, CloseStatus::Background);
+    let (h_closed, _) = add(
+        &l,
+        &log,
+        2,
+        SockPlan {
+            rate: 1,
+            ..SockPlan::default()
+        },
+        10,
+    );
+    assert_eq!(
+        l.close_socket(h_closed).unwrap().status,
+        CloseStatus::Background
+    );
     log.clear();
     let r = report(l.cleanup().unwrap());
     let ev = log.events();
@@ -65,7 +80,10 @@ fn l6_steps_run_in_order() {
 #[test]
 fn l6_flip_to_draining_is_visible_to_hooks() {
     // From the instant of the flip, new sockets and operations are refused.
-    struct Probe(parking_lot::Mutex<Option<Arc<Lifecycle<Probe>>>>, parking_lot::Mutex<Vec<String>>);
+    struct Probe(
+        parking_lot::Mutex<Option<Arc<Lifecycle<Probe>>>>,
+        parking_lot::Mutex<Vec<String>>,
+    );
     impl Provider for Probe {
         type Socket = NoSocket;
         fn versions(&self) -> VersionRange {
@@ -81,7 +99,10 @@ fn l6_flip_to_draining_is_visible_to_hooks() {
             Ok(0)
         }
     }
-    let l = Arc::new(Lifecycle::new(Probe(Default::default(), Default::default())));
+    let l = Arc::new(Lifecycle::new(Probe(
+        Default::default(),
+        Default::default(),
+    )));
     *l.provider().0.lock() = Some(l.clone());
     l.startup(v(2, 2)).unwrap();
     l.cleanup().unwrap();
@@ -118,8 +139,26 @@ fn l6_2_reset_policy_discards_and_reports_bytes() {
 #[test]
 fn l6_2_graceful_policy_uses_each_sockets_linger() {
     let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
-    let (hb, sb) = add(&l, &log, 1, SockPlan { rate: 100, ..SockPlan::default() }, 1000);
-    let (ha, sa) = add(&l, &log, 2, SockPlan { linger: Linger::Abort, ..SockPlan::default() }, 50);
+    let (hb, sb) = add(
+        &l,
+        &log,
+        1,
+        SockPlan {
+            rate: 100,
+            ..SockPlan::default()
+        },
+        1000,
+    );
+    let (ha, sa) = add(
+        &l,
+        &log,
+        2,
+        SockPlan {
+            linger: Linger::Abort,
+            ..SockPlan::default()
+        },
+        50,
+    );
     let (ht, stt) = add(
         &l,
         &log,
@@ -138,7 +177,10 @@ fn l6_2_graceful_policy_uses_each_sockets_linger() {
     assert_eq!(r.socket(ha).unwrap().bytes_discarded, 50);
     assert_eq!(r.socket(ht).unwrap().outcome, SocketOutcome::LingerTimeout);
     assert_eq!(r.socket(ht).unwrap().bytes_discarded, 70);
-    assert!(!r.deadline_hit, "the socket's own deadline, not the drain's");
+    assert!(
+        !r.deadline_hit,
+        "the socket's own deadline, not the drain's"
+    );
     for st in [sb, sa, stt] {
         assert_accounted(&st.lock());
     }
@@ -156,7 +198,11 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
         };
         let (h, st) = add(&l, &log, id, plan, 64 * 1024);
         assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Background);
-        assert_eq!(l.with_socket(h, |_| ()), Err(Error::NotSocket), "handle invalid after close");
+        assert_eq!(
+            l.with_socket(h, |_| ()),
+            Err(Error::NotSocket),
+            "handle invalid after close"
+        );
         states.push(st);
     }
     assert_eq!(l.closing_sockets(), 32);
@@ -176,7 +222,16 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
 fn l6_3_drain_deadline_cuts_a_stuck_peer_and_reports_it() {
     let deadline = Duration::from_millis(100);
     let (l, log, _) = started(Config::new().drain_deadline(deadline), &["res"]);
-    let (h, st) = add(&l, &log, 1, SockPlan { stuck: true, ..SockPlan::default() }, 500);
+    let (h, st) = add(
+        &l,
+        &log,
+        1,
+        SockPlan {
+            stuck: true,
+            ..SockPlan::default()
+        },
+        500,
+    );
     let (h2, st2) = add(&l, &log, 2, SockPlan::default(), 20);
     l.close_socket(h).unwrap();
     l.close_socket(h2).unwrap();
@@ -190,7 +245,11 @@ fn l6_3_drain_deadline_cuts_a_stuck_peer_and_reports_it() {
     assert_eq!(line.bytes_discarded, 500);
     // The background close already delivered 20 bytes of socket 2.
     assert_eq!(st2.lock().delivered.len(), 20);
-    assert_eq!(r.resources.len(), 1, "resources still released after a deadline");
+    assert_eq!(
+        r.resources.len(),
+        1,
+        "resources still released after a deadline"
+    );
     assert_accounted(&st.lock());
     assert_accounted(&st2.lock());
     assert!(r.to_string().contains("drain deadline"), "{r}");
@@ -203,7 +262,16 @@ fn l6_3_sockets_drain_concurrently_not_one_after_another() {
     let (l, log, _) = started(Config::new(), &[]);
     let ready = Instant::now() + Duration::from_millis(20);
     for id in 0..200 {
-        let (h, _) = add(&l, &log, id, SockPlan { ready_at: Some(ready), ..SockPlan::default() }, 10);
+        let (h, _) = add(
+            &l,
+            &log,
+            id,
+            SockPlan {
+                ready_at: Some(ready),
+                ..SockPlan::default()
+            },
+            10,
+        );
         l.close_socket(h).unwrap();
     }
     let r = within(Duration::from_secs(2), move || report(l.cleanup().unwrap()));
@@ -217,7 +285,11 @@ fn l6_4_failing_and_panicking_releases_do_not_stop_the_others() {
     knobs.fail_release.lock().push("b".into());
     knobs.panic_release.lock().push("c".into());
     let r = report(l.cleanup().unwrap());
-    let got: Vec<_> = r.resources.iter().map(|r| (r.name.as_str(), r.outcome.clone())).collect();
+    let got: Vec<_> = r
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.outcome.clone()))
+        .collect();
     assert_eq!(got[0], ("d", HookOutcome::Ok));
     assert!(matches!(&got[1], ("c", HookOutcome::Panicked(m)) if m.contains("panicked")));
     assert!(matches!(&got[2], ("b", HookOutcome::Failed(m)) if m.contains("failed")));
@@ -239,10 +311,7 @@ fn l6_5_prepare_unload_failure_or_panic_is_reported() {
         }
         let r = report(l.cleanup().unwrap());
         assert!(!r.prepare_unload.is_ok());
-        assert_eq!(
-            matches!(r.prepare_unload, HookOutcome::Panicked(_)),
-            panic
-        );
+        assert_eq!(matches!(r.prepare_unload, HookOutcome::Panicked(_)), panic);
         assert_eq!(l.state(), State::Released);
         assert!(l.startup(v(2, 2)).unwrap().initialized);
     }
@@ -262,26 +331,54 @@ fn l6_1_cancel_hook_panic_is_reported_and_teardown_goes_on() {
 fn l6_socket_faults_are_reported_and_nothing_is_lost() {
     let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
     let plans = [
-        SockPlan { fail_flush: true, ..SockPlan::default() },
-        SockPlan { panic_flush: true, ..SockPlan::default() },
-        SockPlan { panic_abort: true, linger: Linger::Abort, ..SockPlan::default() },
-        SockPlan { fail_release: true, ..SockPlan::default() },
+        SockPlan {
+            fail_flush: true,
+            ..SockPlan::default()
+        },
+        SockPlan {
+            panic_flush: true,
+            ..SockPlan::default()
+        },
+        SockPlan {
+            panic_abort: true,
+            linger: Linger::Abort,
+            ..SockPlan::default()
+        },
+        SockPlan {
+            fail_release: true,
+            ..SockPlan::default()
+        },
     ];
     let mut socks = Vec::new();
     for (i, plan) in plans.into_iter().enumerate() {
         socks.push(add(&l, &log, i as u32, plan, 100));
     }
     let r = report(l.cleanup().unwrap());
-    assert!(matches!(r.socket(socks[0].0).unwrap().outcome, SocketOutcome::Failed(_)));
-    assert!(matches!(r.socket(socks[1].0).unwrap().outcome, SocketOutcome::Panicked(_)));
-    assert!(matches!(r.socket(socks[2].0).unwrap().abort, HookOutcome::Panicked(_)));
-    assert!(matches!(r.socket(socks[3].0).unwrap().release, HookOutcome::Failed(_)));
+    assert!(matches!(
+        r.socket(socks[0].0).unwrap().outcome,
+        SocketOutcome::Failed(_)
+    ));
+    assert!(matches!(
+        r.socket(socks[1].0).unwrap().outcome,
+        SocketOutcome::Panicked(_)
+    ));
+    assert!(matches!(
+        r.socket(socks[2].0).unwrap().abort,
+        HookOutcome::Panicked(_)
+    ));
+    assert!(matches!(
+        r.socket(socks[3].0).unwrap().release,
+        HookOutcome::Failed(_)
+    ));
     assert_eq!(r.socket(socks[3].0).unwrap().bytes_flushed, 100);
     for (h, st) in &socks {
         let st = st.lock();
         assert_accounted(&st);
         let line = r.socket(*h).unwrap();
-        assert_eq!(st.discarded, line.bytes_discarded, "report matches the socket");
+        assert_eq!(
+            st.discarded, line.bytes_discarded,
+            "report matches the socket"
+        );
     }
     assert!(!r.is_clean());
     assert_eq!(l.state(), State::Released);
@@ -327,11 +424,19 @@ fn s1_unknown_closed_and_reused_slot_handles_are_not_sockets() {
 fn s2_a_socket_is_released_once_and_never_used_after() {
     let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
     let mut all = Vec::new();
-    for (i, linger) in [Linger::Background, Linger::Abort, Linger::Timeout(Duration::from_millis(5))]
-        .into_iter()
-        .enumerate()
+    for (i, linger) in [
+        Linger::Background,
+        Linger::Abort,
+        Linger::Timeout(Duration::from_millis(5)),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let plan = SockPlan { linger, rate: 7, ..SockPlan::default() };
+        let plan = SockPlan {
+            linger,
+            rate: 7,
+            ..SockPlan::default()
+        };
         let (h, st) = add(&l, &log, i as u32, plan.clone(), 100);
         let _ = l.close_socket(h).unwrap();
         assert_eq!(l.close_socket(h), Err(Error::NotSocket));
@@ -347,7 +452,16 @@ fn s2_a_socket_is_released_once_and_never_used_after() {
 #[test]
 fn linger_abort_close_resets_and_reports() {
     let (l, log, _) = started(Config::new(), &[]);
-    let (h, st) = add(&l, &log, 1, SockPlan { linger: Linger::Abort, ..SockPlan::default() }, 99);
+    let (h, st) = add(
+        &l,
+        &log,
+        1,
+        SockPlan {
+            linger: Linger::Abort,
+            ..SockPlan::default()
+        },
+        99,
+    );
     let out = l.close_socket(h).unwrap();
     assert_eq!(out.status, CloseStatus::Reset);
     assert_eq!(out.bytes_discarded, 99);
@@ -411,7 +525,16 @@ fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
 #[test]
 fn poll_closing_makes_background_progress_while_active() {
     let (l, log, _) = started(Config::new(), &[]);
-    let (h, st) = add(&l, &log, 1, SockPlan { rate: 10, ..SockPlan::default() }, 30);
+    let (h, st) = add(
+        &l,
+        &log,
+        1,
+        SockPlan {
+            rate: 10,
+            ..SockPlan::default()
+        },
+        30,
+    );
     l.close_socket(h).unwrap();
     assert_eq!(l.poll_closing().unwrap(), 1);
     assert_eq!(l.poll_closing().unwrap(), 1);
@@ -453,7 +576,10 @@ fn l13_cleanup_spawns_no_thread_left_behind() {
 
 #[test]
 fn d1_report_has_every_part_and_displays_a_table() {
-    let (l, log, knobs) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &["pool"]);
+    let (l, log, knobs) = started(
+        Config::new().open_sockets(OpenSocketPolicy::Graceful),
+        &["pool"],
+    );
     knobs.cancelled.store(3, Ordering::SeqCst);
     let (h, _) = add(&l, &log, 1, SockPlan::default(), 64);
     let r = report(l.cleanup().unwrap());
@@ -464,7 +590,14 @@ fn d1_report_has_every_part_and_displays_a_table() {
     assert!(r.timings.total >= r.timings.sockets);
     assert!(r.is_clean());
     let text = r.to_string();
-    for needle in ["clean", "cancelled", "flushed", "discarded", "pool", "prepare-to-unload"] {
+    for needle in [
+        "clean",
+        "cancelled",
+        "flushed",
+        "discarded",
+        "pool",
+        "prepare-to-unload",
+    ] {
         assert!(text.contains(needle), "missing {needle}: {text}");
     }
 }

@@ -178,9 +178,16 @@ fn l11_final_cleanup_inside_a_guard_is_in_progress_and_changes_nothing() {
         assert!(!s.end().unwrap().is_final());
         let mut last = l.session(v(2, 2)).unwrap();
         l.cleanup().unwrap();
-        assert_eq!(last.end(), Err(Error::InProgress), "the session's final end too");
+        assert_eq!(
+            last.end(),
+            Err(Error::InProgress),
+            "the session's final end too"
+        );
         drop(_g);
-        assert!(last.end().unwrap().is_final(), "retry after the guard is gone");
+        assert!(
+            last.end().unwrap().is_final(),
+            "retry after the guard is gone"
+        );
     });
     assert_eq!(Error::InProgress.wsa_code(), 10036);
     assert_eq!(l.state(), State::Released);

@@ -130,7 +130,10 @@ fn l2_panicking_init_is_system_not_ready() {
     let (l, log, knobs) = lc(&["x"]);
     knobs.panic_init.store(true, Ordering::SeqCst);
     let err = l.startup(v(2, 2)).unwrap_err();
-    assert!(matches!(&err, Error::SystemNotReady(m) if m.contains("exploded")), "{err}");
+    assert!(
+        matches!(&err, Error::SystemNotReady(m) if m.contains("exploded")),
+        "{err}"
+    );
     assert_eq!(log.count(|e| *e == Event::Release("x".into())), 1);
     assert_eq!(l.state(), State::Uninitialized);
     knobs.panic_init.store(false, Ordering::SeqCst);
@@ -221,7 +224,11 @@ fn l7_restart_after_release_is_a_fresh_generation() {
         .iter()
         .map(|r| r.name.clone())
         .collect();
-    assert_eq!(names, vec!["r".to_string()], "no resource of the old generation");
+    assert_eq!(
+        names,
+        vec!["r".to_string()],
+        "no resource of the old generation"
+    );
 }
 
 #[test]
@@ -311,7 +318,10 @@ fn l10_count_limit_is_process_limit_and_not_counted() {
 #[test]
 fn l10_default_limit_is_max_count_and_never_wraps() {
     assert_eq!(Config::new().get_count_limit(), MAX_COUNT);
-    assert_eq!(Config::new().count_limit(u32::MAX).get_count_limit(), MAX_COUNT);
+    assert_eq!(
+        Config::new().count_limit(u32::MAX).get_count_limit(),
+        MAX_COUNT
+    );
     assert_eq!(Config::new().count_limit(0).get_count_limit(), 1);
     let l = Lifecycle::with_config(FakeProvider::default(), Config::new().count_limit(1));
     l.startup(v(2, 2)).unwrap();
@@ -430,7 +440,10 @@ fn lifecycle_is_send_sync_static_and_debug() {
 #[test]
 fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
     use std::sync::OnceLock;
-    struct Reenter(OnceLock<Arc<Lifecycle<Reenter>>>, parking_lot::Mutex<Option<Error>>);
+    struct Reenter(
+        OnceLock<Arc<Lifecycle<Reenter>>>,
+        parking_lot::Mutex<Option<Error>>,
+    );
     impl Provider for Reenter {
         type Socket = NoSocket;
         fn versions(&self) -> VersionRange {
@@ -442,7 +455,10 @@ fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
             Ok(())
         }
     }
-    let l = Arc::new(Lifecycle::new(Reenter(OnceLock::new(), parking_lot::Mutex::new(None))));
+    let l = Arc::new(Lifecycle::new(Reenter(
+        OnceLock::new(),
+        parking_lot::Mutex::new(None),
+    )));
     let _ = l.provider().0.set(l.clone());
     let l2 = l.clone();
     within(Duration::from_secs(5), move || l2.startup(v(2, 2)).unwrap());

@@ -288,7 +288,8 @@ impl Socket for FakeSocket {
         if ready && !self.plan.stuck {
             let n = s.unsent.min(self.plan.rate);
             let start = s.delivered.len();
-            s.delivered.extend((start..start + n as usize).map(|i| i as u8));
+            s.delivered
+                .extend((start..start + n as usize).map(|i| i as u8));
             s.unsent -= n;
         }
         Ok(if s.unsent == 0 {
