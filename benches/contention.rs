@@ -1,1 +1,139 @@
-fn main() {}
+//! Refcount and guard contention, against baselines in the same group.
+//!
+//! - `startup_cleanup/{lifecycle,arc,mutex}/T`: one startup + cleanup pair
+//!   while the count is held at ≥ 1 elsewhere (the lock-free fast path),
+//!   against an `Arc` clone + drop and a `parking_lot::Mutex<usize>`
+//!   increment + decrement, at T = 1 and 2 threads.
+//! - `enter_exit/{lifecycle,atomic,arc}/T`: one operation guard taken and
+//!   dropped, against a single shared `AtomicUsize` fetch_add + fetch_sub and
+//!   an `Arc` clone + drop, at T = 1, 2 and 4 threads.
+//!
+//! Reported times are per operation pair *per thread*: each worker runs
+//! `iters` pairs after a spin barrier and the slowest worker's time is
+//! returned. Run: `cargo bench --bench contention`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use parking_lot::Mutex;
+use provider_lifecycle::{Lifecycle, NoSocket, Provider, Version, VersionRange};
+
+struct Bench;
+
+impl Provider for Bench {
+    type Socket = NoSocket;
+    fn versions(&self) -> VersionRange {
+        VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+}
+
+const V: Version = Version::new(2, 2);
+
+/// Runs `op` `iters` times on each of `threads` workers released together by
+/// a spin barrier (a blocking barrier lets the scheduler stack workers on one
+/// core and measures time-slicing); returns the slowest worker's time.
+fn run_threads<S: Sync>(
+    threads: usize,
+    iters: u64,
+    shared: &S,
+    op: impl Fn(&S) + Sync,
+) -> Duration {
+    let ready = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (ready, op) = (&ready, &op);
+                scope.spawn(move || {
+                    ready.fetch_add(1, Ordering::AcqRel);
+                    while ready.load(Ordering::Acquire) < threads {
+                        std::hint::spin_loop();
+                    }
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op(shared);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+fn startup_cleanup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("startup_cleanup");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for threads in [1, 2] {
+        let lifecycle = Lifecycle::new(Bench);
+        lifecycle.startup(V).unwrap(); // held ≥ 1 for the whole run
+        g.bench_with_input(BenchmarkId::new("lifecycle", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &lifecycle, |l| {
+                    black_box(l.startup(black_box(V)).unwrap());
+                    black_box(l.cleanup().unwrap());
+                })
+            });
+        });
+        let arc = Arc::new(0u64);
+        g.bench_with_input(BenchmarkId::new("arc", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| run_threads(t, iters, &arc, |a| drop(black_box(Arc::clone(a)))));
+        });
+        let mutex = Mutex::new(1usize);
+        g.bench_with_input(BenchmarkId::new("mutex", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &mutex, |m| {
+                    *m.lock() += 1;
+                    *m.lock() -= 1;
+                })
+            });
+        });
+        lifecycle.cleanup().unwrap();
+    }
+    g.finish();
+}
+
+fn enter_exit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("enter_exit");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    let lifecycle = Lifecycle::new(Bench);
+    lifecycle.startup(V).unwrap();
+    for threads in [1, 2, 4] {
+        g.bench_with_input(BenchmarkId::new("lifecycle", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &lifecycle, |l| {
+                    drop(black_box(l.enter().unwrap()))
+                })
+            });
+        });
+        let atomic = AtomicUsize::new(0);
+        g.bench_with_input(BenchmarkId::new("atomic", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &atomic, |a| {
+                    black_box(a.fetch_add(1, Ordering::Acquire));
+                    black_box(a.fetch_sub(1, Ordering::Release));
+                })
+            });
+        });
+        let arc = Arc::new(0u64);
+        g.bench_with_input(BenchmarkId::new("arc", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| run_threads(t, iters, &arc, |a| drop(black_box(Arc::clone(a)))));
+        });
+    }
+    g.finish();
+    lifecycle.cleanup().unwrap();
+}
+
+criterion_group!(benches, startup_cleanup, enter_exit);
+criterion_main!(benches);

@@ -106,6 +106,7 @@ impl Config {
 
     /// The startup policy.
     #[must_use]
+    #[inline]
     pub const fn get_startup_policy(&self) -> StartupPolicy {
         self.startup_policy
     }
@@ -124,6 +125,7 @@ impl Config {
 
     /// The count limit.
     #[must_use]
+    #[inline]
     pub const fn get_count_limit(&self) -> u32 {
         self.count_limit
     }

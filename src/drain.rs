@@ -6,7 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crate::provider::Registered;
-use crate::report::{HookOutcome, ResourceReport, SocketOutcome, SocketPhase, SocketReport};
+use crate::report::{
+    HookOutcome, ResourceReport, SocketFaults, SocketOutcome, SocketPhase, SocketReport,
+};
 use crate::{BoxError, FlushStatus, Linger, Socket, SocketHandle};
 
 /// Runs user code, turning a panic into its message.
@@ -104,7 +106,8 @@ pub(crate) fn abort_socket<S: Socket>(
 ) -> SocketReport {
     let remaining = unsent_or(&socket, start_unsent);
     let abort = hook(|| socket.abort());
-    let release = hook(move || Box::new(socket).release());
+    let release = hook(|| socket.release());
+    drop(socket);
     SocketReport {
         handle,
         linger,
@@ -112,20 +115,20 @@ pub(crate) fn abort_socket<S: Socket>(
         bytes_flushed: start_unsent.saturating_sub(remaining),
         bytes_discarded: remaining,
         outcome,
-        abort,
-        release,
+        faults: SocketFaults::of(abort, release),
     }
 }
 
 /// Releases a socket whose data is all out.
 pub(crate) fn finish_socket<S: Socket>(
     handle: SocketHandle,
-    socket: S,
+    mut socket: S,
     linger: Linger,
     phase: SocketPhase,
     start_unsent: u64,
 ) -> SocketReport {
-    let release = hook(move || Box::new(socket).release());
+    let release = hook(|| socket.release());
+    drop(socket);
     SocketReport {
         handle,
         linger,
@@ -133,8 +136,7 @@ pub(crate) fn finish_socket<S: Socket>(
         bytes_flushed: start_unsent,
         bytes_discarded: 0,
         outcome: SocketOutcome::Flushed,
-        abort: HookOutcome::Ok,
-        release,
+        faults: SocketFaults::of(HookOutcome::Ok, release),
     }
 }
 

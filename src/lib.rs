@@ -124,7 +124,7 @@ pub use lifecycle::{Cleanup, Lifecycle, Session, Snapshot, Started};
 pub use provider::{Provider, Registrar, Resource};
 pub use report::{
     CloseOutcome, CloseStatus, DrainReport, HookOutcome, OperationsReport, PhaseTimings,
-    ResourceReport, SocketOutcome, SocketPhase, SocketReport,
+    ResourceReport, SocketFaults, SocketOutcome, SocketPhase, SocketReport,
 };
 pub use socket::{FlushStatus, Linger, NoSocket, Socket, SocketHandle};
 pub use state::{MAX_COUNT, State};

@@ -560,17 +560,16 @@ impl<P: Provider> Lifecycle<P> {
     /// flushes every graceful one (open or already closing) concurrently.
     fn close_all(
         &self,
-        open: Vec<(SocketHandle, crate::socket::Cell<P::Socket>)>,
+        open: impl Iterator<Item = (SocketHandle, crate::socket::Cell<P::Socket>)>,
         closing: Vec<Closing<P::Socket>>,
         deadline: Instant,
     ) -> Vec<SocketReport> {
         let policy = self.core.config.get_open_sockets();
-        let mut reports = Vec::with_capacity(open.len() + closing.len());
+        let mut reports = Vec::with_capacity(open.size_hint().0 + closing.len());
         let mut flusher = Flusher::new();
         let now = Instant::now();
         for (handle, cell) in open {
-            // No guard is live, so nobody else holds the cell.
-            let Some(socket) = cell.lock().take() else {
+            let Some(socket) = crate::socket::take(cell) else {
                 continue;
             };
             let (linger, unsent) = match probe(&socket) {
@@ -716,7 +715,8 @@ impl<P: Provider> Lifecycle<P> {
         drop(reg);
         let mut socket = socket;
         let _ = call(|| socket.abort());
-        let _ = call(move || Box::new(socket).release());
+        let _ = call(|| socket.release());
+        drop(socket);
         Err(Error::NotInitialised)
     }
 
@@ -927,8 +927,7 @@ fn unreachable_report(handle: SocketHandle) -> SocketReport {
         bytes_flushed: 0,
         bytes_discarded: 0,
         outcome: SocketOutcome::Failed("no report".to_owned()),
-        abort: HookOutcome::Ok,
-        release: HookOutcome::Ok,
+        faults: None,
     }
 }
 
@@ -954,7 +953,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
             (reg.drain_open(generation), std::mem::take(&mut reg.closing))
         };
         for (handle, cell) in open {
-            if let Some(socket) = cell.lock().take() {
+            if let Some(socket) = crate::socket::take(cell) {
                 let unsent = drain::unsent_or(&socket, 0);
                 abort_socket(
                     handle,

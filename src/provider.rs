@@ -81,9 +81,8 @@ pub trait Resource: Send {
     fn release(self: Box<Self>) -> Result<(), BoxError>;
 }
 
-/// A resource made of a name and a closure.
+/// A resource made of a closure (its name lives in `Registered`).
 struct FnResource<F> {
-    name: String,
     release: F,
 }
 
@@ -91,10 +90,6 @@ impl<F> Resource for FnResource<F>
 where
     F: FnOnce() -> Result<(), BoxError> + Send,
 {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn release(self: Box<Self>) -> Result<(), BoxError> {
         (self.release)()
     }
@@ -117,10 +112,9 @@ impl Registered {
     where
         F: FnOnce() -> Result<(), BoxError> + Send + 'static,
     {
-        let name = name.into();
         Registered {
-            name: name.clone(),
-            resource: Box::new(FnResource { name, release }),
+            name: name.into(),
+            resource: Box::new(FnResource { release }),
         }
     }
 }

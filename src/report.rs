@@ -93,11 +93,22 @@ pub struct SocketReport {
     pub bytes_discarded: u64,
     /// How its flush ended.
     pub outcome: SocketOutcome,
+    /// Failures of `abort` or `release`; `None` when both went well (kept
+    /// out of line so a report of many sockets stays small).
+    pub faults: Option<Box<SocketFaults>>,
+}
+
+/// How a socket's `abort` and `release` failed (see [`SocketReport::faults`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SocketFaults {
     /// How `abort` went, if it was called.
     pub abort: HookOutcome,
     /// How `release` went.
     pub release: HookOutcome,
 }
+
+/// The outcome of a hook that succeeded, for the accessors below.
+static HOOK_OK: HookOutcome = HookOutcome::Ok;
 
 impl SocketReport {
     /// Nothing discarded, nothing failed.
@@ -105,8 +116,30 @@ impl SocketReport {
     pub fn is_clean(&self) -> bool {
         self.bytes_discarded == 0
             && matches!(self.outcome, SocketOutcome::Flushed | SocketOutcome::Reset)
-            && self.abort.is_ok()
-            && self.release.is_ok()
+            && self.faults.is_none()
+    }
+
+    /// How `abort` went (`Ok` if it was not called).
+    #[must_use]
+    pub fn abort(&self) -> &HookOutcome {
+        self.faults.as_ref().map_or(&HOOK_OK, |f| &f.abort)
+    }
+
+    /// How `release` went.
+    #[must_use]
+    pub fn release(&self) -> &HookOutcome {
+        self.faults.as_ref().map_or(&HOOK_OK, |f| &f.release)
+    }
+}
+
+impl SocketFaults {
+    /// `None` when both succeeded.
+    pub(crate) fn of(abort: HookOutcome, release: HookOutcome) -> Option<Box<SocketFaults>> {
+        if abort.is_ok() && release.is_ok() {
+            None
+        } else {
+            Some(Box::new(SocketFaults { abort, release }))
+        }
     }
 }
 
@@ -271,11 +304,11 @@ impl fmt::Display for DrainReport {
                 s.bytes_discarded,
                 s.outcome
             )?;
-            if !s.abort.is_ok() {
-                write!(f, "; abort {}", s.abort)?;
+            if !s.abort().is_ok() {
+                write!(f, "; abort {}", s.abort())?;
             }
-            if !s.release.is_ok() {
-                write!(f, "; release {}", s.release)?;
+            if !s.release().is_ok() {
+                write!(f, "; release {}", s.release())?;
             }
             writeln!(f)?;
         }

@@ -89,13 +89,15 @@ pub trait Socket: Send + 'static {
     /// Recorded in the report; the socket is released regardless.
     fn abort(&mut self) -> Result<(), BoxError>;
 
-    /// Frees the socket's OS resources. Called exactly once, last; neither
-    /// `poll_flush` nor `abort` is ever called after it (rule S2).
+    /// Frees the socket's OS resources. Called exactly once, last: the
+    /// lifecycle drops the socket right after, and neither `poll_flush` nor
+    /// `abort` is ever called after it (rule S2). (It takes `&mut self`
+    /// rather than `self: Box<Self>` so that sockets need not be boxed.)
     ///
     /// # Errors
     ///
     /// Recorded in the report.
-    fn release(self: Box<Self>) -> Result<(), BoxError> {
+    fn release(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
 }
@@ -116,8 +118,8 @@ impl Socket for Box<dyn Socket> {
     fn abort(&mut self) -> Result<(), BoxError> {
         (**self).abort()
     }
-    fn release(self: Box<Self>) -> Result<(), BoxError> {
-        (*self).release()
+    fn release(&mut self) -> Result<(), BoxError> {
+        (**self).release()
     }
 }
 
@@ -191,6 +193,15 @@ impl fmt::Display for SocketHandle {
 
 /// One socket's cell: the socket itself until it is closed.
 pub(crate) type Cell<S> = Arc<Mutex<Option<S>>>;
+
+/// Takes the socket out of a cell the caller owns. At teardown no guard is
+/// live, so the registry's reference is the only one and no lock is needed.
+pub(crate) fn take<S>(cell: Cell<S>) -> Option<S> {
+    match Arc::try_unwrap(cell) {
+        Ok(mutex) => mutex.into_inner(),
+        Err(shared) => shared.lock().take(),
+    }
+}
 
 /// A socket closed in the background that still holds unsent data.
 pub(crate) struct Closing<S> {
@@ -281,27 +292,53 @@ impl<S> Registry<S> {
         self.open
     }
 
-    /// Takes every open socket out, with its handle, leaving the registry empty.
-    pub(crate) fn drain_open(&mut self, generation: u64) -> Vec<(SocketHandle, Cell<S>)> {
-        let mut out = Vec::with_capacity(self.open);
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(cell) = slot.cell.take() {
-                out.push((
-                    SocketHandle {
-                        generation,
-                        index: index as u32,
-                        seq: slot.seq,
-                    },
-                    cell,
-                ));
-            }
-        }
-        self.slots.clear();
+    /// Takes every open socket out, with its handle, leaving the registry
+    /// empty. The iterator owns the slots (no copy is made).
+    pub(crate) fn drain_open(
+        &mut self,
+        generation: u64,
+    ) -> impl ExactSizeIterator<Item = (SocketHandle, Cell<S>)> + use<S> {
+        let open = std::mem::take(&mut self.open);
         self.free.clear();
-        self.open = 0;
-        out
+        OpenSockets {
+            slots: std::mem::take(&mut self.slots).into_iter().enumerate(),
+            generation,
+            left: open,
+        }
     }
 }
+
+/// The open sockets taken out of a registry (see `Registry::drain_open`).
+struct OpenSockets<S> {
+    slots: std::iter::Enumerate<std::vec::IntoIter<Slot<S>>>,
+    generation: u64,
+    left: usize,
+}
+
+impl<S> Iterator for OpenSockets<S> {
+    type Item = (SocketHandle, Cell<S>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for (index, slot) in self.slots.by_ref() {
+            if let Some(cell) = slot.cell {
+                self.left -= 1;
+                let handle = SocketHandle {
+                    generation: self.generation,
+                    index: index as u32,
+                    seq: slot.seq,
+                };
+                return Some((handle, cell));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<S> ExactSizeIterator for OpenSockets<S> {}
 
 impl<S> fmt::Debug for Registry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -27,12 +27,14 @@ pub struct Version {
 impl Version {
     /// `major.minor`.
     #[must_use]
+    #[inline]
     pub const fn new(major: u8, minor: u8) -> Version {
         Version { major, minor }
     }
 
     /// Decodes a Winsock version word (`LOBYTE` = major, `HIBYTE` = minor).
     #[must_use]
+    #[inline]
     pub const fn from_word(word: u16) -> Version {
         Version {
             major: (word & 0xff) as u8,
@@ -42,6 +44,7 @@ impl Version {
 
     /// Encodes as a Winsock version word, `MAKEWORD(major, minor)`.
     #[must_use]
+    #[inline]
     pub const fn to_word(self) -> u16 {
         (self.major as u16) | ((self.minor as u16) << 8)
     }
@@ -81,12 +84,14 @@ impl VersionRange {
 
     /// The lowest supported version.
     #[must_use]
+    #[inline]
     pub const fn lowest(&self) -> Version {
         self.lowest
     }
 
     /// The highest supported version.
     #[must_use]
+    #[inline]
     pub const fn highest(&self) -> Version {
         self.highest
     }
@@ -105,6 +110,7 @@ impl VersionRange {
     /// assert_eq!((n.version, n.high_version), (Version::new(2, 2), Version::new(2, 2)));
     /// assert!(r.negotiate(Version::new(1, 0)).is_err());
     /// ```
+    #[inline]
     pub fn negotiate(&self, requested: Version) -> Result<Negotiated, Error> {
         if requested.major == 0 || requested < self.lowest {
             return Err(Error::VersionNotSupported);

@@ -363,11 +363,11 @@ fn l6_socket_faults_are_reported_and_nothing_is_lost() {
         SocketOutcome::Panicked(_)
     ));
     assert!(matches!(
-        r.socket(socks[2].0).unwrap().abort,
+        r.socket(socks[2].0).unwrap().abort(),
         HookOutcome::Panicked(_)
     ));
     assert!(matches!(
-        r.socket(socks[3].0).unwrap().release,
+        r.socket(socks[3].0).unwrap().release(),
         HookOutcome::Failed(_)
     ));
     assert_eq!(r.socket(socks[3].0).unwrap().bytes_flushed, 100);

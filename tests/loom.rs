@@ -65,7 +65,7 @@ impl Socket for Sock {
         self.0.sock_aborts.fetch_add(1, SeqCst);
         Ok(())
     }
-    fn release(self: Box<Self>) -> Result<(), BoxError> {
+    fn release(&mut self) -> Result<(), BoxError> {
         self.0.sock_releases.fetch_add(1, SeqCst);
         Ok(())
     }

@@ -313,7 +313,7 @@ impl Socket for FakeSocket {
         }
         Ok(())
     }
-    fn release(self: Box<Self>) -> Result<(), BoxError> {
+    fn release(&mut self) -> Result<(), BoxError> {
         self.log.push(Event::SockRelease(self.id));
         self.state.lock().releases += 1;
         if self.plan.fail_release {
