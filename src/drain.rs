@@ -103,6 +103,7 @@ pub(crate) fn abort_socket<S: Socket>(
     phase: SocketPhase,
     start_unsent: u64,
     outcome: SocketOutcome,
+    error: Option<String>,
 ) -> SocketReport {
     let remaining = unsent_or(&socket, start_unsent);
     let abort = hook(|| socket.abort());
@@ -115,7 +116,7 @@ pub(crate) fn abort_socket<S: Socket>(
         bytes_flushed: start_unsent.saturating_sub(remaining),
         bytes_discarded: remaining,
         outcome,
-        faults: SocketFaults::of(abort, release),
+        faults: SocketFaults::of(error, abort, release),
     }
 }
 
@@ -136,7 +137,7 @@ pub(crate) fn finish_socket<S: Socket>(
         bytes_flushed: start_unsent,
         bytes_discarded: 0,
         outcome: SocketOutcome::Flushed,
-        faults: SocketFaults::of(HookOutcome::Ok, release),
+        faults: SocketFaults::of(None, HookOutcome::Ok, release),
     }
 }
 
@@ -148,14 +149,14 @@ enum Step<S> {
 
 fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
     if now >= t.deadline {
-        let outcome = t.deadline_outcome.clone();
         return Step::Finished(abort_socket(
             t.handle,
             t.socket,
             t.linger,
             t.phase,
             t.start_unsent,
-            outcome,
+            t.deadline_outcome,
+            None,
         ));
     }
     let before = unsent_or(&t.socket, t.start_unsent);
@@ -171,14 +172,17 @@ fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
                     t.start_unsent,
                 ));
             }
-            SocketOutcome::Failed(format!("poll_flush said done with {left} bytes unsent"))
+            (
+                SocketOutcome::Failed,
+                format!("poll_flush said done with {left} bytes unsent"),
+            )
         }
         Ok(Ok(FlushStatus::Pending)) => {
             let after = unsent_or(&t.socket, before);
             return Step::Pending(t, after < before);
         }
-        Ok(Err(e)) => SocketOutcome::Failed(e.to_string()),
-        Err(p) => SocketOutcome::Panicked(p),
+        Ok(Err(e)) => (SocketOutcome::Failed, e.to_string()),
+        Err(p) => (SocketOutcome::Panicked, p),
     };
     Step::Finished(abort_socket(
         t.handle,
@@ -186,7 +190,8 @@ fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
         t.linger,
         t.phase,
         t.start_unsent,
-        failed,
+        failed.0,
+        Some(failed.1),
     ))
 }
 

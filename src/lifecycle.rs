@@ -581,7 +581,8 @@ impl<P: Provider> Lifecycle<P> {
                         Linger::Abort,
                         SocketPhase::Open,
                         0,
-                        SocketOutcome::Panicked(p),
+                        SocketOutcome::Panicked,
+                        Some(p),
                     ));
                     continue;
                 }
@@ -595,6 +596,7 @@ impl<P: Provider> Lifecycle<P> {
                         SocketPhase::Open,
                         unsent,
                         SocketOutcome::Reset,
+                        None,
                     ));
                 }
                 (OpenSocketPolicy::Graceful, Linger::Background) => flusher.push(Task::new(
@@ -789,7 +791,8 @@ impl<P: Provider> Lifecycle<P> {
                     Linger::Abort,
                     SocketPhase::Open,
                     0,
-                    SocketOutcome::Panicked(p),
+                    SocketOutcome::Panicked,
+                    Some(p),
                 );
                 return Ok(close_outcome(&r));
             }
@@ -802,6 +805,7 @@ impl<P: Provider> Lifecycle<P> {
                 SocketPhase::Open,
                 unsent,
                 SocketOutcome::Reset,
+                None,
             ),
             Linger::Background if unsent == 0 => {
                 finish_socket(handle, socket, linger, SocketPhase::Open, 0)
@@ -906,8 +910,12 @@ fn close_outcome(r: &SocketReport) -> CloseOutcome {
         SocketOutcome::Flushed => CloseStatus::Complete,
         SocketOutcome::Reset => CloseStatus::Reset,
         SocketOutcome::Deadline | SocketOutcome::LingerTimeout => CloseStatus::TimedOut,
-        SocketOutcome::Failed(e) => CloseStatus::Failed(e.clone()),
-        SocketOutcome::Panicked(p) => CloseStatus::Failed(format!("panicked: {p}")),
+        SocketOutcome::Failed => {
+            CloseStatus::Failed(r.error().unwrap_or("flush failed").to_owned())
+        }
+        SocketOutcome::Panicked => {
+            CloseStatus::Failed(format!("panicked: {}", r.error().unwrap_or("")))
+        }
     };
     CloseOutcome {
         linger: r.linger,
@@ -926,8 +934,12 @@ fn unreachable_report(handle: SocketHandle) -> SocketReport {
         phase: SocketPhase::Open,
         bytes_flushed: 0,
         bytes_discarded: 0,
-        outcome: SocketOutcome::Failed("no report".to_owned()),
-        faults: None,
+        outcome: SocketOutcome::Failed,
+        faults: crate::report::SocketFaults::of(
+            Some("no report".to_owned()),
+            HookOutcome::Ok,
+            HookOutcome::Ok,
+        ),
     }
 }
 
@@ -962,6 +974,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
                     SocketPhase::Open,
                     unsent,
                     SocketOutcome::Reset,
+                    None,
                 );
             }
         }
@@ -974,6 +987,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
                 SocketPhase::Closing,
                 unsent,
                 SocketOutcome::Reset,
+                None,
             );
         }
         let resources = std::mem::take(&mut self.core.control.lock().resources);

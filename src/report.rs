@@ -36,8 +36,9 @@ impl fmt::Display for HookOutcome {
     }
 }
 
-/// Why a socket's drain ended the way it did.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Why a socket's drain ended the way it did. For `Failed` and `Panicked`
+/// the message is in [`SocketReport::error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketOutcome {
     /// Every unsent byte was delivered.
     Flushed,
@@ -49,10 +50,10 @@ pub enum SocketOutcome {
     /// The socket's own linger timeout cut the flush short; the rest was
     /// discarded.
     LingerTimeout,
-    /// `poll_flush` (or `unsent`) failed; the rest was discarded.
-    Failed(String),
-    /// `poll_flush` (or `unsent`) panicked; the rest was discarded.
-    Panicked(String),
+    /// `poll_flush` failed; the rest was discarded.
+    Failed,
+    /// A socket method panicked; the rest was discarded.
+    Panicked,
 }
 
 impl fmt::Display for SocketOutcome {
@@ -62,8 +63,8 @@ impl fmt::Display for SocketOutcome {
             SocketOutcome::Reset => f.write_str("reset"),
             SocketOutcome::Deadline => f.write_str("drain deadline"),
             SocketOutcome::LingerTimeout => f.write_str("linger timeout"),
-            SocketOutcome::Failed(e) => write!(f, "flush failed: {e}"),
-            SocketOutcome::Panicked(p) => write!(f, "flush panicked: {p}"),
+            SocketOutcome::Failed => f.write_str("flush failed"),
+            SocketOutcome::Panicked => f.write_str("panicked"),
         }
     }
 }
@@ -93,14 +94,18 @@ pub struct SocketReport {
     pub bytes_discarded: u64,
     /// How its flush ended.
     pub outcome: SocketOutcome,
-    /// Failures of `abort` or `release`; `None` when both went well (kept
-    /// out of line so a report of many sockets stays small).
+    /// What failed, if anything: the flush error or panic message, and how
+    /// `abort` and `release` went. `None` when all went well; kept out of
+    /// line so that a report of many sockets stays small (64 bytes a line).
     pub faults: Option<Box<SocketFaults>>,
 }
 
-/// How a socket's `abort` and `release` failed (see [`SocketReport::faults`]).
+/// What went wrong with one socket (see [`SocketReport::faults`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct SocketFaults {
+    /// The flush error or panic message behind `SocketOutcome::Failed` or
+    /// `SocketOutcome::Panicked`.
+    pub error: Option<String>,
     /// How `abort` went, if it was called.
     pub abort: HookOutcome,
     /// How `release` went.
@@ -130,15 +135,29 @@ impl SocketReport {
     pub fn release(&self) -> &HookOutcome {
         self.faults.as_ref().map_or(&HOOK_OK, |f| &f.release)
     }
+
+    /// The flush error or panic message, for `Failed` and `Panicked`.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        self.faults.as_ref().and_then(|f| f.error.as_deref())
+    }
 }
 
 impl SocketFaults {
-    /// `None` when both succeeded.
-    pub(crate) fn of(abort: HookOutcome, release: HookOutcome) -> Option<Box<SocketFaults>> {
-        if abort.is_ok() && release.is_ok() {
+    /// `None` when nothing failed.
+    pub(crate) fn of(
+        error: Option<String>,
+        abort: HookOutcome,
+        release: HookOutcome,
+    ) -> Option<Box<SocketFaults>> {
+        if error.is_none() && abort.is_ok() && release.is_ok() {
             None
         } else {
-            Some(Box::new(SocketFaults { abort, release }))
+            Some(Box::new(SocketFaults {
+                error,
+                abort,
+                release,
+            }))
         }
     }
 }
@@ -304,6 +323,9 @@ impl fmt::Display for DrainReport {
                 s.bytes_discarded,
                 s.outcome
             )?;
+            if let Some(e) = s.error() {
+                write!(f, ": {e}")?;
+            }
             if !s.abort().is_ok() {
                 write!(f, "; abort {}", s.abort())?;
             }

@@ -356,11 +356,11 @@ fn l6_socket_faults_are_reported_and_nothing_is_lost() {
     let r = report(l.cleanup().unwrap());
     assert!(matches!(
         r.socket(socks[0].0).unwrap().outcome,
-        SocketOutcome::Failed(_)
+        SocketOutcome::Failed
     ));
     assert!(matches!(
         r.socket(socks[1].0).unwrap().outcome,
-        SocketOutcome::Panicked(_)
+        SocketOutcome::Panicked
     ));
     assert!(matches!(
         r.socket(socks[2].0).unwrap().abort(),
@@ -371,6 +371,18 @@ fn l6_socket_faults_are_reported_and_nothing_is_lost() {
         HookOutcome::Failed(_)
     ));
     assert_eq!(r.socket(socks[3].0).unwrap().bytes_flushed, 100);
+    assert_eq!(
+        r.socket(socks[0].0).unwrap().error(),
+        Some("peer went away")
+    );
+    assert!(
+        r.socket(socks[1].0)
+            .unwrap()
+            .error()
+            .unwrap()
+            .contains("exploded")
+    );
+    assert!(r.to_string().contains("peer went away"), "{r}");
     for (h, st) in &socks {
         let st = st.lock();
         assert_accounted(&st);
