@@ -117,6 +117,11 @@ mod state;
 mod sync;
 mod version;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use config::{Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy};
 pub use error::{BoxError, Error};
 pub use guard::OperationGuard;

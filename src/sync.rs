@@ -81,6 +81,10 @@ impl<T> Mutex<T> {
         Mutex(loom::sync::Mutex::new(value))
     }
 
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         // Poisoning only follows a panic inside the crate's own critical
         // sections, which never call user code; recover the data regardless.
