@@ -59,6 +59,9 @@ pub struct Knobs {
     pub resources: Mutex<Vec<String>>,
     /// Make the next initializations fail.
     pub fail_init: AtomicBool,
+    /// Fail (or, with `panic_init`, panic) after registering this many
+    /// resources; `usize::MAX` means after all of them.
+    pub init_fault_at: AtomicUsize,
     /// Make initialization panic.
     pub panic_init: AtomicBool,
     /// Make the named resource's release fail.
@@ -90,9 +93,11 @@ pub struct FakeProvider {
 
 impl Default for FakeProvider {
     fn default() -> Self {
+        let knobs = Knobs::default();
+        knobs.init_fault_at.store(usize::MAX, Ordering::SeqCst);
         FakeProvider {
             log: Log::default(),
-            knobs: Arc::new(Knobs::default()),
+            knobs: Arc::new(knobs),
             range: VersionRange::new(Version::new(1, 1), Version::new(2, 2)),
         }
     }
@@ -138,7 +143,11 @@ impl Provider for FakeProvider {
 
     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
         let g = init.generation();
-        for name in self.knobs.resources.lock().clone() {
+        let fault_at = self.knobs.init_fault_at.load(Ordering::SeqCst);
+        for (i, name) in self.knobs.resources.lock().clone().into_iter().enumerate() {
+            if i == fault_at {
+                break;
+            }
             self.log.push(Event::Register(name.clone()));
             init.register(FakeResource {
                 name,
@@ -210,7 +219,9 @@ pub struct SockPlan {
     pub fail_flush: bool,
     pub panic_flush: bool,
     pub panic_abort: bool,
+    pub fail_abort: bool,
     pub fail_release: bool,
+    pub panic_release: bool,
 }
 
 impl Default for SockPlan {
@@ -224,7 +235,9 @@ impl Default for SockPlan {
             fail_flush: false,
             panic_flush: false,
             panic_abort: false,
+            fail_abort: false,
             fail_release: false,
+            panic_release: false,
         }
     }
 }
@@ -311,11 +324,17 @@ impl Socket for FakeSocket {
             drop(s);
             panic!("abort exploded");
         }
+        if self.plan.fail_abort {
+            return Err("abort failed".into());
+        }
         Ok(())
     }
     fn release(&mut self) -> Result<(), BoxError> {
         self.log.push(Event::SockRelease(self.id));
         self.state.lock().releases += 1;
+        if self.plan.panic_release {
+            panic!("release of socket {} exploded", self.id);
+        }
         if self.plan.fail_release {
             return Err("close failed".into());
         }
