@@ -833,7 +833,7 @@ impl<P: Provider> Lifecycle<P> {
                     SocketPhase::Open,
                     unsent,
                     Some(after(now, d)),
-                    after(now, d + Duration::from_secs(1)),
+                    after(now, d.saturating_add(Duration::from_secs(1))),
                 ));
                 flusher.run();
                 flusher

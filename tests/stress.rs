@@ -22,7 +22,10 @@ use provider_lifecycle::*;
 const V: Version = Version::new(2, 2);
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// splitmix64: small, seedable, good enough to pick operations.
@@ -102,7 +105,12 @@ struct Books {
 }
 
 impl Books {
-    fn resource(self: &Arc<Self>) -> (String, impl FnOnce() -> Result<(), BoxError> + Send + 'static) {
+    fn resource(
+        self: &Arc<Self>,
+    ) -> (
+        String,
+        impl FnOnce() -> Result<(), BoxError> + Send + 'static,
+    ) {
         let id = self.next_resource.fetch_add(1, Ordering::SeqCst);
         self.resources.lock().insert(id, 0);
         let books = Arc::clone(self);
@@ -221,7 +229,7 @@ fn stress_random_mixes_keep_every_invariant() {
                         0 if r < 60 => r % 25, // mostly startups, some try
                         0 => 45 + r % 25,      // sessions and guards
                         1 => r,
-                        _ => 25 + r % 20,      // over one: clean up
+                        _ => 25 + r % 20, // over one: clean up
                     };
                     match r {
                         0..=17 => {
@@ -236,7 +244,9 @@ fn stress_random_mixes_keep_every_invariant() {
                                     held += 1;
                                     startups.fetch_add(1, Ordering::SeqCst);
                                 }
-                                Err(Error::InProgress) => assert_eq!(policy, StartupPolicy::FailFast),
+                                Err(Error::InProgress) => {
+                                    assert_eq!(policy, StartupPolicy::FailFast)
+                                }
                                 Err(Error::ProcessLimit) => {}
                                 Err(e) => panic!("startup: {e}"),
                             }
@@ -378,7 +388,10 @@ fn stress_random_mixes_keep_every_invariant() {
     assert_eq!(panicked, 0, "no panic escaped (STRESS_SEED={seed})");
 
     // The count matches successful startups minus cleanups, and is zero.
-    assert_eq!(startups.load(Ordering::SeqCst), cleanups.load(Ordering::SeqCst));
+    assert_eq!(
+        startups.load(Ordering::SeqCst),
+        cleanups.load(Ordering::SeqCst)
+    );
     assert_eq!(l.count(), 0);
     assert_ne!(l.state(), State::Active);
     assert_ne!(l.state(), State::Draining);
@@ -387,7 +400,11 @@ fn stress_random_mixes_keep_every_invariant() {
     let inits = books.inits.lock().clone();
     let unloads = books.unloads.lock().clone();
     let generations = l.generation();
-    assert_eq!(inits, (0..generations).collect::<Vec<_>>(), "one init per generation");
+    assert_eq!(
+        inits,
+        (0..generations).collect::<Vec<_>>(),
+        "one init per generation"
+    );
     assert_eq!(unloads, inits, "one teardown per generation");
     eprintln!(
         "stress: {} startups, {} generations, {} resources, {} sockets",
@@ -411,7 +428,11 @@ fn stress_random_mixes_keep_every_invariant() {
         );
         assert_eq!(a, d + x, "accepted = flushed + discarded");
         assert_eq!(c.unsent.load(Ordering::SeqCst), 0);
-        assert_eq!(c.releases.load(Ordering::SeqCst), 1, "released exactly once");
+        assert_eq!(
+            c.releases.load(Ordering::SeqCst),
+            1,
+            "released exactly once"
+        );
         assert!(!c.used_after_release.load(Ordering::SeqCst));
     }
 }
