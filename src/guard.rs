@@ -106,7 +106,8 @@ impl Core {
             let s = sync::next_shard();
             t.shard.set(s);
             s
-        });
+        })
+        .unwrap_or(0);
         // Acquire: pairs with the AcqRel `fetch_and` that reopened the shard
         // after initialization, so a live guard sees what it published.
         let prev = self.shards[shard].fetch_add(1, Ordering::Acquire);
@@ -133,7 +134,8 @@ impl Core {
             t.held_keys[i].set(key);
             t.held_depth[i].set(1);
             Some(i)
-        });
+        })
+        .flatten();
         Ok((
             OperationGuard {
                 core: self,
@@ -201,6 +203,7 @@ impl Core {
         sync::with_thread(|t| {
             (0..HELD_SLOTS).any(|i| t.held_keys[i].get() == key && t.held_depth[i].get() > 0)
         })
+        .unwrap_or(false)
     }
 
     /// Waits until no guard is live (L6.1); the shards must be closed.
@@ -225,7 +228,7 @@ impl Drop for OperationGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         if let Some(i) = self.held {
-            sync::with_thread(|t| {
+            let _ = sync::with_thread(|t| {
                 let d = t.held_depth[i].get() - 1;
                 t.held_depth[i].set(d);
                 if d == 0 {

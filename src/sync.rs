@@ -186,6 +186,9 @@ pub(crate) fn thread_token() -> u64 {
         slot.token.set(token);
         token
     })
+    // A thread past its locals' destruction gets a fresh token each time:
+    // it cannot be the one initializing or draining.
+    .unwrap_or_else(next_token)
 }
 
 #[cfg(not(loom))]
@@ -243,10 +246,13 @@ loom::thread_local! {
     static THREAD: ThreadSlot = ThreadSlot::new();
 }
 
-/// Runs `f` with the calling thread's slot.
+/// Runs `f` with the calling thread's slot; `None` if the slot is no longer
+/// accessible. `ThreadSlot` has no destructor, so std keeps it usable even
+/// inside other thread-locals' destructors; loom's thread-locals can be
+/// destroyed, and callers fall back instead of panicking either way.
 #[inline]
-pub(crate) fn with_thread<R>(f: impl FnOnce(&ThreadSlot) -> R) -> R {
-    THREAD.with(f)
+pub(crate) fn with_thread<R>(f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
+    THREAD.try_with(f).ok()
 }
 
 /// Hands out shard indices round-robin, so that threads spread over shards.

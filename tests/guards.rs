@@ -255,3 +255,40 @@ fn guards_overrunning_the_deadline_are_still_waited_for_and_reported() {
     assert!(!r.is_clean());
     assert_eq!(log.count(|e| matches!(e, Event::Release(_))), 1);
 }
+
+#[test]
+fn guards_work_from_thread_local_destructors() {
+    // A provider callback can run while a thread's locals are being torn
+    // down: taking and dropping a guard there, and a final cleanup, must not
+    // panic. (The crate's thread-local has no destructor, so std keeps it
+    // usable here; this breaks if that ever changes without a fallback.)
+    struct OnExit(Arc<Lifecycle<FakeProvider>>, Arc<AtomicBool>);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let g = self.0.enter();
+            assert!(g.is_ok());
+            drop(g);
+            assert!(self.0.cleanup().unwrap().is_final());
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    std::thread_local! {
+        static EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    for _ in 0..4 {
+        let l = Arc::new(Lifecycle::new(FakeProvider::default()));
+        l.startup(v(2, 2)).unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let (l2, ran2) = (l.clone(), ran.clone());
+        std::thread::spawn(move || {
+            // Take a guard first so the crate's thread-local exists and is
+            // destroyed alongside ours, in an unspecified order.
+            drop(l2.enter().unwrap());
+            EXIT.with(|e| *e.borrow_mut() = Some(OnExit(l2, ran2)));
+        })
+        .join()
+        .expect("no panic in thread-local destructors");
+        assert!(ran.load(Ordering::SeqCst));
+        assert_eq!(l.state(), State::Released);
+    }
+}
