@@ -323,3 +323,43 @@ fn l11_final_cleanup_inside_a_guard_is_in_progress() {
         assert_eq!(c.teardowns.load(SeqCst), 1);
     });
 }
+
+#[test]
+fn cleanup_guard_socket_and_startup_all_racing() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(|| {
+        let (l, c) = new(Config::new());
+        l.startup(V).unwrap();
+        let (l1, c1) = (l.clone(), c.clone());
+        let worker = thread::spawn(move || {
+            let Ok(g) = l1.enter() else { return None };
+            assert!(!c1.released.load(SeqCst), "released under a live guard");
+            let h = l1.register_socket(Sock(c1.clone()));
+            drop(g);
+            h.ok()
+        });
+        let l2 = l.clone();
+        let starter = thread::spawn(move || l2.startup(V).unwrap());
+        let cleaned = l.cleanup().unwrap();
+        let handle = worker.join().unwrap();
+        let s = starter.join().unwrap();
+        // Exactly one teardown if the cleanup was final, none otherwise;
+        // the waiting startup always ends Active.
+        assert_eq!(c.teardowns.load(SeqCst), usize::from(cleaned.is_final()));
+        assert_eq!(c.inits.load(SeqCst), 1 + usize::from(s.initialized));
+        assert_eq!(l.state(), State::Active);
+        assert_eq!(l.count(), 1);
+        if let (Some(h), Some(r)) = (handle, cleaned.report()) {
+            if h.generation() == r.generation {
+                assert!(
+                    r.socket(h).is_some(),
+                    "a socket of the torn-down generation is drained"
+                );
+            }
+        }
+        l.cleanup().unwrap();
+        // Every registered socket was released exactly once by now.
+        assert!(c.sock_releases.load(SeqCst) <= 1);
+    });
+}
