@@ -9,6 +9,7 @@ use crate::provider::Registered;
 use crate::report::{
     HookOutcome, ResourceReport, SocketFaults, SocketOutcome, SocketPhase, SocketReport,
 };
+use crate::socket::Closing;
 use crate::{BoxError, FlushStatus, Linger, Socket, SocketHandle};
 
 /// Runs user code, turning a panic into its message.
@@ -85,6 +86,34 @@ impl<S: Socket> Task<S> {
             start_unsent,
             deadline,
             deadline_outcome,
+        }
+    }
+}
+
+impl<S: Socket> Closing<S> {
+    /// A flush task for a socket closed in the background (L6.3), bounded
+    /// by `deadline`.
+    pub(crate) fn into_task(self, deadline: Instant) -> Task<S> {
+        let unsent = unsent_or(&self.socket, 0);
+        Task::new(
+            self.handle,
+            self.socket,
+            self.linger,
+            SocketPhase::Closing,
+            unsent,
+            None,
+            deadline,
+        )
+    }
+}
+
+impl<S> Task<S> {
+    /// Back to the closing list, unfinished.
+    pub(crate) fn into_closing(self) -> Closing<S> {
+        Closing {
+            handle: self.handle,
+            socket: self.socket,
+            linger: self.linger,
         }
     }
 }

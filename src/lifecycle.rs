@@ -620,16 +620,7 @@ impl<P: Provider> Lifecycle<P> {
             }
         }
         for c in closing {
-            let unsent = drain::unsent_or(&c.socket, 0);
-            flusher.push(Task::new(
-                c.handle,
-                c.socket,
-                c.linger,
-                SocketPhase::Closing,
-                unsent,
-                None,
-                deadline,
-            ));
+            flusher.push(c.into_task(deadline));
         }
         flusher.run();
         reports.append(&mut flusher.reports);
@@ -864,26 +855,14 @@ impl<P: Provider> Lifecycle<P> {
         let far = after(Instant::now(), Duration::from_secs(365 * 24 * 3600));
         let mut flusher = Flusher::new();
         for c in closing {
-            let unsent = drain::unsent_or(&c.socket, 0);
-            flusher.push(Task::new(
-                c.handle,
-                c.socket,
-                c.linger,
-                SocketPhase::Closing,
-                unsent,
-                None,
-                far,
-            ));
+            flusher.push(c.into_task(far));
         }
         flusher.round();
         let left = flusher.pending();
         let (pending, reports) = flusher.into_pending();
         let mut reg = self.sockets.lock();
-        reg.closing.extend(pending.into_iter().map(|t| Closing {
-            handle: t.handle,
-            socket: t.socket,
-            linger: t.linger,
-        }));
+        reg.closing
+            .extend(pending.into_iter().map(Task::into_closing));
         reg.finished
             .extend(reports.into_iter().filter(|r| !r.is_clean()));
         Ok(left)
