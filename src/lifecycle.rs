@@ -473,14 +473,15 @@ impl<P: Provider> Lifecycle<P> {
         {
             return Ok(None);
         }
-        Ok(Some(Box::new(self.teardown(w.generation()))))
+        Ok(Some(Box::new(self.teardown(w))))
     }
 
     /// Rule L6, steps 1–6, on the calling thread. Runs exactly once per
     /// generation: only the thread whose CAS flipped Active → Draining gets
     /// here.
     #[cold]
-    fn teardown(&self, generation: u64) -> DrainReport {
+    fn teardown(&self, active: Word) -> DrainReport {
+        let generation = active.generation();
         let start = Instant::now();
         let deadline = after(start, self.core.config.get_drain_deadline());
         self.core.control.lock().drain_token = sync::thread_token();
@@ -544,11 +545,7 @@ impl<P: Provider> Lifecycle<P> {
         // lock so a startup's check-then-wait cannot miss it.
         let mut ctl = self.core.control.lock();
         ctl.drain_token = 0;
-        let released = Word::new(
-            State::Released,
-            0,
-            Word::new(State::Released, 0, generation).next_generation(),
-        );
+        let released = Word::new(State::Released, 0, active.next_generation());
         // Release: a startup that sees Released also sees the whole teardown.
         self.core.word.store(released.0, Ordering::Release);
         self.core.cv.notify_all();
@@ -994,6 +991,10 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
 ///
 /// If the session's cleanup is the final one, dropping it runs the whole
 /// drain on the dropping thread; use [`end`](Session::end) to get the report.
+/// Dropped on a thread that holds an [`OperationGuard`] of the same
+/// lifecycle, a final cleanup cannot run (L11) and a drop cannot report it:
+/// the count then stays. End such sessions with `end`, which says
+/// `InProgress` and can be retried after the guard is gone.
 pub struct Session<'a, P: Provider> {
     lifecycle: &'a Lifecycle<P>,
     started: Started,
