@@ -691,23 +691,28 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotInitialised`] unless Active; the socket is then aborted
-    /// and released at once (never leaked). [`Error::ProcessLimit`] past
-    /// 2^24 sockets open at once.
+    /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] past
+    /// 2^24 sockets open at once. A refused socket is aborted and released at
+    /// once (never leaked).
     pub fn register_socket(&self, socket: P::Socket) -> Result<SocketHandle, Error> {
         let mut reg = self.sockets.lock();
         // The drain empties the registry under this lock after flipping the
         // word: an Active seen here means the drain will see this socket.
         let w = self.core.load();
-        if w.is_active() {
-            return reg.insert(w.generation(), socket);
-        }
+        let (mut socket, error) = if w.is_active() {
+            match reg.insert(w.generation(), socket) {
+                Ok(handle) => return Ok(handle),
+                Err(socket) => (socket, Error::ProcessLimit),
+            }
+        } else {
+            (socket, Error::NotInitialised)
+        };
         drop(reg);
-        let mut socket = socket;
+        // Refused: closed at once, never leaked.
         let _ = call(|| socket.abort());
         let _ = call(|| socket.release());
         drop(socket);
-        Err(Error::NotInitialised)
+        Err(error)
     }
 
     /// Runs `f` on the socket behind `handle`, inside an operation guard.

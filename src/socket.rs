@@ -239,22 +239,22 @@ impl<S> Registry<S> {
         }
     }
 
-    /// Stores `socket`, returning its handle in `generation`.
-    pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, Error> {
-        let cell = Arc::new(Mutex::new(Some(socket)));
+    /// The most sockets open at once (the raw handle's 24 index bits).
+    pub(crate) const MAX_OPEN: usize = 1 << 24;
+
+    /// Stores `socket`, returning its handle in `generation`; hands the
+    /// socket back if the registry is full.
+    pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, S> {
         let index = match self.free.pop() {
             Some(i) => i,
-            None => {
-                let i = u32::try_from(self.slots.len()).map_err(|_| Error::ProcessLimit)?;
-                if i > 0xff_ffff {
-                    return Err(Error::ProcessLimit);
-                }
+            None if self.slots.len() < Self::MAX_OPEN => {
                 self.slots.push(Slot { seq: 0, cell: None });
-                i
+                (self.slots.len() - 1) as u32
             }
+            None => return Err(socket),
         };
         let slot = &mut self.slots[index as usize];
-        slot.cell = Some(cell);
+        slot.cell = Some(Arc::new(Mutex::new(Some(socket))));
         self.open += 1;
         Ok(SocketHandle {
             generation,

@@ -245,3 +245,50 @@ proptest! {
         l.cleanup().unwrap();
     }
 }
+
+/// Past 2^24 open sockets registration fails with ProcessLimit and the
+/// refused socket is aborted and released, not leaked. Heavy (16 M sockets):
+/// `cargo test --release --test hostile -- --ignored`.
+#[test]
+#[ignore = "registers 16 million sockets; run in release"]
+fn socket_registry_full_is_process_limit_and_releases_the_socket() {
+    struct Tiny(Arc<std::sync::atomic::AtomicU32>);
+    impl Socket for Tiny {
+        fn unsent(&self) -> u64 {
+            0
+        }
+        fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+            Ok(FlushStatus::Done)
+        }
+        fn abort(&mut self) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn release(&mut self) -> Result<(), BoxError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+    struct Many;
+    impl Provider for Many {
+        type Socket = Tiny;
+        fn versions(&self) -> VersionRange {
+            VersionRange::new(v(2, 2), v(2, 2))
+        }
+    }
+    let released = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let l = Lifecycle::new(Many);
+    l.startup(v(2, 2)).unwrap();
+    for _ in 0..(1 << 24) {
+        l.register_socket(Tiny(released.clone())).unwrap();
+    }
+    assert_eq!(
+        l.register_socket(Tiny(released.clone())),
+        Err(Error::ProcessLimit)
+    );
+    assert_eq!(released.load(std::sync::atomic::Ordering::SeqCst), 1);
+    l.cleanup().unwrap();
+    assert_eq!(
+        released.load(std::sync::atomic::Ordering::SeqCst),
+        (1 << 24) + 1
+    );
+}
