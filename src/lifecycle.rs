@@ -67,6 +67,41 @@ impl Core {
         // so a caller that sees Active also sees the initialization.
         Word(self.word.load(Ordering::Acquire))
     }
+
+    /// The expected value for a fast-path CAS: the word this thread last
+    /// wrote here if `usable` accepts it, else a fresh load.
+    ///
+    /// Under contention a load followed by a CAS costs two coherence
+    /// transactions (the load fetches the line shared, the CAS upgrades it);
+    /// a CAS from a guess costs one when the guess is right, and when it is
+    /// wrong it fails and returns the current value with the line already
+    /// owned, so the retry usually succeeds. Correctness does not depend on
+    /// the guess: the CAS compares all 64 bits, so it succeeds only if the
+    /// guess *was* the current word, exactly as if it had just been loaded.
+    #[inline]
+    fn guess(&self, usable: impl Fn(Word) -> bool) -> Word {
+        let key = std::ptr::from_ref(self) as usize;
+        sync::with_thread(|t| {
+            if t.hint_key.get() == key {
+                Some(Word(t.hint_word.get()))
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .filter(|w| usable(*w))
+        .unwrap_or_else(|| self.load())
+    }
+
+    /// Remembers the word this thread just wrote (see `guess`).
+    #[inline]
+    fn remember(&self, w: Word) {
+        let key = std::ptr::from_ref(self) as usize;
+        let _ = sync::with_thread(|t| {
+            t.hint_key.set(key);
+            t.hint_word.set(w.0);
+        });
+    }
 }
 
 /// The result of a successful startup.
@@ -283,7 +318,10 @@ impl<P: Provider> Lifecycle<P> {
     ) -> Result<Started, Error> {
         let negotiated = self.provider.versions().negotiate(requested)?;
         let limit = self.core.config.get_count_limit();
-        let mut w = self.core.load();
+        // Every decision below is taken on a word that is either fresh (a
+        // load or a failed CAS's return) or proven current by a successful
+        // CAS; a guess is only ever the CAS's expected value.
+        let mut w = self.core.guess(|w| w.is_active() && w.count() < limit);
         loop {
             if w.is_active() {
                 if w.count() >= limit {
@@ -300,6 +338,7 @@ impl<P: Provider> Lifecycle<P> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
+                        self.core.remember(w.incremented());
                         return Ok(Started {
                             negotiated,
                             generation: w.generation(),
@@ -423,7 +462,8 @@ impl<P: Provider> Lifecycle<P> {
     ///   holding an [`OperationGuard`] of this lifecycle; nothing changes (L11).
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
-        let mut w = self.core.load();
+        // As in startup: a guess is only ever the CAS's expected value.
+        let mut w = self.core.guess(|w| w.is_active() && w.count() > 1);
         loop {
             if !w.is_active() {
                 return Err(Error::NotInitialised);
@@ -447,6 +487,7 @@ impl<P: Provider> Lifecycle<P> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    self.core.remember(w.decremented());
                     return Ok(Cleanup::Decremented {
                         remaining: w.count() - 1,
                     });

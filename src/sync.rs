@@ -211,6 +211,10 @@ fn next_token() -> u64 {
 #[derive(Debug)]
 pub(crate) struct ThreadSlot {
     token: std::cell::Cell<u64>,
+    /// The lifecycle (by address) whose state word this thread last wrote
+    /// on a fast path, and the value it wrote (see `Core::guess`).
+    pub(crate) hint_key: std::cell::Cell<usize>,
+    pub(crate) hint_word: std::cell::Cell<u64>,
     pub(crate) shard: std::cell::Cell<usize>,
     pub(crate) held_keys: [std::cell::Cell<usize>; HELD_SLOTS],
     pub(crate) held_depth: [std::cell::Cell<u32>; HELD_SLOTS],
@@ -228,6 +232,8 @@ impl ThreadSlot {
         fn new() -> ThreadSlot {
             ThreadSlot {
                 token: std::cell::Cell::new(0),
+                hint_key: std::cell::Cell::new(0),
+                hint_word: std::cell::Cell::new(0),
                 shard: std::cell::Cell::new(NO_SHARD),
                 held_keys: [const { std::cell::Cell::new(0) }; HELD_SLOTS],
                 held_depth: [const { std::cell::Cell::new(0) }; HELD_SLOTS],
