@@ -98,7 +98,8 @@
 //! # Performance
 //!
 //! Startup and cleanup while the count stays at least 1 take no lock: one
-//! load and one compare-and-swap. [`Lifecycle::enter`] counts on a per-thread,
+//! compare-and-swap, from the value this thread last wrote (a load when it
+//! has none). [`Lifecycle::enter`] counts on a per-thread,
 //! cache-padded shard (no allocation, no syscall), so the guard hot path
 //! scales with threads. `benches/contention.rs` measures both against `Arc`
 //! and `Mutex` baselines in the same run; the README quotes the ratios.
