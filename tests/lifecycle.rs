@@ -231,18 +231,24 @@ fn l7_restart_after_release_is_a_fresh_generation() {
     );
 }
 
-#[test]
-fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
+/// A lifecycle whose final cleanup is running on another thread and held in
+/// Draining by a cancel hook that blocks until the returned sender is used.
+fn held_in_draining(
+    config: Config,
+) -> (
+    Arc<Lifecycle<FakeProvider>>,
+    Log,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<Cleanup>,
+) {
     let p = FakeProvider::default();
     let log = p.log.clone();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let rx = parking_lot::Mutex::new(rx);
-    // The cancel hook blocks until the test lets it go, holding the drain in
-    // Draining.
     *p.knobs.on_cancel.lock() = Some(Box::new(move || {
         let _ = rx.lock().recv_timeout(Duration::from_secs(10));
     }));
-    let l = Arc::new(Lifecycle::new(p));
+    let l = Arc::new(Lifecycle::with_config(p, config));
     l.startup(v(2, 2)).unwrap();
     let drainer = {
         let l = l.clone();
@@ -251,6 +257,12 @@ fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
     while l.state() != State::Draining {
         std::thread::yield_now();
     }
+    (l, log, tx, drainer)
+}
+
+#[test]
+fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
+    let (l, log, tx, drainer) = held_in_draining(Config::new());
     assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
     assert_eq!(
         l.startup_with(v(2, 2), StartupPolicy::FailFast),
@@ -277,24 +289,8 @@ fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
 
 #[test]
 fn l9_fail_fast_config_applies_to_startup() {
-    let p = FakeProvider::default();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let rx = parking_lot::Mutex::new(rx);
-    *p.knobs.on_cancel.lock() = Some(Box::new(move || {
-        let _ = rx.lock().recv_timeout(Duration::from_secs(10));
-    }));
-    let l = Arc::new(Lifecycle::with_config(
-        p,
-        Config::new().startup_policy(StartupPolicy::FailFast),
-    ));
-    l.startup(v(2, 2)).unwrap();
-    let drainer = {
-        let l = l.clone();
-        std::thread::spawn(move || l.cleanup().unwrap())
-    };
-    while l.state() != State::Draining {
-        std::thread::yield_now();
-    }
+    let (l, _log, tx, drainer) =
+        held_in_draining(Config::new().startup_policy(StartupPolicy::FailFast));
     assert_eq!(l.startup(v(2, 2)).unwrap_err().wsa_code(), 10036);
     assert_eq!(l.cleanup(), Err(Error::NotInitialised));
     tx.send(()).unwrap();
