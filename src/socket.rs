@@ -160,7 +160,11 @@ impl SocketHandle {
     /// Packs the handle into 64 bits (for an FFI `SOCKET`): generation in the
     /// high 20 bits, slot sequence in the middle 20, slot index in the low 24.
     /// Handles of generations 2^20 apart, or of slots reused 2^20 times, share
-    /// bits; [`SocketHandle::from_raw`] is only as exact as that.
+    /// bits; [`SocketHandle::from_raw`] is only as exact as that. Because a
+    /// raw handle must keep working, the lifecycle compares generations
+    /// modulo 2^20 for handles of the first 2^20 generations: a handle kept
+    /// across exactly a multiple of 2^20 restarts, whose slot and sequence
+    /// also match a live socket, reaches it.
     #[must_use]
     pub const fn to_raw(&self) -> u64 {
         ((self.generation & 0xf_ffff) << 44)
@@ -181,6 +185,9 @@ impl SocketHandle {
 
     pub(crate) fn matches_generation(&self, generation: u64) -> bool {
         // Raw handles carry 20 bits of generation; compare what they carry.
+        // A handle cannot say whether it came through `from_raw`, so any
+        // handle of a generation below 2^20 also matches the generations
+        // 2^20, 2·2^20, … later (documented on `to_raw`).
         self.generation == generation || self.generation == generation & 0xf_ffff
     }
 }
