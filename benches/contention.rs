@@ -2,8 +2,10 @@
 //!
 //! - `startup_cleanup/{lifecycle,arc,mutex}/T`: one startup + cleanup pair
 //!   while the count is held at ≥ 1 elsewhere (the lock-free fast path),
-//!   against an `Arc` clone + drop and a `parking_lot::Mutex<usize>`
-//!   increment + decrement, at T = 1 and 2 threads.
+//!   against an `Arc` clone + drop, a `parking_lot::Mutex<usize>`
+//!   increment + decrement, and `load_cas`: a bare load-then-CAS increment and
+//!   decrement of an `AtomicU64` (the floor of a load-first CAS design), at
+//!   T = 1 and 2 threads.
 //! - `enter_exit/{lifecycle,atomic,arc}/T`: one operation guard taken and
 //!   dropped, against a single shared `AtomicUsize` fetch_add + fetch_sub and
 //!   an `Arc` clone + drop, at T = 1, 2 and 4 threads.
@@ -15,7 +17,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -32,6 +34,18 @@ impl Provider for Bench {
 }
 
 const V: Version = Version::new(2, 2);
+
+/// One load-then-CAS step of `delta` on `a` (a load-first CAS fast path).
+fn load_cas(a: &AtomicU64, delta: i64) {
+    let mut w = a.load(Ordering::Acquire);
+    loop {
+        let next = w.wrapping_add_signed(delta);
+        match a.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => w = now,
+        }
+    }
+}
 
 /// Runs `op` `iters` times on each of `threads` workers released together by
 /// a spin barrier (a blocking barrier lets the scheduler stack workers on one
@@ -87,6 +101,15 @@ fn startup_cleanup(c: &mut Criterion) {
         let arc = Arc::new(0u64);
         g.bench_with_input(BenchmarkId::new("arc", threads), &threads, |b, &t| {
             b.iter_custom(|iters| run_threads(t, iters, &arc, |a| drop(black_box(Arc::clone(a)))));
+        });
+        let word = AtomicU64::new(1 << 3);
+        g.bench_with_input(BenchmarkId::new("load_cas", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &word, |a| {
+                    load_cas(a, 1 << 3);
+                    load_cas(a, -(1 << 3));
+                })
+            });
         });
         let mutex = Mutex::new(1usize);
         g.bench_with_input(BenchmarkId::new("mutex", threads), &threads, |b, &t| {
