@@ -71,8 +71,8 @@ fn main() -> ExitCode {
     let provider = Lifecycle::with_config(
         TcpProvider::default(),
         Config::new()
-            .open_sockets(OpenSocketPolicy::Graceful)
-            .drain_deadline(Duration::from_secs(20)),
+            .with_open_socket_policy(OpenSocketPolicy::Graceful)
+            .with_drain_deadline(Duration::from_secs(20)),
     );
 
     println!("1. nested startups");
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
                 c.name,
                 c.linger,
                 c.blocking,
-                out.status,
+                out.outcome,
                 out.bytes_flushed,
                 out.bytes_discarded,
                 t.elapsed()
@@ -177,7 +177,7 @@ fn main() -> ExitCode {
     let first = b.end().expect("cleanup B");
     println!("  B: {first:?}");
     let report = match provider.cleanup().expect("cleanup A") {
-        provider_lifecycle::Cleanup::Released(r) => r,
+        provider_lifecycle::Cleanup::Final(r) => r,
         other => panic!("expected the final cleanup, got {other:?}"),
     };
     println!("{report}");

@@ -5,19 +5,34 @@ use std::time::Duration;
 
 use crate::state::MAX_COUNT;
 
-/// What a startup does while a final cleanup is draining (rule L9).
+/// What a startup does when it cannot count at once ([L9](crate::contract#L9)).
+///
+/// | policy | Draining | another thread initializing |
+/// |---|---|---|
+/// | `Wait` (default) | blocks until Released, then initializes afresh | waits for it |
+/// | `FailFast` | [`InProgress`](crate::Error::InProgress) | waits for it |
+/// | `NoWait` | `InProgress` | `InProgress` |
+///
+/// A startup never waits for itself: from inside the initialization hook,
+/// from the draining thread, or while holding a guard during Draining it
+/// answers `InProgress` whatever the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StartupPolicy {
     /// Block until the provider is Released, then initialize a fresh
     /// generation (the default).
     #[default]
     Wait,
-    /// Fail at once with [`Error::InProgress`](crate::Error::InProgress).
+    /// During Draining, fail at once with
+    /// [`Error::InProgress`](crate::Error::InProgress).
     FailFast,
+    /// Never block: `InProgress` during Draining and while another thread
+    /// initializes. What [`Lifecycle::try_startup`](crate::Lifecycle::try_startup) uses.
+    NoWait,
 }
 
-/// How the final cleanup closes sockets the application left open (L6.2).
+/// How the final cleanup closes sockets the application left open ([L6.2](crate::contract#L6)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum OpenSocketPolicy {
     /// Abortively: unsent data is discarded and its byte count reported
     /// (the default, like `WSACleanup` on open sockets).
@@ -38,11 +53,12 @@ pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// use std::time::Duration;
 /// use provider_lifecycle::{Config, OpenSocketPolicy, StartupPolicy};
 /// const CONFIG: Config = Config::new()
-///     .startup_policy(StartupPolicy::FailFast)
-///     .open_sockets(OpenSocketPolicy::Graceful)
-///     .drain_deadline(Duration::from_secs(2))
-///     .count_limit(1000);
-/// assert_eq!(CONFIG.get_count_limit(), 1000);
+///     .with_startup_policy(StartupPolicy::FailFast)
+///     .with_open_socket_policy(OpenSocketPolicy::Graceful)
+///     .with_drain_deadline(Duration::from_secs(2))
+///     .with_count_limit(1000);
+/// assert_eq!(CONFIG.count_limit(), 1000);
+/// assert_eq!(CONFIG.open_socket_policy(), OpenSocketPolicy::Graceful);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -68,14 +84,14 @@ impl Config {
 
     /// Sets the startup-during-Draining policy (L9).
     #[must_use]
-    pub const fn startup_policy(mut self, policy: StartupPolicy) -> Config {
+    pub const fn with_startup_policy(mut self, policy: StartupPolicy) -> Config {
         self.startup_policy = policy;
         self
     }
 
-    /// Sets the open-socket policy of the final cleanup (L6.2).
+    /// Sets the open-socket policy of the final cleanup ([L6.2](crate::contract#L6)).
     #[must_use]
-    pub const fn open_sockets(mut self, policy: OpenSocketPolicy) -> Config {
+    pub const fn with_open_socket_policy(mut self, policy: OpenSocketPolicy) -> Config {
         self.open_sockets = policy;
         self
     }
@@ -86,14 +102,14 @@ impl Config {
     /// that outlive it delay the cleanup (see the report's
     /// `overran_deadline`).
     #[must_use]
-    pub const fn drain_deadline(mut self, deadline: Duration) -> Config {
+    pub const fn with_drain_deadline(mut self, deadline: Duration) -> Config {
         self.drain_deadline = deadline;
         self
     }
 
-    /// Sets the count limit (L10), clamped to `1..=MAX_COUNT`.
+    /// Sets the count limit ([L10](crate::contract#L10)), clamped to `1..=MAX_COUNT`.
     #[must_use]
-    pub const fn count_limit(mut self, limit: u32) -> Config {
+    pub const fn with_count_limit(mut self, limit: u32) -> Config {
         self.count_limit = if limit == 0 {
             1
         } else if limit > MAX_COUNT {
@@ -107,26 +123,26 @@ impl Config {
     /// The startup policy.
     #[must_use]
     #[inline]
-    pub const fn get_startup_policy(&self) -> StartupPolicy {
+    pub const fn startup_policy(&self) -> StartupPolicy {
         self.startup_policy
     }
 
     /// The open-socket policy.
     #[must_use]
-    pub const fn get_open_sockets(&self) -> OpenSocketPolicy {
+    pub const fn open_socket_policy(&self) -> OpenSocketPolicy {
         self.open_sockets
     }
 
     /// The drain deadline.
     #[must_use]
-    pub const fn get_drain_deadline(&self) -> Duration {
+    pub const fn drain_deadline(&self) -> Duration {
         self.drain_deadline
     }
 
     /// The count limit.
     #[must_use]
     #[inline]
-    pub const fn get_count_limit(&self) -> u32 {
+    pub const fn count_limit(&self) -> u32 {
         self.count_limit
     }
 }

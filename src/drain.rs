@@ -1,53 +1,14 @@
-//! The drain engine: calling user code safely, flushing many sockets from one
-//! thread, and releasing resources in reverse order (rules L6.2–L6.4, S2, S3).
+//! The drain engine: ending one socket (flushed, or aborted with what it
+//! discarded counted) and flushing many sockets from one thread
+//! ([L6.2](crate::contract#L6)–[L6.3](crate::contract#L6),
+//! [S2](crate::contract#S2), [S3](crate::contract#S3)).
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use crate::provider::Registered;
-use crate::report::{
-    HookOutcome, ResourceReport, SocketFaults, SocketOutcome, SocketPhase, SocketReport,
-};
+use crate::hook::{HookOutcome, call, drop_quietly, hook};
+use crate::report::{SocketFaults, SocketOutcome, SocketPhase, SocketReport};
 use crate::socket::Closing;
-use crate::{BoxError, FlushStatus, Linger, Socket, SocketHandle};
-
-/// Runs user code, turning a panic into its message.
-pub(crate) fn call<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
-}
-
-/// Runs a fallible user hook and says how it went.
-pub(crate) fn hook(f: impl FnOnce() -> Result<(), BoxError>) -> HookOutcome {
-    match call(f) {
-        Ok(Ok(())) => HookOutcome::Ok,
-        Ok(Err(e)) => HookOutcome::Failed(e.to_string()),
-        Err(p) => HookOutcome::Panicked(p),
-    }
-}
-
-pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
-}
-
-/// Releases resources in reverse order of registration; a failure or panic is
-/// recorded and does not stop the others (L6.4).
-pub(crate) fn release_resources(resources: Vec<Registered>) -> Vec<ResourceReport> {
-    resources
-        .into_iter()
-        .rev()
-        .map(|r| ResourceReport {
-            outcome: hook(move || r.resource.release()),
-            name: r.name,
-        })
-        .collect()
-}
+use crate::{FlushStatus, Linger, Socket, SocketHandle};
 
 /// One socket being flushed.
 pub(crate) struct Task<S> {
@@ -136,8 +97,7 @@ pub(crate) fn abort_socket<S: Socket>(
 ) -> SocketReport {
     let remaining = unsent_or(&socket, start_unsent);
     let abort = hook(|| socket.abort());
-    let release = hook(|| socket.release());
-    drop(socket);
+    let release = release_and_drop(socket);
     SocketReport {
         handle,
         linger,
@@ -149,16 +109,26 @@ pub(crate) fn abort_socket<S: Socket>(
     }
 }
 
+/// Calls `release` (S2: last), then drops the socket with its `Drop` panics
+/// caught ([L14](crate::contract#L14)); a panicking drop is reported as the
+/// release's outcome unless the release itself already failed.
+fn release_and_drop<S: Socket>(mut socket: S) -> HookOutcome {
+    let release = hook(|| socket.release());
+    match drop_quietly(socket) {
+        Some(p) if release.is_ok() => HookOutcome::Panicked(format!("drop: {p}")),
+        _ => release,
+    }
+}
+
 /// Releases a socket whose data is all out.
 pub(crate) fn finish_socket<S: Socket>(
     handle: SocketHandle,
-    mut socket: S,
+    socket: S,
     linger: Linger,
     phase: SocketPhase,
     start_unsent: u64,
 ) -> SocketReport {
-    let release = hook(|| socket.release());
-    drop(socket);
+    let release = release_and_drop(socket);
     SocketReport {
         handle,
         linger,
@@ -210,7 +180,10 @@ fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
             let after = unsent_or(&t.socket, before);
             return Step::Pending(t, after < before);
         }
-        Ok(Err(e)) => (SocketOutcome::Failed, e.to_string()),
+        Ok(Err(e)) => match call(move || e.to_string()) {
+            Ok(text) => (SocketOutcome::Failed, text),
+            Err(p) => (SocketOutcome::Panicked, format!("error Display: {p}")),
+        },
         Err(p) => (SocketOutcome::Panicked, p),
     };
     Step::Finished(abort_socket(
@@ -247,11 +220,6 @@ impl<S: Socket> Flusher<S> {
         self.tasks.push(task);
     }
 
-    /// Tasks not finished yet.
-    pub(crate) fn pending(&self) -> usize {
-        self.tasks.len()
-    }
-
     /// Gives the unfinished tasks back (for the background-closing list).
     pub(crate) fn into_pending(self) -> (Vec<Task<S>>, Vec<SocketReport>) {
         (self.tasks, self.reports)
@@ -281,22 +249,47 @@ impl<S: Socket> Flusher<S> {
     /// Runs rounds until every task is finished (done, failed, or past its
     /// deadline).
     pub(crate) fn run(&mut self) {
-        let mut backoff = Duration::ZERO;
+        let mut backoff = Backoff::default();
         while !self.tasks.is_empty() {
-            if self.round() {
-                backoff = Duration::ZERO;
-                continue;
+            let progressed = self.round();
+            if let Some(next) = self.tasks.iter().map(|t| t.deadline).min() {
+                backoff.pause(progressed, next);
             }
-            let Some(next) = self.tasks.iter().map(|t| t.deadline).min() else {
-                break;
-            };
-            let until = next.saturating_duration_since(Instant::now());
-            crate::sync::backoff(backoff.min(until));
-            backoff = if backoff.is_zero() {
-                Duration::from_micros(20)
-            } else {
-                (backoff * 2).min(MAX_BACKOFF)
-            };
         }
+    }
+}
+
+/// Flushes one socket until it is done, fails or reaches its deadline.
+pub(crate) fn flush_one<S: Socket>(mut task: Task<S>) -> SocketReport {
+    let mut backoff = Backoff::default();
+    loop {
+        match step(task, Instant::now()) {
+            Step::Finished(report) => return report,
+            Step::Pending(t, progressed) => {
+                backoff.pause(progressed, t.deadline);
+                task = t;
+            }
+        }
+    }
+}
+
+/// The pause between rounds that made no progress: a yield, then sleeps
+/// doubling from 20 µs to 1 ms, never past the next deadline.
+#[derive(Default)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn pause(&mut self, progressed: bool, next_deadline: Instant) {
+        if progressed {
+            self.0 = Duration::ZERO;
+            return;
+        }
+        let until = next_deadline.saturating_duration_since(Instant::now());
+        crate::sync::backoff(self.0.min(until));
+        self.0 = if self.0.is_zero() {
+            Duration::from_micros(20)
+        } else {
+            (self.0 * 2).min(MAX_BACKOFF)
+        };
     }
 }

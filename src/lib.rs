@@ -105,17 +105,25 @@
 //! and `Mutex` baselines in the same run; the README quotes the ratios.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod close;
 mod config;
+pub mod contract;
 mod drain;
 mod error;
 mod guard;
+mod hook;
 mod lifecycle;
 mod provider;
+mod raw;
 mod report;
+mod resource;
+mod session;
 mod socket;
 mod state;
 mod sync;
+mod thread;
 mod version;
 
 /// The README's examples, compiled and run as doc tests.
@@ -126,12 +134,55 @@ struct ReadmeDoctests;
 pub use config::{Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy};
 pub use error::{BoxError, Error};
 pub use guard::OperationGuard;
-pub use lifecycle::{Cleanup, Lifecycle, Session, Snapshot, Started};
-pub use provider::{Provider, Registrar, Resource};
+pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
+pub use provider::{Provider, Registrar};
 pub use report::{
-    CloseOutcome, CloseStatus, DrainReport, HookOutcome, OperationsReport, PhaseTimings,
-    ResourceReport, SocketFaults, SocketOutcome, SocketPhase, SocketReport,
+    DrainReport, HookOutcome, OperationsReport, PhaseTimings, ResourceReport, SocketFaults,
+    SocketOutcome, SocketPhase, SocketReport, SummarizedSockets,
 };
+pub use resource::Resource;
+pub use session::Session;
 pub use socket::{FlushStatus, Linger, NoSocket, Socket, SocketHandle};
 pub use state::{MAX_COUNT, State};
 pub use version::{Negotiated, Version, VersionRange};
+
+/// Compile-time proof of which public types can be shared across threads.
+#[allow(dead_code)]
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    struct Sock;
+    impl Socket for Sock {
+        fn unsent(&self) -> u64 {
+            0
+        }
+        fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+            Ok(FlushStatus::Done)
+        }
+        fn abort(&mut self) -> Result<(), BoxError> {
+            Ok(())
+        }
+    }
+    struct P;
+    impl Provider for P {
+        type Socket = Sock;
+        fn versions(&self) -> VersionRange {
+            VersionRange::new(Version::new(1, 0), Version::new(1, 0))
+        }
+    }
+    send_sync::<Lifecycle<P>>();
+    send_sync::<Config>();
+    send_sync::<Error>();
+    send_sync::<DrainReport>();
+    send_sync::<SocketReport>();
+    send_sync::<Cleanup>();
+    send_sync::<Started>();
+    send_sync::<Snapshot>();
+    send_sync::<SocketHandle>();
+    send_sync::<State>();
+    send_sync::<Version>();
+    send_sync::<VersionRange>();
+    send::<Registrar>();
+    send::<Session<'static, P>>();
+    send_sync::<Session<'static, P>>();
+};

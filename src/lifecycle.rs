@@ -1,114 +1,30 @@
-//! The public [`Lifecycle`]: counted startup and cleanup, sessions, guards,
-//! sockets, resources, and the final cleanup's drain.
+//! The public [`Lifecycle`]: counted startup and cleanup, guards, sockets,
+//! resources, and the order of the final cleanup's steps. The mechanics live
+//! below it: the state word's transitions in `state.rs`, the guard shards and
+//! slow-path frames in `raw.rs`, every close decision in `close.rs`.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::config::{Config, OpenSocketPolicy, StartupPolicy};
-use crate::drain::{self, Flusher, Task, abort_socket, call, finish_socket, hook};
+use crate::close::{self, Closed};
+use crate::config::{Config, StartupPolicy};
 use crate::guard::OperationGuard;
-use crate::provider::{Registered, Registrar};
-use crate::report::{
-    CloseOutcome, CloseStatus, DrainReport, HookOutcome, OperationsReport, PhaseTimings,
-    SocketOutcome, SocketPhase, SocketReport,
-};
-use crate::socket::{Closing, Registry};
-use crate::state::{State, Word};
-use crate::sync::{self, AtomicU64, CachePadded, Condvar, Mutex, Ordering, Shards};
-use crate::{
-    BoxError, Error, Linger, Negotiated, Provider, Resource, Socket, SocketHandle, Version,
-};
-
-/// The non-generic part of a lifecycle: the state word, the guard shards and
-/// the slow-path lock. Guards borrow only this.
-pub(crate) struct Core {
-    /// The packed state word (see `state.rs`), alone on its cache line.
-    pub(crate) word: CachePadded<AtomicU64>,
-    /// Guard counters, one cache line each (see `guard.rs`).
-    pub(crate) shards: Shards,
-    /// Slow-path state; also the lock every wait and wake goes through.
-    pub(crate) control: Mutex<Control>,
-    /// Woken on every slow-path transition and when a guard leaves during
-    /// Draining. All waits loop on their own condition.
-    pub(crate) cv: Condvar,
-    pub(crate) config: Config,
-}
-
-/// What the slow paths share under `Core::control`.
-pub(crate) struct Control {
-    /// Resources of the current generation, in registration order.
-    resources: Vec<Registered>,
-    /// The thread running the initialization hook (0: none).
-    init_token: u64,
-    /// The thread running the final cleanup (0: none).
-    drain_token: u64,
-}
-
-impl Core {
-    sync::loom_const_fn! {
-        fn new(config: Config) -> Core {
-            Core {
-                word: sync::new_word(Word::UNINITIALIZED.0),
-                shards: sync::new_shards(crate::guard::CLOSED),
-                control: Mutex::new(Control {
-                    resources: Vec::new(),
-                    init_token: 0,
-                    drain_token: 0,
-                }),
-                cv: Condvar::new(),
-                config,
-            }
-        }
-    }
-
-    #[inline]
-    fn load(&self) -> Word {
-        // Acquire: pairs with the Release/AcqRel writes of every transition,
-        // so a caller that sees Active also sees the initialization.
-        Word(self.word.load(Ordering::Acquire))
-    }
-
-    /// The expected value for a fast-path CAS: the word this thread last
-    /// wrote here if `usable` accepts it, else a fresh load.
-    ///
-    /// Under contention a load followed by a CAS costs two coherence
-    /// transactions (the load fetches the line shared, the CAS upgrades it);
-    /// a CAS from a guess costs one when the guess is right, and when it is
-    /// wrong it fails and returns the current value with the line already
-    /// owned, so the retry usually succeeds. Correctness does not depend on
-    /// the guess: the CAS compares all 64 bits, so it succeeds only if the
-    /// guess *was* the current word, exactly as if it had just been loaded.
-    #[inline]
-    fn guess(&self, usable: impl Fn(Word) -> bool) -> Word {
-        let key = std::ptr::from_ref(self) as usize;
-        sync::with_thread(|t| {
-            if t.hint_key.get() == key {
-                Some(Word(t.hint_word.get()))
-            } else {
-                None
-            }
-        })
-        .flatten()
-        .filter(|w| usable(*w))
-        .unwrap_or_else(|| self.load())
-    }
-
-    /// Remembers the word this thread just wrote (see `guess`).
-    #[inline]
-    fn remember(&self, w: Word) {
-        let key = std::ptr::from_ref(self) as usize;
-        let _ = sync::with_thread(|t| {
-            t.hint_key.set(key);
-            t.hint_word.set(w.0);
-        });
-    }
-}
+use crate::hook::{call, hook, hook_value};
+use crate::provider::Registrar;
+use crate::raw::{Initializing, RawLifecycle, Slow, Teardown};
+use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
+use crate::resource::{Registered, release_resources};
+use crate::session::Session;
+use crate::socket::{Cell, Registry};
+use crate::state::{Join, Leave, State, Word};
+use crate::sync::{self, Mutex};
+use crate::{BoxError, Error, Negotiated, Provider, Resource, SocketHandle, Version};
 
 /// The result of a successful startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Started {
     /// The negotiated version and the provider's highest (V2). A caller that
-    /// rejects it must still call cleanup once (L3).
+    /// rejects it must still call cleanup once ([L3](crate::contract#L3)).
     pub negotiated: Negotiated,
     /// The generation this startup joined.
     pub generation: u64,
@@ -120,14 +36,16 @@ pub struct Started {
 /// The result of a successful cleanup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cleanup {
-    /// The count went down and stays at least 1; nothing was closed (L5).
+    /// The count went down and stays at least 1; nothing was closed
+    /// ([L5](crate::contract#L5)).
     Decremented {
         /// The count after this cleanup.
         remaining: u32,
     },
     /// This was the final cleanup: the provider is torn down and Released,
-    /// and this is what the drain did (L6, D1).
-    Released(Box<DrainReport>),
+    /// and this is what the drain did ([L6](crate::contract#L6),
+    /// [D1](crate::contract#D1)).
+    Final(Box<DrainReport>),
 }
 
 impl Cleanup {
@@ -135,7 +53,16 @@ impl Cleanup {
     #[must_use]
     pub fn report(&self) -> Option<&DrainReport> {
         match self {
-            Cleanup::Released(r) => Some(r),
+            Cleanup::Final(r) => Some(r),
+            Cleanup::Decremented { .. } => None,
+        }
+    }
+
+    /// The drain report by value, if this was the final cleanup.
+    #[must_use]
+    pub fn into_report(self) -> Option<DrainReport> {
+        match self {
+            Cleanup::Final(r) => Some(*r),
             Cleanup::Decremented { .. } => None,
         }
     }
@@ -143,7 +70,7 @@ impl Cleanup {
     /// Whether this was the final cleanup.
     #[must_use]
     pub fn is_final(&self) -> bool {
-        matches!(self, Cleanup::Released(_))
+        matches!(self, Cleanup::Final(_))
     }
 }
 
@@ -154,11 +81,11 @@ pub struct Snapshot {
     pub state: State,
     /// The reference count (0 unless Active).
     pub count: u32,
-    /// The generation: how many final cleanups have completed.
+    /// The generation: how many final cleanups have completed (modulo 2^31).
     pub generation: u64,
 }
 
-/// One provider's per-process lifecycle (rule L1).
+/// One provider's per-process lifecycle ([L1](crate::contract#L1)).
 ///
 /// See the [crate docs](crate) for the state table and an example. All
 /// methods take `&self`; a `Lifecycle` is `Send + Sync` and can live in a
@@ -168,9 +95,9 @@ pub struct Snapshot {
 /// |---|---|---|
 /// | [`startup`](Lifecycle::startup) | Active, count below the limit: one CAS | first startup (initialization), Draining (wait) |
 /// | [`cleanup`](Lifecycle::cleanup) | count ≥ 2: one CAS | the final cleanup (drain) |
-/// | [`enter`](Lifecycle::enter) | always: a per-thread shard and a load | — |
+/// | [`enter`](Lifecycle::enter) | always, refusals included: a per-thread shard and a load | — |
 pub struct Lifecycle<P: Provider> {
-    core: Core,
+    raw: RawLifecycle,
     sockets: Mutex<Registry<P::Socket>>,
     provider: P,
 }
@@ -198,7 +125,7 @@ impl<P: Provider> Lifecycle<P> {
         /// A lifecycle in the Uninitialized state with `config`.
         pub fn with_config(provider: P, config: Config) -> Lifecycle<P> {
             Lifecycle {
-                core: Core::new(config),
+                raw: RawLifecycle::new(config),
                 sockets: Mutex::new(Registry::new()),
                 provider,
             }
@@ -212,27 +139,28 @@ impl<P: Provider> Lifecycle<P> {
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.core.config
+        &self.raw.config
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.core.load().state()
+        self.raw.word.load().state()
     }
 
     /// The current reference count (0 unless Active).
     pub fn count(&self) -> u32 {
-        self.core.load().count()
+        self.raw.word.load().count()
     }
 
-    /// The current generation: how many final cleanups have completed.
+    /// The current generation: how many final cleanups have completed
+    /// (modulo 2^31).
     pub fn generation(&self) -> u64 {
-        self.core.load().generation()
+        self.raw.word.load().generation()
     }
 
     /// State, count and generation read together (one load of the word).
     pub fn snapshot(&self) -> Snapshot {
-        let w = self.core.load();
+        let w = self.raw.word.load();
         Snapshot {
             state: w.state(),
             count: w.count(),
@@ -246,27 +174,30 @@ impl<P: Provider> Lifecycle<P> {
 
     /// Counts one startup (`WSPStartup`), initializing the provider if this
     /// is the first one of a generation. Every `Ok` must be matched by exactly
-    /// one [`cleanup`](Lifecycle::cleanup) (L1, L3); an `Err` is not counted.
+    /// one [`cleanup`](Lifecycle::cleanup) ([L1](crate::contract#L1),
+    /// [L3](crate::contract#L3)); an `Err` is not counted.
     ///
-    /// During Draining it follows the configured [`StartupPolicy`] (L9).
+    /// During Draining it follows the configured [`StartupPolicy`]
+    /// ([L9](crate::contract#L9)).
     ///
     /// # Errors
     ///
     /// - [`Error::VersionNotSupported`]: `requested` below the provider's
-    ///   range or major 0 (V2);
-    /// - [`Error::ProcessLimit`]: the count is at its limit (L10);
+    ///   range or major 0 ([V2](crate::contract#V2));
+    /// - [`Error::ProcessLimit`]: the count is at its limit
+    ///   ([L10](crate::contract#L10));
     /// - the initialization hook's error, [`Error::SystemNotReady`] if it
-    ///   panicked (L2);
+    ///   panicked ([L2](crate::contract#L2));
     /// - [`Error::InProgress`]: Draining with `FailFast`; or a startup that
     ///   would wait for itself (from inside the initialization hook or the
     ///   drain, or while holding a guard during Draining).
     #[inline]
     pub fn startup(&self, requested: Version) -> Result<Started, Error> {
-        self.startup_inner(requested, self.core.config.get_startup_policy(), false)
+        self.startup_with(requested, self.raw.config.startup_policy())
     }
 
-    /// [`startup`](Lifecycle::startup) with an explicit Draining policy for
-    /// this call.
+    /// [`startup`](Lifecycle::startup) with an explicit [`StartupPolicy`]
+    /// for this call.
     ///
     /// # Errors
     ///
@@ -277,12 +208,30 @@ impl<P: Provider> Lifecycle<P> {
         requested: Version,
         policy: StartupPolicy,
     ) -> Result<Started, Error> {
-        self.startup_inner(requested, policy, false)
+        let negotiated = self.provider.versions().negotiate(requested)?;
+        let limit = self.raw.config.count_limit();
+        let id = self.raw.id();
+        loop {
+            match self.raw.word.join(id, limit) {
+                Join::Joined(w) => {
+                    return Ok(Started {
+                        negotiated,
+                        generation: w.generation(),
+                        initialized: false,
+                    });
+                }
+                Join::Limit => return Err(Error::ProcessLimit),
+                Join::NotActive(_) => match self.raw.startup_slow(policy)? {
+                    Slow::Retry => {}
+                    Slow::Initialize(init) => return self.initialize(init, negotiated),
+                },
+            }
+        }
     }
 
-    /// A startup that never blocks: while another thread is initializing or
-    /// draining it fails with [`Error::InProgress`] (L9). The first startup of
-    /// a generation still runs the initialization hook on this thread.
+    /// A startup that never blocks: `startup_with(requested,
+    /// StartupPolicy::NoWait)` ([L9](crate::contract#L9)). The first startup
+    /// of a generation still runs the initialization hook on this thread.
     ///
     /// # Errors
     ///
@@ -290,126 +239,26 @@ impl<P: Provider> Lifecycle<P> {
     /// wait.
     #[inline]
     pub fn try_startup(&self, requested: Version) -> Result<Started, Error> {
-        self.startup_inner(requested, StartupPolicy::FailFast, true)
+        self.startup_with(requested, StartupPolicy::NoWait)
     }
 
-    /// Starts a session: a startup whose cleanup runs when the returned
-    /// [`Session`] is dropped or [ended](Session::end). Sessions and
-    /// hand-paired startups share one count.
+    /// Starts a [`Session`]: a startup whose cleanup runs when the session is
+    /// dropped or [ended](Session::end). Sessions and hand-paired startups
+    /// share one count.
     ///
     /// # Errors
     ///
     /// As [`startup`](Lifecycle::startup).
     pub fn session(&self, requested: Version) -> Result<Session<'_, P>, Error> {
         let started = self.startup(requested)?;
-        Ok(Session {
-            lifecycle: self,
-            started,
-            ended: false,
-        })
-    }
-
-    #[inline]
-    fn startup_inner(
-        &self,
-        requested: Version,
-        policy: StartupPolicy,
-        nonblocking: bool,
-    ) -> Result<Started, Error> {
-        let negotiated = self.provider.versions().negotiate(requested)?;
-        let limit = self.core.config.get_count_limit();
-        // Every decision below is taken on a word that is either fresh (a
-        // load or a failed CAS's return) or proven current by a successful
-        // CAS; a guess is only ever the CAS's expected value.
-        let mut w = self.core.guess(|w| w.is_active() && w.count() < limit);
-        loop {
-            if w.is_active() {
-                if w.count() >= limit {
-                    return Err(Error::ProcessLimit);
-                }
-                // AcqRel on success: Acquire to see the initialization that
-                // published Active; Release so a later final cleanup (which
-                // reads this count) sees what this caller did before.
-                // Acquire on failure: we re-examine the fresh word.
-                match self.core.word.compare_exchange_weak(
-                    w.0,
-                    w.incremented().0,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        self.core.remember(w.incremented());
-                        return Ok(Started {
-                            negotiated,
-                            generation: w.generation(),
-                            initialized: false,
-                        });
-                    }
-                    Err(now) => {
-                        w = Word(now);
-                        continue;
-                    }
-                }
-            }
-            if let Some(started) = self.startup_slow(negotiated, policy, nonblocking)? {
-                return Ok(started);
-            }
-            w = self.core.load();
-        }
-    }
-
-    /// Not Active: initialize, or wait for whoever is initializing or
-    /// draining. `Ok(None)` means "Active now: retry the fast path".
-    #[cold]
-    fn startup_slow(
-        &self,
-        negotiated: Negotiated,
-        policy: StartupPolicy,
-        nonblocking: bool,
-    ) -> Result<Option<Started>, Error> {
-        let me = sync::thread_token();
-        let mut ctl = self.core.control.lock();
-        loop {
-            let w = self.core.load();
-            match w.state() {
-                State::Active => return Ok(None),
-                State::Draining => {
-                    if nonblocking
-                        || policy == StartupPolicy::FailFast
-                        || ctl.drain_token == me
-                        || self.core.held_by_current_thread()
-                    {
-                        return Err(Error::InProgress);
-                    }
-                    ctl = self.core.cv.wait(ctl);
-                }
-                State::Uninitialized | State::Released if w.initializing() => {
-                    if nonblocking || ctl.init_token == me {
-                        return Err(Error::InProgress);
-                    }
-                    ctl = self.core.cv.wait(ctl);
-                }
-                State::Uninitialized | State::Released => {
-                    // Only slow paths (all under `control`) write the word in
-                    // these states, so a plain store is race-free. Relaxed:
-                    // the flag is only read under `control` or compared by
-                    // fast-path CASes that require Active and so fail anyway.
-                    self.core
-                        .word
-                        .store(w.with_initializing(true).0, Ordering::Relaxed);
-                    ctl.init_token = me;
-                    drop(ctl);
-                    return self.initialize(w, negotiated).map(Some);
-                }
-            }
-        }
+        Ok(Session::new(self, started))
     }
 
     /// Runs the provider's initialization with no lock held, then publishes
     /// Active with count 1, or puts the state back (L2).
     #[cold]
-    fn initialize(&self, before: Word, negotiated: Negotiated) -> Result<Started, Error> {
-        let generation = before.generation();
+    fn initialize(&self, init: Initializing<'_>, negotiated: Negotiated) -> Result<Started, Error> {
+        let generation = init.generation();
         let mut registrar = Registrar::new(generation);
         let result = match call(|| self.provider.initialize(&mut registrar)) {
             Ok(r) => r,
@@ -417,32 +266,24 @@ impl<P: Provider> Lifecycle<P> {
                 "initialization panicked: {panic}"
             ))),
         };
-        if result.is_err() {
-            // L2: release what it registered, in reverse order, before the
-            // state goes back, so a retry starts from nothing.
-            drain::release_resources(std::mem::take(&mut registrar.resources));
-        }
-        let mut ctl = self.core.control.lock();
-        ctl.init_token = 0;
-        let published = match &result {
+        let resources = std::mem::take(&mut registrar.resources);
+        match result {
             Ok(()) => {
-                ctl.resources = std::mem::take(&mut registrar.resources);
-                self.core.open_shards();
-                Word::new(State::Active, 1, generation)
+                init.publish(Ok(resources));
+                Ok(Started {
+                    negotiated,
+                    generation,
+                    initialized: true,
+                })
             }
-            Err(_) => before.with_initializing(false),
-        };
-        // Release: publishes the initialization (and the resources) to every
-        // Acquire load that sees Active.
-        self.core.word.store(published.0, Ordering::Release);
-        published.check();
-        self.core.cv.notify_all();
-        drop(ctl);
-        result.map(|()| Started {
-            negotiated,
-            generation,
-            initialized: true,
-        })
+            Err(e) => {
+                // L2: release what it registered, in reverse order, before the
+                // state goes back, so a retry starts from nothing.
+                release_resources(resources);
+                init.publish(Err(()));
+                Err(e)
+            }
+        }
     }
 
     // ------------------------------------------------------------------
@@ -450,82 +291,51 @@ impl<P: Provider> Lifecycle<P> {
     // ------------------------------------------------------------------
 
     /// Counts one cleanup (`WSPCleanup`). With the count above 1 it only
-    /// decrements (L5). The final one moves the state to Draining at once and
-    /// tears down in the order of rule L6, returning only when the provider is
-    /// Released and immediately re-initializable (L7), with the drain report.
+    /// decrements ([L5](crate::contract#L5)). The final one moves the state
+    /// to Draining at once and tears down in the order of rule
+    /// [L6](crate::contract#L6), returning only when the provider is Released
+    /// and immediately re-initializable ([L7](crate::contract#L7)), with the
+    /// drain report. No panic in user code escapes it or leaves the state in
+    /// Draining ([L14](crate::contract#L14)).
     ///
     /// # Errors
     ///
     /// - [`Error::NotInitialised`]: the count is 0 (never started, one cleanup
-    ///   too many, or Draining); nothing changes (L4);
+    ///   too many, or Draining); nothing changes ([L4](crate::contract#L4));
     /// - [`Error::InProgress`]: the final cleanup was issued from a thread
-    ///   holding an [`OperationGuard`] of this lifecycle; nothing changes (L11).
+    ///   holding an [`OperationGuard`] of this lifecycle; nothing changes
+    ///   ([L11](crate::contract#L11)).
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
-        // As in startup: a guess is only ever the CAS's expected value.
-        let mut w = self.core.guess(|w| w.is_active() && w.count() > 1);
+        let id = self.raw.id();
         loop {
-            if !w.is_active() {
-                return Err(Error::NotInitialised);
-            }
-            if w.count() == 1 {
-                match self.begin_final(w)? {
-                    Some(report) => return Ok(Cleanup::Released(report)),
-                    None => {
-                        w = self.core.load();
-                        continue;
-                    }
-                }
-            }
-            // AcqRel on success: Release publishes this caller's work to the
-            // eventual final cleanup; Acquire keeps the chain of decrements
-            // a release sequence. Acquire on failure: re-examined below.
-            match self.core.word.compare_exchange_weak(
-                w.0,
-                w.decremented().0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.core.remember(w.decremented());
+            match self.raw.word.leave(id) {
+                Leave::Left(w) => {
                     return Ok(Cleanup::Decremented {
                         remaining: w.count() - 1,
                     });
                 }
-                Err(now) => w = Word(now),
+                Leave::NotActive => return Err(Error::NotInitialised),
+                Leave::Last(w) => {
+                    if let Some(frame) = self.raw.begin_final(w)? {
+                        return Ok(Cleanup::Final(Box::new(self.teardown(frame))));
+                    }
+                }
             }
         }
     }
 
-    /// The 1 → 0 transition. `Ok(None)`: the word changed, retry.
-    #[cold]
-    fn begin_final(&self, w: Word) -> Result<Option<Box<DrainReport>>, Error> {
-        if self.core.held_by_current_thread() {
-            return Err(Error::InProgress);
-        }
-        let draining = Word::new(State::Draining, 0, w.generation());
-        // AcqRel: Acquire every earlier cleanup's Release decrement; Release
-        // the flip to enters whose Acquire load sees Draining.
-        if self
-            .core
-            .word
-            .compare_exchange(w.0, draining.0, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(self.teardown(w))))
-    }
-
-    /// Rule L6, steps 1–6, on the calling thread. Runs exactly once per
+    /// Rule L6, steps 1–5, on the calling thread; step 6 is the frame's drop
+    /// (so it happens even if a step unwinds). Runs exactly once per
     /// generation: only the thread whose CAS flipped Active → Draining gets
     /// here.
     #[cold]
-    fn teardown(&self, active: Word) -> DrainReport {
-        let generation = active.generation();
+    fn teardown(&self, frame: Teardown<'_>) -> DrainReport {
+        let generation = frame.generation();
+        #[cfg(feature = "tracing")]
+        let _span = tracing::info_span!("final_cleanup", generation).entered();
         let start = Instant::now();
-        let deadline = after(start, self.core.config.get_drain_deadline());
-        self.core.control.lock().drain_token = sync::thread_token();
+        let deadline = close::after(start, self.raw.config.drain_deadline());
         let mut report = DrainReport {
             generation,
             ..DrainReport::default()
@@ -533,13 +343,9 @@ impl<P: Provider> Lifecycle<P> {
 
         // L6.1: refuse new guards on every shard, cancel silently, then wait
         // for every guard (O2).
-        let waited_for = self.core.close_shards();
-        let (cancelled, cancel) = match call(|| self.provider.cancel_pending()) {
-            Ok(Ok(n)) => (n, HookOutcome::Ok),
-            Ok(Err(e)) => (0, HookOutcome::Failed(e.to_string())),
-            Err(p) => (0, HookOutcome::Panicked(p)),
-        };
-        let overran_deadline = self.core.wait_for_guards(deadline);
+        let waited_for = frame.shut_out_guards();
+        let (cancelled, cancel) = hook_value(|| self.provider.cancel_pending());
+        let overran_deadline = frame.wait_for_guards(deadline);
         report.operations = OperationsReport {
             cancelled,
             waited_for,
@@ -547,29 +353,34 @@ impl<P: Provider> Lifecycle<P> {
             overran_deadline,
         };
         let t_ops = Instant::now();
+        trace_phase("operations", &report);
 
         // L6.2 and L6.3: open sockets by policy, then every graceful one
         // flushed concurrently until done or its deadline.
-        let (open, closing, finished) = {
+        let (open, closing, finished, summarized) = {
             let mut reg = self.sockets.lock();
             (
                 reg.drain_open(generation),
                 std::mem::take(&mut reg.closing),
                 std::mem::take(&mut reg.finished),
+                std::mem::take(&mut reg.summarized),
             )
         };
-        report.sockets = self.close_all(open, closing, deadline);
+        let policy = self.raw.config.open_socket_policy();
+        report.sockets = close::close_all(policy, open, closing, deadline);
         report.sockets.extend(finished);
+        report.summarized = summarized;
         report.deadline_hit = report
             .sockets
             .iter()
             .any(|s| s.outcome == SocketOutcome::Deadline);
         let t_sockets = Instant::now();
+        trace_phase("sockets", &report);
 
         // L6.4: resources in reverse order of registration.
-        let resources = std::mem::take(&mut self.core.control.lock().resources);
-        report.resources = drain::release_resources(resources);
+        report.resources = release_resources(frame.take_resources());
         let t_resources = Instant::now();
+        trace_phase("resources", &report);
 
         // L6.5
         report.prepare_unload = hook(|| self.provider.prepare_unload());
@@ -581,101 +392,26 @@ impl<P: Provider> Lifecycle<P> {
             prepare_unload: end - t_resources,
             total: end - start,
         };
+        trace_phase("prepare_unload", &report);
 
-        // L6.6: Released, next generation, wake waiting startups. Under the
-        // lock so a startup's check-then-wait cannot miss it.
-        let mut ctl = self.core.control.lock();
-        ctl.drain_token = 0;
-        let released = Word::new(State::Released, 0, active.next_generation());
-        // Release: a startup that sees Released also sees the whole teardown.
-        self.core.word.store(released.0, Ordering::Release);
-        self.core.cv.notify_all();
-        drop(ctl);
+        // L6.6: Released, next generation, wake waiting startups.
+        drop(frame);
         report
-    }
-
-    /// L6.2 + L6.3: closes the open sockets by the open-socket policy and
-    /// flushes every graceful one (open or already closing) concurrently.
-    fn close_all(
-        &self,
-        open: impl Iterator<Item = (SocketHandle, crate::socket::Cell<P::Socket>)>,
-        closing: Vec<Closing<P::Socket>>,
-        deadline: Instant,
-    ) -> Vec<SocketReport> {
-        let policy = self.core.config.get_open_sockets();
-        let mut reports = Vec::with_capacity(open.size_hint().0 + closing.len());
-        let mut flusher = Flusher::new();
-        let now = Instant::now();
-        for (handle, cell) in open {
-            let Some(socket) = crate::socket::take(cell) else {
-                continue;
-            };
-            let (linger, unsent) = match probe(&socket) {
-                Ok((linger, _, unsent)) => (linger, unsent),
-                Err(p) => {
-                    reports.push(abort_socket(
-                        handle,
-                        socket,
-                        Linger::Abort,
-                        SocketPhase::Open,
-                        0,
-                        SocketOutcome::Panicked,
-                        Some(p),
-                    ));
-                    continue;
-                }
-            };
-            match (policy, linger) {
-                (OpenSocketPolicy::Reset, _) | (OpenSocketPolicy::Graceful, Linger::Abort) => {
-                    reports.push(abort_socket(
-                        handle,
-                        socket,
-                        linger,
-                        SocketPhase::Open,
-                        unsent,
-                        SocketOutcome::Reset,
-                        None,
-                    ));
-                }
-                (OpenSocketPolicy::Graceful, Linger::Background) => flusher.push(Task::new(
-                    handle,
-                    socket,
-                    linger,
-                    SocketPhase::Open,
-                    unsent,
-                    None,
-                    deadline,
-                )),
-                (OpenSocketPolicy::Graceful, Linger::Timeout(d)) => flusher.push(Task::new(
-                    handle,
-                    socket,
-                    linger,
-                    SocketPhase::Open,
-                    unsent,
-                    Some(after(now, d)),
-                    deadline,
-                )),
-            }
-        }
-        for c in closing {
-            flusher.push(c.into_task(deadline));
-        }
-        flusher.run();
-        reports.append(&mut flusher.reports);
-        reports
     }
 
     // ------------------------------------------------------------------
     // guards and resources
     // ------------------------------------------------------------------
 
-    /// Takes an operation guard (O1): while it lives the final cleanup will
-    /// not close sockets, release resources or unload (O2). Take one around
-    /// every provider call that touches sockets or resources.
+    /// Takes an operation guard ([O1](crate::contract#O1)): while it lives
+    /// the final cleanup will not close sockets, release resources or unload
+    /// ([O2](crate::contract#O2)). Take one around every provider call that
+    /// touches sockets or resources. A refusal costs what a success does: no
+    /// lock is taken either way.
     ///
     /// The guard is `!Send`. A thread holding a guard cannot perform the
-    /// final cleanup ([`Error::InProgress`], L11); a guard held by another
-    /// thread is waited for, after the provider's
+    /// final cleanup ([`Error::InProgress`], [L11](crate::contract#L11)); a
+    /// guard held by another thread is waited for, after the provider's
     /// [`cancel_pending`](Provider::cancel_pending) hook is asked to unblock
     /// it.
     ///
@@ -685,11 +421,11 @@ impl<P: Provider> Lifecycle<P> {
     /// included, from the instant the final cleanup begins).
     #[inline]
     pub fn enter(&self) -> Result<OperationGuard<'_>, Error> {
-        self.core.enter().map(|(g, _)| g)
+        OperationGuard::enter(&self.raw).map(|(g, _)| g)
     }
 
     /// Registers a resource for the current generation, released in reverse
-    /// order of registration at the final cleanup (L6.4).
+    /// order of registration at the final cleanup ([L6.4](crate::contract#L6)).
     ///
     /// # Errors
     ///
@@ -712,16 +448,10 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     fn register(&self, r: Registered) -> Result<(), Error> {
-        let mut ctl = self.core.control.lock();
-        // The drain takes the list under this lock after flipping the word,
-        // so an Active seen here means the drain will see this entry.
-        if !self.core.load().is_active() {
-            drop(ctl);
-            drain::release_resources(vec![r]);
-            return Err(Error::NotInitialised);
-        }
-        ctl.resources.push(r);
-        Ok(())
+        self.raw.register(r).map_err(|refused| {
+            release_resources(vec![refused]);
+            Error::NotInitialised
+        })
     }
 
     // ------------------------------------------------------------------
@@ -732,15 +462,15 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] past
-    /// 2^24 sockets open at once. A refused socket is aborted and released at
-    /// once (never leaked).
+    /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] when
+    /// the registry's 2^24 slots are all open or retired. A refused socket
+    /// is aborted and released at once (never leaked).
     pub fn register_socket(&self, socket: P::Socket) -> Result<SocketHandle, Error> {
         let mut reg = self.sockets.lock();
         // The drain empties the registry under this lock after flipping the
         // word: an Active seen here means the drain will see this socket.
-        let w = self.core.load();
-        let (mut socket, error) = if w.is_active() {
+        let w = self.raw.word.load();
+        let (socket, error) = if w.is_active() {
             match reg.insert(w.generation(), socket) {
                 Ok(handle) => return Ok(handle),
                 Err(socket) => (socket, Error::ProcessLimit),
@@ -749,10 +479,7 @@ impl<P: Provider> Lifecycle<P> {
             (socket, Error::NotInitialised)
         };
         drop(reg);
-        // Refused: closed at once, never leaked.
-        let _ = call(|| socket.abort());
-        let _ = call(|| socket.release());
-        drop(socket);
+        close::refuse(socket);
         Err(error)
     }
 
@@ -763,50 +490,48 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotInitialised`] unless Active (checked first, L8);
-    /// [`Error::NotSocket`] for a handle of another generation, or of a
-    /// closed socket (S1).
+    /// [`Error::NotInitialised`] unless Active (checked first,
+    /// [L8](crate::contract#L8)); [`Error::NotSocket`] for a handle that was
+    /// not issued for an open socket of this generation
+    /// ([S1](crate::contract#S1), [S7](crate::contract#S7)).
     pub fn with_socket<R>(
         &self,
         handle: SocketHandle,
         f: impl FnOnce(&mut P::Socket) -> R,
     ) -> Result<R, Error> {
-        let (_guard, w) = self.core.enter()?;
+        let (_guard, w) = OperationGuard::enter(&self.raw)?;
         let cell = self.lookup(handle, w)?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
         Ok(f(socket))
     }
 
-    fn lookup(
-        &self,
-        handle: SocketHandle,
-        w: Word,
-    ) -> Result<crate::socket::Cell<P::Socket>, Error> {
-        if !handle.matches_generation(w.generation()) {
+    fn lookup(&self, handle: SocketHandle, w: Word) -> Result<Cell<P::Socket>, Error> {
+        if !handle.may_belong_to(w.generation()) {
             return Err(Error::NotSocket);
         }
         self.sockets.lock().get(handle)
     }
 
     /// Closes the socket behind `handle` (`WSPCloseSocket`) according to its
-    /// linger setting; see [`Linger`] for the table.
+    /// linger setting (see [`Linger`](crate::Linger) for the table) and
+    /// returns its report line: flushed, reset, timed out, failed, or
+    /// [`SocketOutcome::Background`] when the lifecycle keeps flushing it.
     ///
     /// # Errors
     ///
     /// - [`Error::NotInitialised`] unless Active (checked first);
-    /// - [`Error::NotSocket`]: unknown, closed or stale handle (S1);
+    /// - [`Error::NotSocket`]: unknown, closed or stale handle
+    ///   ([S1](crate::contract#S1));
     /// - [`Error::WouldBlock`]: a non-blocking socket with a `Timeout` linger
     ///   and unsent data; nothing was done and the handle stays valid.
-    pub fn close_socket(&self, handle: SocketHandle) -> Result<CloseOutcome, Error> {
-        let (_guard, w) = self.core.enter()?;
+    pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
+        let (_guard, w) = OperationGuard::enter(&self.raw)?;
         let cell = self.lookup(handle, w)?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        let probed = probe(socket);
-        if let Ok((Linger::Timeout(_), false, unsent)) = probed
-            && unsent > 0
-        {
+        let probed = close::probe(socket);
+        if probed.as_ref().is_ok_and(close::Probe::would_block) {
             return Err(Error::WouldBlock);
         }
         let Some(socket) = slot.take() else {
@@ -815,68 +540,14 @@ impl<P: Provider> Lifecycle<P> {
         drop(slot);
         self.sockets.lock().remove(handle, &cell);
         drop(cell);
-
-        let (linger, unsent) = match probed {
-            Ok((linger, _, unsent)) => (linger, unsent),
-            Err(p) => {
-                let r = abort_socket(
-                    handle,
-                    socket,
-                    Linger::Abort,
-                    SocketPhase::Open,
-                    0,
-                    SocketOutcome::Panicked,
-                    Some(p),
-                );
-                return Ok(close_outcome(&r));
+        match close::close_active(handle, socket, probed) {
+            Closed::Done(report) => Ok(report),
+            Closed::Background(c) => {
+                let line = close::background_line(handle, c.linger);
+                self.sockets.lock().closing.push(c);
+                Ok(line)
             }
-        };
-        let report = match linger {
-            Linger::Abort => abort_socket(
-                handle,
-                socket,
-                linger,
-                SocketPhase::Open,
-                unsent,
-                SocketOutcome::Reset,
-                None,
-            ),
-            Linger::Background if unsent == 0 => {
-                finish_socket(handle, socket, linger, SocketPhase::Open, 0)
-            }
-            Linger::Background => {
-                self.sockets.lock().closing.push(Closing {
-                    handle,
-                    socket,
-                    linger,
-                });
-                return Ok(CloseOutcome {
-                    linger,
-                    bytes_flushed: 0,
-                    bytes_discarded: 0,
-                    status: CloseStatus::Background,
-                });
-            }
-            Linger::Timeout(d) => {
-                let now = Instant::now();
-                let mut flusher = Flusher::new();
-                flusher.push(Task::new(
-                    handle,
-                    socket,
-                    linger,
-                    SocketPhase::Open,
-                    unsent,
-                    Some(after(now, d)),
-                    after(now, d.saturating_add(Duration::from_secs(1))),
-                ));
-                flusher.run();
-                flusher
-                    .reports
-                    .pop()
-                    .unwrap_or_else(|| unreachable_report(handle))
-            }
-        };
-        Ok(close_outcome(&report))
+        }
     }
 
     /// Makes one round of flush progress on the sockets closed in the
@@ -890,24 +561,18 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// [`Error::NotInitialised`] unless Active.
     pub fn poll_closing(&self) -> Result<usize, Error> {
-        let (_guard, _) = self.core.enter()?;
+        let (_guard, _) = OperationGuard::enter(&self.raw)?;
         let closing = std::mem::take(&mut self.sockets.lock().closing);
         if closing.is_empty() {
             return Ok(0);
         }
-        let far = after(Instant::now(), Duration::from_secs(365 * 24 * 3600));
-        let mut flusher = Flusher::new();
-        for c in closing {
-            flusher.push(c.into_task(far));
-        }
-        flusher.round();
-        let left = flusher.pending();
-        let (pending, reports) = flusher.into_pending();
+        let (pending, reports) = close::poll_background(closing);
+        let left = pending.len();
         let mut reg = self.sockets.lock();
-        reg.closing
-            .extend(pending.into_iter().map(Task::into_closing));
-        reg.finished
-            .extend(reports.into_iter().filter(|r| !r.is_clean()));
+        reg.closing.extend(pending);
+        for r in reports.into_iter().filter(|r| !r.is_clean()) {
+            reg.record_finished(r);
+        }
         Ok(left)
     }
 
@@ -922,176 +587,87 @@ impl<P: Provider> Lifecycle<P> {
     }
 }
 
-/// Reads a socket's linger, blocking mode and unsent count, catching panics.
-fn probe<S: Socket>(socket: &S) -> Result<(Linger, bool, u64), String> {
-    call(|| (socket.linger(), socket.is_blocking(), socket.unsent()))
-}
-
-fn close_outcome(r: &SocketReport) -> CloseOutcome {
-    let status = match &r.outcome {
-        SocketOutcome::Flushed => CloseStatus::Complete,
-        SocketOutcome::Reset => CloseStatus::Reset,
-        SocketOutcome::Deadline | SocketOutcome::LingerTimeout => CloseStatus::TimedOut,
-        SocketOutcome::Failed => {
-            CloseStatus::Failed(r.error().unwrap_or("flush failed").to_owned())
+/// With the `tracing` feature: one event per finished phase of the final
+/// cleanup, and a warning per failed hook.
+#[cfg(feature = "tracing")]
+fn trace_phase(phase: &'static str, report: &DrainReport) {
+    match phase {
+        "operations" => {
+            let o = &report.operations;
+            tracing::info!(
+                phase,
+                cancelled = o.cancelled,
+                waited_for = o.waited_for,
+                overran = o.overran_deadline
+            );
+            if !o.cancel.is_ok() {
+                tracing::warn!(hook = "cancel_pending", outcome = %o.cancel, "hook failed");
+            }
         }
-        SocketOutcome::Panicked => {
-            CloseStatus::Failed(format!("panicked: {}", r.error().unwrap_or("")))
+        "sockets" => {
+            tracing::info!(
+                phase,
+                sockets = report.sockets.len(),
+                bytes_flushed = report.bytes_flushed(),
+                bytes_discarded = report.bytes_discarded(),
+                deadline_hit = report.deadline_hit
+            );
+            for s in report.sockets.iter().filter(|s| !s.is_clean()) {
+                tracing::warn!(socket = %s.handle, outcome = %s.outcome, discarded = s.bytes_discarded, "socket not drained cleanly");
+            }
         }
-    };
-    CloseOutcome {
-        linger: r.linger,
-        bytes_flushed: r.bytes_flushed,
-        bytes_discarded: r.bytes_discarded,
-        status,
+        "resources" => {
+            tracing::info!(phase, resources = report.resources.len());
+            for r in report.resources.iter().filter(|r| !r.outcome.is_ok()) {
+                tracing::warn!(resource = %r.name, outcome = %r.outcome, "release failed");
+            }
+        }
+        _ => {
+            tracing::info!(phase, clean = report.is_clean(), total = ?report.timings.total);
+            if !report.prepare_unload.is_ok() {
+                tracing::warn!(hook = "prepare_unload", outcome = %report.prepare_unload, "hook failed");
+            }
+        }
     }
 }
 
-/// A flusher given one task always reports it; this only keeps the close
-/// path total.
-fn unreachable_report(handle: SocketHandle) -> SocketReport {
-    SocketReport {
-        handle,
-        linger: Linger::Abort,
-        phase: SocketPhase::Open,
-        bytes_flushed: 0,
-        bytes_discarded: 0,
-        outcome: SocketOutcome::Failed,
-        faults: crate::report::SocketFaults::of(
-            Some("no report".to_owned()),
-            HookOutcome::Ok,
-            HookOutcome::Ok,
-        ),
-    }
-}
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+fn trace_phase(_phase: &'static str, _report: &DrainReport) {}
 
-/// `start + d`, saturating far in the future instead of overflowing.
-fn after(start: Instant, d: Duration) -> Instant {
-    start
-        .checked_add(d)
-        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(start)
-}
-
-/// L12: a lifecycle dropped while Active (a process ending without cleanup)
-/// aborts its sockets and releases its resources, without calling the cancel
-/// or prepare-to-unload hooks, without blocking and without panicking.
+/// [L12](crate::contract#L12): a lifecycle dropped while Active (a process
+/// ending without cleanup) aborts its sockets and releases its resources,
+/// without calling the cancel or prepare-to-unload hooks, without blocking
+/// and without panicking (panics in user code are caught).
 impl<P: Provider> Drop for Lifecycle<P> {
     fn drop(&mut self) {
-        if !self.core.load().is_active() {
+        let w = self.raw.word.load();
+        if !w.is_active() {
             return;
         }
         let (open, closing) = {
             let mut reg = self.sockets.lock();
-            let generation = self.core.load().generation();
-            (reg.drain_open(generation), std::mem::take(&mut reg.closing))
+            (
+                reg.drain_open(w.generation()),
+                std::mem::take(&mut reg.closing),
+            )
         };
-        for (handle, cell) in open {
-            if let Some(socket) = crate::socket::take(cell) {
-                let unsent = drain::unsent_or(&socket, 0);
-                abort_socket(
-                    handle,
-                    socket,
-                    Linger::Abort,
-                    SocketPhase::Open,
-                    unsent,
-                    SocketOutcome::Reset,
-                    None,
-                );
-            }
-        }
-        for c in closing {
-            let unsent = drain::unsent_or(&c.socket, 0);
-            abort_socket(
-                c.handle,
-                c.socket,
-                c.linger,
-                SocketPhase::Closing,
-                unsent,
-                SocketOutcome::Reset,
-                None,
-            );
-        }
-        let resources = std::mem::take(&mut self.core.control.lock().resources);
-        drain::release_resources(resources);
+        close::abort_all(open, closing);
+        release_resources(self.raw.take_resources());
     }
 }
 
 impl<P: Provider> fmt::Debug for Lifecycle<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.core.load();
+        let w = self.raw.word.load();
         f.debug_struct("Lifecycle")
             .field("provider", &std::any::type_name::<P>())
             .field("state", &w.state())
             .field("count", &w.count())
             .field("generation", &w.generation())
             .field("initializing", &w.initializing())
-            .field("guards", &self.core.guards())
-            .field("config", &self.core.config)
-            .finish()
-    }
-}
-
-/// An RAII startup: the matching cleanup runs when it is dropped or
-/// [ended](Session::end). Created by [`Lifecycle::session`].
-///
-/// If the session's cleanup is the final one, dropping it runs the whole
-/// drain on the dropping thread; use [`end`](Session::end) to get the report.
-/// Dropped on a thread that holds an [`OperationGuard`] of the same
-/// lifecycle, a final cleanup cannot run (L11) and a drop cannot report it:
-/// the count then stays. End such sessions with `end`, which says
-/// `InProgress` and can be retried after the guard is gone.
-pub struct Session<'a, P: Provider> {
-    lifecycle: &'a Lifecycle<P>,
-    started: Started,
-    ended: bool,
-}
-
-impl<P: Provider> Session<'_, P> {
-    /// What the session's startup negotiated.
-    pub fn started(&self) -> &Started {
-        &self.started
-    }
-
-    /// The lifecycle this session counts in.
-    pub fn lifecycle(&self) -> &Lifecycle<P> {
-        self.lifecycle
-    }
-
-    /// Runs the session's cleanup now and returns its result. After an `Ok`
-    /// the session holds no count and its drop does nothing; after an `Err`
-    /// (`InProgress` from inside a guard, L11) nothing changed and it can be
-    /// retried.
-    ///
-    /// # Errors
-    ///
-    /// As [`Lifecycle::cleanup`]; [`Error::NotInitialised`] if this session
-    /// already ended.
-    pub fn end(&mut self) -> Result<Cleanup, Error> {
-        if self.ended {
-            return Err(Error::NotInitialised);
-        }
-        let r = self.lifecycle.cleanup();
-        if r.is_ok() {
-            self.ended = true;
-        }
-        r
-    }
-}
-
-impl<P: Provider> Drop for Session<'_, P> {
-    fn drop(&mut self) {
-        if !self.ended {
-            let _ = self.end();
-        }
-    }
-}
-
-impl<P: Provider> fmt::Debug for Session<'_, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("started", &self.started)
-            .field("ended", &self.ended)
+            .field("guards", &self.raw.guards())
+            .field("config", &self.raw.config)
             .finish()
     }
 }

@@ -1,44 +1,17 @@
-//! The drain report the final cleanup returns (rule D1), and the outcome of
-//! closing one socket.
+//! The drain report the final cleanup returns ([D1](crate::contract#D1)),
+//! and the line that closing one socket produces.
 
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::hook::HookOutcome;
 use crate::{Linger, SocketHandle};
-
-/// How a user hook (a release, a cancel, prepare-to-unload) ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub enum HookOutcome {
-    /// It returned `Ok` (or had nothing to do).
-    #[default]
-    Ok,
-    /// It returned an error, shown as text.
-    Failed(String),
-    /// It panicked; the panic message.
-    Panicked(String),
-}
-
-impl HookOutcome {
-    /// Whether the hook succeeded.
-    #[must_use]
-    pub fn is_ok(&self) -> bool {
-        matches!(self, HookOutcome::Ok)
-    }
-}
-
-impl fmt::Display for HookOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HookOutcome::Ok => f.write_str("ok"),
-            HookOutcome::Failed(e) => write!(f, "failed: {e}"),
-            HookOutcome::Panicked(p) => write!(f, "panicked: {p}"),
-        }
-    }
-}
 
 /// Why a socket's drain ended the way it did. For `Failed` and `Panicked`
 /// the message is in [`SocketReport::error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum SocketOutcome {
     /// Every unsent byte was delivered.
     Flushed,
@@ -54,6 +27,11 @@ pub enum SocketOutcome {
     Failed,
     /// A socket method panicked; the rest was discarded.
     Panicked,
+    /// Only from [`close_socket`](crate::Lifecycle::close_socket): closed
+    /// with `Linger::Background` and data left; the lifecycle keeps flushing
+    /// it, and its final line appears in a drain report. The handle is
+    /// already invalid.
+    Background,
 }
 
 impl fmt::Display for SocketOutcome {
@@ -65,6 +43,7 @@ impl fmt::Display for SocketOutcome {
             SocketOutcome::LingerTimeout => f.write_str("linger timeout"),
             SocketOutcome::Failed => f.write_str("flush failed"),
             SocketOutcome::Panicked => f.write_str("panicked"),
+            SocketOutcome::Background => f.write_str("flushing in the background"),
         }
     }
 }
@@ -72,6 +51,8 @@ impl fmt::Display for SocketOutcome {
 /// Whether a socket was still open at the final cleanup or had already been
 /// closed by the application (and was flushing in the background).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum SocketPhase {
     /// Open at the final cleanup; closed by the open-socket policy (L6.2).
     Open,
@@ -81,6 +62,8 @@ pub enum SocketPhase {
 
 /// One socket's line in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct SocketReport {
     /// The socket's handle.
     pub handle: SocketHandle,
@@ -102,6 +85,8 @@ pub struct SocketReport {
 
 /// What went wrong with one socket (see [`SocketReport::faults`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct SocketFaults {
     /// The flush error or panic message behind `SocketOutcome::Failed` or
     /// `SocketOutcome::Panicked`.
@@ -120,7 +105,10 @@ impl SocketReport {
     #[must_use]
     pub fn is_clean(&self) -> bool {
         self.bytes_discarded == 0
-            && matches!(self.outcome, SocketOutcome::Flushed | SocketOutcome::Reset)
+            && matches!(
+                self.outcome,
+                SocketOutcome::Flushed | SocketOutcome::Reset | SocketOutcome::Background
+            )
             && self.faults.is_none()
     }
 
@@ -162,8 +150,39 @@ impl SocketFaults {
     }
 }
 
+/// Background closes that ended badly while Active beyond the report's
+/// line limit (1,024 a generation): counted, not listed, so a long
+/// generation cannot grow the report without bound while totals stay exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct SummarizedSockets {
+    /// How many sockets.
+    pub sockets: u64,
+    /// Bytes they delivered.
+    pub bytes_flushed: u64,
+    /// Bytes they discarded.
+    pub bytes_discarded: u64,
+}
+
+impl SummarizedSockets {
+    pub(crate) const ZERO: SummarizedSockets = SummarizedSockets {
+        sockets: 0,
+        bytes_flushed: 0,
+        bytes_discarded: 0,
+    };
+
+    pub(crate) fn add(&mut self, r: &SocketReport) {
+        self.sockets += 1;
+        self.bytes_flushed += r.bytes_flushed;
+        self.bytes_discarded += r.bytes_discarded;
+    }
+}
+
 /// One resource's line in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct ResourceReport {
     /// The name it was registered under.
     pub name: String,
@@ -173,6 +192,8 @@ pub struct ResourceReport {
 
 /// The cancel-and-wait phase (L6.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct OperationsReport {
     /// What the provider's cancel hook said it cancelled.
     pub cancelled: usize,
@@ -190,6 +211,8 @@ pub struct OperationsReport {
 
 /// How long each phase of the final cleanup took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct PhaseTimings {
     /// Calling the cancel hook and waiting for the guards (L6.1).
     pub operations: Duration,
@@ -203,16 +226,46 @@ pub struct PhaseTimings {
     pub total: Duration,
 }
 
-/// What the final cleanup did (rule D1). Returned in
-/// [`Cleanup::Released`](crate::Cleanup::Released).
+/// What the final cleanup did ([D1](crate::contract#D1)). Returned in
+/// [`Cleanup::Final`](crate::Cleanup::Final).
+///
+/// ```
+/// use provider_lifecycle::*;
+/// struct P;
+/// impl Provider for P {
+///     type Socket = NoSocket;
+///     fn versions(&self) -> VersionRange {
+///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+///     }
+///     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+///         init.register_fn("table", || Ok(()));
+///         init.register_fn("pool", || Err("pool busy".into()));
+///         Ok(())
+///     }
+/// }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let report = l.cleanup()?.into_report().expect("the final cleanup");
+/// assert!(!report.is_clean()); // a release failed, and the report says so
+/// assert_eq!(report.resources[0].name, "pool"); // reverse order
+/// assert_eq!(report.resources[0].outcome, HookOutcome::Failed("pool busy".into()));
+/// assert_eq!(report.resources[1].outcome, HookOutcome::Ok);
+/// println!("{report}"); // a readable table
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct DrainReport {
     /// The generation that was torn down.
     pub generation: u64,
     /// Cancelled operations and waited-for guards.
     pub operations: OperationsReport,
-    /// One line per socket: the open ones first, then the closing ones.
+    /// One line per socket: the open ones first, then the closing ones,
+    /// then background closes that ended badly while Active.
     pub sockets: Vec<SocketReport>,
+    /// Background closes that ended badly while Active past the line limit.
+    pub summarized: SummarizedSockets,
     /// One line per resource, in release order (reverse of registration).
     pub resources: Vec<ResourceReport>,
     /// How the prepare-to-unload hook went.
@@ -234,19 +287,21 @@ impl DrainReport {
             && self.operations.cancel.is_ok()
             && self.prepare_unload.is_ok()
             && self.sockets.iter().all(SocketReport::is_clean)
+            && self.summarized.sockets == 0
             && self.resources.iter().all(|r| r.outcome.is_ok())
     }
 
     /// Bytes delivered during the drain, over all sockets.
     #[must_use]
     pub fn bytes_flushed(&self) -> u64 {
-        self.sockets.iter().map(|s| s.bytes_flushed).sum()
+        self.sockets.iter().map(|s| s.bytes_flushed).sum::<u64>() + self.summarized.bytes_flushed
     }
 
     /// Bytes discarded, over all sockets.
     #[must_use]
     pub fn bytes_discarded(&self) -> u64 {
-        self.sockets.iter().map(|s| s.bytes_discarded).sum()
+        self.sockets.iter().map(|s| s.bytes_discarded).sum::<u64>()
+            + self.summarized.bytes_discarded
     }
 
     /// The report line of one socket.
@@ -334,6 +389,15 @@ impl fmt::Display for DrainReport {
             }
             writeln!(f)?;
         }
+        if self.summarized.sockets > 0 {
+            writeln!(
+                f,
+                "    and {} more background closes that ended badly ({} flushed, {} discarded)",
+                self.summarized.sockets,
+                self.summarized.bytes_flushed,
+                self.summarized.bytes_discarded
+            )?;
+        }
         writeln!(
             f,
             "  resources: {} released in reverse order ({:?})",
@@ -349,35 +413,4 @@ impl fmt::Display for DrainReport {
             self.prepare_unload, self.timings.prepare_unload
         )
     }
-}
-
-/// What closing one socket while Active did (see [`Linger`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CloseOutcome {
-    /// The linger setting it was closed with.
-    pub linger: Linger,
-    /// Bytes delivered by the close itself.
-    pub bytes_flushed: u64,
-    /// Bytes discarded by the close.
-    pub bytes_discarded: u64,
-    /// How it closed.
-    pub status: CloseStatus,
-}
-
-/// How a close ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CloseStatus {
-    /// Everything was delivered and the socket is released.
-    Complete,
-    /// `Linger::Background` with data left: the lifecycle keeps flushing it
-    /// (see [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing)); the
-    /// final cleanup finishes it. The handle is already invalid.
-    Background,
-    /// Closed abortively; the unsent data was discarded.
-    Reset,
-    /// A blocking `Linger::Timeout` close ran out of time; the rest was
-    /// discarded.
-    TimedOut,
-    /// The flush failed or a socket method panicked; the rest was discarded.
-    Failed(String),
 }

@@ -1,7 +1,8 @@
-//! Sockets behind a trait, their linger settings, and the per-generation
-//! registry that hands out generation-stamped handles (rules L8, S1–S3).
+//! Sockets behind a trait, their linger settings, and the registry that
+//! hands out handles that never alias (rules L8, S1–S3, S7).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::{BoxError, Error};
 /// | `Timeout(d)`, blocking | `l_onoff ≠ 0`, `l_linger = d` | blocks until flushed or `d` elapsed; the outcome says which |
 /// | `Timeout(d)`, non-blocking | same | if it cannot finish now: [`Error::WouldBlock`], handle still valid |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Linger {
     /// Graceful close in the background (`l_onoff = 0`).
     #[default]
@@ -139,62 +141,134 @@ impl Socket for NoSocket {
     }
 }
 
-/// A handle to a registered socket: the generation it belongs to plus a slot
-/// and that slot's reuse sequence, so neither a handle of an earlier
-/// generation nor one of a closed socket whose slot was reused can reach
-/// another socket (rules L8, S1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A handle to a registered socket ([L8](crate::contract#L8),
+/// [S7](crate::contract#S7)).
+///
+/// A handle is a slot index and that slot's *sequence*, which only ever
+/// grows, across generations too: every socket the lifecycle ever registers
+/// gets a pair no other socket had or will have, so a handle — typed, or
+/// rebuilt from its raw form — reaches the socket it was issued for or
+/// nothing ([`Error::NotSocket`]). A slot whose sequence would wrap is
+/// retired instead of reused; the registry then grows a new slot.
+///
+/// A typed handle also carries its generation, so a stale one is refused
+/// without looking at the registry. The raw 64-bit form (an FFI `SOCKET`)
+/// has no room for it and does not need it: equality, ordering and hashing
+/// look only at the raw form, so `from_raw(h.to_raw()) == h`.
+///
+/// ```
+/// use provider_lifecycle::SocketHandle;
+/// let h = SocketHandle::from_raw(0x0000_0100_0000_0005);
+/// assert_eq!(h.to_raw(), 0x0000_0100_0000_0005);
+/// assert_eq!(h.generation(), None); // the raw form does not carry it
+/// ```
+#[derive(Debug, Clone, Copy)]
 pub struct SocketHandle {
+    raw: u64,
+    /// The generation, or `UNKNOWN_GENERATION` for a handle from `from_raw`.
     generation: u64,
-    index: u32,
-    seq: u32,
 }
 
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+const UNKNOWN_GENERATION: u64 = u64::MAX;
+/// The first sequence of a slot: raw handles are never 0.
+const FIRST_SEQ: u64 = 1;
+/// The last sequence a slot issues: raw handles are never `!0`
+/// (`INVALID_SOCKET`). Past it the slot is retired.
+pub(crate) const LAST_SEQ: u64 = (1 << (64 - INDEX_BITS)) - 2;
+
 impl SocketHandle {
-    /// The generation the socket was registered in.
-    #[must_use]
-    pub const fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// Packs the handle into 64 bits (for an FFI `SOCKET`): generation in the
-    /// high 20 bits, slot sequence in the middle 20, slot index in the low 24.
-    /// Handles of generations 2^20 apart, or of slots reused 2^20 times, share
-    /// bits; [`SocketHandle::from_raw`] is only as exact as that. Because a
-    /// raw handle must keep working, the lifecycle compares generations
-    /// modulo 2^20 for handles of the first 2^20 generations: a handle kept
-    /// across exactly a multiple of 2^20 restarts, whose slot and sequence
-    /// also match a live socket, reaches it.
-    #[must_use]
-    pub const fn to_raw(&self) -> u64 {
-        ((self.generation & 0xf_ffff) << 44)
-            | (((self.seq & 0xf_ffff) as u64) << 24)
-            | (self.index & 0xff_ffff) as u64
-    }
-
-    /// Unpacks [`to_raw`](SocketHandle::to_raw)'s form. The lifecycle checks
-    /// the result like any other handle.
-    #[must_use]
-    pub const fn from_raw(raw: u64) -> SocketHandle {
+    const fn new(index: usize, seq: u64, generation: u64) -> SocketHandle {
         SocketHandle {
-            generation: raw >> 44,
-            seq: ((raw >> 24) & 0xf_ffff) as u32,
-            index: (raw & 0xff_ffff) as u32,
+            raw: (seq << INDEX_BITS) | index as u64,
+            generation,
         }
     }
 
-    pub(crate) fn matches_generation(&self, generation: u64) -> bool {
-        // Raw handles carry 20 bits of generation; compare what they carry.
-        // A handle cannot say whether it came through `from_raw`, so any
-        // handle of a generation below 2^20 also matches the generations
-        // 2^20, 2·2^20, … later (documented on `to_raw`).
-        self.generation == generation || self.generation == generation & 0xf_ffff
+    /// The generation the socket was registered in; `None` for a handle
+    /// rebuilt with [`from_raw`](SocketHandle::from_raw).
+    #[must_use]
+    pub const fn generation(&self) -> Option<u64> {
+        if self.generation == UNKNOWN_GENERATION {
+            None
+        } else {
+            Some(self.generation)
+        }
+    }
+
+    /// The handle as 64 bits (for an FFI `SOCKET`): the slot's sequence in
+    /// the high 40 bits, the slot index in the low 24. Never 0 and never
+    /// `!0` for a handle the lifecycle issued.
+    #[must_use]
+    pub const fn to_raw(&self) -> u64 {
+        self.raw
+    }
+
+    /// Rebuilds a handle from [`to_raw`](SocketHandle::to_raw)'s form. Any
+    /// `u64` is accepted; the lifecycle checks it like any other handle, and
+    /// it reaches a socket only if that socket was issued this exact value.
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> SocketHandle {
+        SocketHandle {
+            raw,
+            generation: UNKNOWN_GENERATION,
+        }
+    }
+
+    fn index(&self) -> usize {
+        (self.raw & INDEX_MASK) as usize
+    }
+
+    fn seq(&self) -> u64 {
+        self.raw >> INDEX_BITS
+    }
+
+    /// Whether this handle may belong to `generation` (a raw handle may).
+    pub(crate) fn may_belong_to(&self, generation: u64) -> bool {
+        self.generation == UNKNOWN_GENERATION || self.generation == generation
+    }
+}
+
+impl PartialEq for SocketHandle {
+    fn eq(&self, other: &SocketHandle) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for SocketHandle {}
+
+impl Hash for SocketHandle {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
+}
+
+impl PartialOrd for SocketHandle {
+    fn partial_cmp(&self, other: &SocketHandle) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SocketHandle {
+    fn cmp(&self, other: &SocketHandle) -> std::cmp::Ordering {
+        self.raw.cmp(&other.raw)
     }
 }
 
 impl fmt::Display for SocketHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "g{}#{}.{}", self.generation, self.index, self.seq)
+        match self.generation() {
+            Some(g) => write!(f, "g{g}#{}.{}", self.index(), self.seq()),
+            None => write!(f, "#{}.{}", self.index(), self.seq()),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for SocketHandle {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        s.serialize_u64(self.raw)
     }
 }
 
@@ -218,19 +292,38 @@ pub(crate) struct Closing<S> {
 }
 
 struct Slot<S> {
-    seq: u32,
+    /// The sequence of the current occupant, or of the next one if empty.
+    seq: u64,
     cell: Option<Cell<S>>,
 }
 
-/// The open sockets of one generation, plus the background-closing ones.
+impl<S> Slot<S> {
+    /// Empties the slot and moves its sequence on; `false` if the slot is
+    /// now retired (its sequence is used up).
+    fn vacate(&mut self) -> bool {
+        self.cell = None;
+        self.seq += 1;
+        self.seq <= LAST_SEQ
+    }
+}
+
+/// How many background closes that ended badly while Active are kept as
+/// report lines; beyond it they are only counted ([`crate::SummarizedSockets`]).
+pub(crate) const FINISHED_LINES: usize = 1024;
+
+/// The open sockets, plus the background-closing ones. Slots and their
+/// sequences outlive generations (see [`SocketHandle`]).
 pub(crate) struct Registry<S> {
     slots: Vec<Slot<S>>,
+    /// Vacant, unretired slots; popped last-in first-out.
     free: Vec<u32>,
     open: usize,
     pub(crate) closing: Vec<Closing<S>>,
     /// Background closes that ended badly while Active (failed or
-    /// discarded), kept for the final drain report so nothing is lost silently.
+    /// discarded), kept for the final drain report: the first
+    /// `FINISHED_LINES` as lines, the rest summed.
     pub(crate) finished: Vec<crate::SocketReport>,
+    pub(crate) summarized: crate::SummarizedSockets,
 }
 
 impl<S> Registry<S> {
@@ -242,54 +335,55 @@ impl<S> Registry<S> {
                 open: 0,
                 closing: Vec::new(),
                 finished: Vec::new(),
+                summarized: crate::SummarizedSockets::ZERO,
             }
         }
     }
 
-    /// The most sockets open at once (the raw handle's 24 index bits).
-    pub(crate) const MAX_OPEN: usize = 1 << 24;
+    /// The most slots (open sockets plus retired slots): the raw handle's 24
+    /// index bits.
+    pub(crate) const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
     /// Stores `socket`, returning its handle in `generation`; hands the
-    /// socket back if the registry is full.
+    /// socket back if no slot is left.
     pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, S> {
         let index = match self.free.pop() {
-            Some(i) => i,
-            None if self.slots.len() < Self::MAX_OPEN => {
-                self.slots.push(Slot { seq: 0, cell: None });
-                (self.slots.len() - 1) as u32
+            Some(i) => i as usize,
+            None if self.slots.len() < Self::MAX_SLOTS => {
+                self.slots.push(Slot {
+                    seq: FIRST_SEQ,
+                    cell: None,
+                });
+                self.slots.len() - 1
             }
             None => return Err(socket),
         };
-        let slot = &mut self.slots[index as usize];
+        let slot = &mut self.slots[index];
         slot.cell = Some(Arc::new(Mutex::new(Some(socket))));
         self.open += 1;
-        Ok(SocketHandle {
-            generation,
-            index,
-            seq: slot.seq,
-        })
+        Ok(SocketHandle::new(index, slot.seq, generation))
     }
 
-    /// The cell of an open socket (generation already checked by the caller).
+    /// The cell of the open socket issued exactly `handle`.
     pub(crate) fn get(&self, handle: SocketHandle) -> Result<Cell<S>, Error> {
-        match self.slots.get(handle.index as usize) {
+        match self.slots.get(handle.index()) {
             Some(Slot {
                 seq,
                 cell: Some(cell),
-            }) if *seq & 0xf_ffff == handle.seq & 0xf_ffff => Ok(Arc::clone(cell)),
+            }) if *seq == handle.seq() => Ok(Arc::clone(cell)),
             _ => Err(Error::NotSocket),
         }
     }
 
-    /// Frees the slot of `handle` if it still holds `cell`; bumps the slot's
-    /// sequence so the old handle can never alias the slot's next socket.
+    /// Frees the slot of `handle` if it still holds `cell`.
     pub(crate) fn remove(&mut self, handle: SocketHandle, cell: &Cell<S>) {
-        if let Some(slot) = self.slots.get_mut(handle.index as usize)
+        let index = handle.index();
+        if let Some(slot) = self.slots.get_mut(index)
             && slot.cell.as_ref().is_some_and(|c| Arc::ptr_eq(c, cell))
         {
-            slot.cell = None;
-            slot.seq = slot.seq.wrapping_add(1);
-            self.free.push(handle.index);
+            if slot.vacate() {
+                self.free.push(index as u32);
+            }
             self.open -= 1;
         }
     }
@@ -299,53 +393,36 @@ impl<S> Registry<S> {
         self.open
     }
 
-    /// Takes every open socket out, with its handle, leaving the registry
-    /// empty. The iterator owns the slots (no copy is made).
-    pub(crate) fn drain_open(
-        &mut self,
-        generation: u64,
-    ) -> impl ExactSizeIterator<Item = (SocketHandle, Cell<S>)> + use<S> {
-        let open = std::mem::take(&mut self.open);
+    /// Takes every open socket out, with its handle, leaving every slot
+    /// vacant (and its sequence moved on) for the next generation.
+    pub(crate) fn drain_open(&mut self, generation: u64) -> Vec<(SocketHandle, Cell<S>)> {
+        let mut out = Vec::with_capacity(self.open);
+        self.open = 0;
         self.free.clear();
-        OpenSockets {
-            slots: std::mem::take(&mut self.slots).into_iter().enumerate(),
-            generation,
-            left: open,
-        }
-    }
-}
-
-/// The open sockets taken out of a registry (see `Registry::drain_open`).
-struct OpenSockets<S> {
-    slots: std::iter::Enumerate<std::vec::IntoIter<Slot<S>>>,
-    generation: u64,
-    left: usize,
-}
-
-impl<S> Iterator for OpenSockets<S> {
-    type Item = (SocketHandle, Cell<S>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        for (index, slot) in self.slots.by_ref() {
-            if let Some(cell) = slot.cell {
-                self.left -= 1;
-                let handle = SocketHandle {
-                    generation: self.generation,
-                    index: index as u32,
-                    seq: slot.seq,
-                };
-                return Some((handle, cell));
+        for (index, slot) in self.slots.iter_mut().enumerate().rev() {
+            if let Some(cell) = slot.cell.take() {
+                out.push((SocketHandle::new(index, slot.seq, generation), cell));
+                if !slot.vacate() {
+                    continue;
+                }
+            } else if slot.seq > LAST_SEQ {
+                continue;
             }
+            self.free.push(index as u32);
         }
-        None
+        out.reverse();
+        out
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+    /// Keeps a background close that ended badly for the next drain report.
+    pub(crate) fn record_finished(&mut self, report: crate::SocketReport) {
+        if self.finished.len() < FINISHED_LINES {
+            self.finished.push(report);
+        } else {
+            self.summarized.add(&report);
+        }
     }
 }
-
-impl<S> ExactSizeIterator for OpenSockets<S> {}
 
 impl<S> fmt::Debug for Registry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -353,5 +430,68 @@ impl<S> fmt::Debug for Registry<S> {
             .field("open", &self.open)
             .field("closing", &self.closing.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // S7: a slot whose sequence is used up is retired, never reused, so no
+    // handle it issued can alias a later socket.
+    #[test]
+    fn s7_slot_retires_at_its_last_sequence() {
+        let mut reg: Registry<u32> = Registry::new();
+        let h = reg.insert(0, 1).unwrap();
+        let cell = reg.get(h).unwrap();
+        reg.slots[h.index()].seq = LAST_SEQ;
+        let h = SocketHandle::new(h.index(), LAST_SEQ, 0);
+        assert!(reg.get(h).is_ok());
+        reg.remove(h, &cell);
+        assert!(reg.free.is_empty(), "the used-up slot is not reusable");
+        let next = reg.insert(0, 2).unwrap();
+        assert_ne!(next.index(), h.index(), "a new slot is grown instead");
+        assert_eq!(reg.get(h).err(), Some(Error::NotSocket));
+        assert_ne!(h.to_raw(), u64::MAX, "never INVALID_SOCKET");
+    }
+
+    // S7: the same holds when the drain vacates a slot at its last sequence.
+    #[test]
+    fn s7_drain_retires_used_up_slots() {
+        let mut reg: Registry<u32> = Registry::new();
+        let a = reg.insert(0, 1).unwrap();
+        let _b = reg.insert(0, 2).unwrap();
+        reg.slots[a.index()].seq = LAST_SEQ;
+        let drained = reg.drain_open(0);
+        assert_eq!(drained.len(), 2);
+        assert_eq!(drained[0].0.seq(), LAST_SEQ);
+        let c = reg.insert(1, 3).unwrap();
+        let d = reg.insert(1, 4).unwrap();
+        assert_ne!(c.index(), a.index());
+        assert_ne!(d.index(), a.index());
+        for h in [c, d] {
+            assert!(reg.get(SocketHandle::from_raw(h.to_raw())).is_ok());
+        }
+        assert_eq!(
+            reg.get(SocketHandle::new(a.index(), LAST_SEQ, 0)).err(),
+            Some(Error::NotSocket)
+        );
+    }
+
+    // S7: sequences move on across generations, so a raw handle of an
+    // earlier generation never reaches the slot's new socket.
+    #[test]
+    fn s7_sequences_survive_generations() {
+        let mut reg: Registry<u32> = Registry::new();
+        let old = reg.insert(0, 1).unwrap();
+        let _ = reg.drain_open(0);
+        let new = reg.insert(1, 2).unwrap();
+        assert_eq!(new.index(), old.index());
+        assert_ne!(new, old);
+        assert_eq!(
+            reg.get(SocketHandle::from_raw(old.to_raw())).err(),
+            Some(Error::NotSocket)
+        );
+        assert_ne!(old.to_raw(), 0, "raw handles are never 0");
     }
 }

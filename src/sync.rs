@@ -1,278 +1,176 @@
 //! The one place that names `std::sync::atomic`, `parking_lot` or `loom`.
 //!
-//! Under `--cfg loom` every atomic, lock, condition variable, thread-local and
-//! sleep the crate uses is swapped for loom's model-checked version, so that
-//! `tests/loom.rs` explores the real code, not a copy of it. The API exposed
-//! here is the small common subset both back ends support: a `Mutex` whose
-//! `lock` cannot fail, and a `Condvar` whose waits take the guard by value.
-
-use std::time::{Duration, Instant};
+//! Under `--cfg loom` every atomic, lock, condition variable, thread-local,
+//! process-wide counter and sleep the crate uses is loom's, so that
+//! `tests/loom.rs` explores the real code, not a copy of it. Each back end is
+//! one block below; both export the same small surface:
+//!
+//! | item | what |
+//! |---|---|
+//! | `AtomicU64`, `AtomicUsize`, `Ordering`, `CachePadded` | atomics |
+//! | `Mutex`, `MutexGuard` | a lock whose `lock` cannot fail (no poisoning) |
+//! | `Condvar` | waits that take the guard by value; a timed wait is a plain wait under loom (loom has no time) |
+//! | `next_id(Counter)` | process-wide unique numbers (thread tokens, lifecycle ids, shard choice) |
+//! | `backoff(d)` | a short sleep; a yield under loom |
+//! | `loom_const_fn!` | `const fn` outside loom, plain `fn` under it |
+//! | `thread_local!` | std's or loom's |
 
 pub(crate) use crossbeam_utils::CachePadded;
 
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// Number of guard shards (see `guard.rs`). Two under loom keep the models small
-/// while still letting two threads count on different shards.
-#[cfg(not(loom))]
-pub(crate) const SHARDS: usize = 32;
-#[cfg(loom)]
-pub(crate) const SHARDS: usize = 2;
-
-/// Declares a `const fn` outside loom and a plain `fn` under loom (loom's
-/// atomics and locks cannot be built in a const context).
-macro_rules! loom_const_fn {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$($g:ident),*>)? ($($args:tt)*) -> $ret:ty $body:block) => {
-        #[cfg(not(loom))]
-        $(#[$meta])* $vis const fn $name $(<$($g),*>)? ($($args)*) -> $ret $body
-        #[cfg(loom)]
-        $(#[$meta])* $vis fn $name $(<$($g),*>)? ($($args)*) -> $ret $body
-    };
-}
-pub(crate) use loom_const_fn;
-
-/// The guard shards, one counter per cache line.
-pub(crate) type Shards = [CachePadded<AtomicUsize>; SHARDS];
-
-/// Guard shards, each starting at `value`.
-#[cfg(not(loom))]
-pub(crate) const fn new_shards(value: usize) -> Shards {
-    let mut shards = [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS];
-    let mut i = 0;
-    while i < SHARDS {
-        shards[i] = CachePadded::new(AtomicUsize::new(value));
-        i += 1;
-    }
-    shards
+/// Which process-wide counter [`next_id`] draws from.
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    /// Thread tokens (start at 1; 0 means "none").
+    Thread,
+    /// Lifecycle ids (start at 1; 0 means "not assigned yet").
+    Lifecycle,
+    /// Round-robin shard choice.
+    Shard,
 }
 
-#[cfg(loom)]
-pub(crate) fn new_shards(value: usize) -> Shards {
-    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(value)))
-}
-
-loom_const_fn! {
-    pub(crate) fn new_word(value: u64) -> CachePadded<AtomicU64> {
-        CachePadded::new(AtomicU64::new(value))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Mutex + Condvar
-// ---------------------------------------------------------------------------
+pub(crate) use imp::*;
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Mutex, MutexGuard};
+mod imp {
+    use std::time::{Duration, Instant};
 
-#[cfg(loom)]
-#[derive(Debug)]
-pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) use parking_lot::{Mutex, MutexGuard};
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::thread_local;
 
-#[cfg(loom)]
-pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    use super::Counter;
 
-#[cfg(loom)]
-impl<T> Mutex<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Mutex(loom::sync::Mutex::new(value))
+    macro_rules! loom_const_fn {
+        ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$($g:ident),*>)? ($($args:tt)*) -> $ret:ty $body:block) => {
+            $(#[$meta])* $vis const fn $name $(<$($g),*>)? ($($args)*) -> $ret $body
+        };
     }
+    pub(crate) use loom_const_fn;
 
-    pub(crate) fn into_inner(self) -> T {
-        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
-    }
+    /// A condition variable with by-value waits (see the module table).
+    #[derive(Debug)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        // Poisoning only follows a panic inside the crate's own critical
-        // sections, which never call user code; recover the data regardless.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+    impl Condvar {
+        pub(crate) const fn new() -> Condvar {
+            Condvar(parking_lot::Condvar::new())
+        }
 
-/// A condition variable with by-value waits, so both back ends share one shape.
-#[derive(Debug)]
-pub(crate) struct Condvar {
-    #[cfg(not(loom))]
-    inner: parking_lot::Condvar,
-    #[cfg(loom)]
-    inner: loom::sync::Condvar,
-}
+        /// Blocks until notified (spurious wake-ups are possible: callers loop).
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
 
-impl Condvar {
-    loom_const_fn! {
-        pub(crate) fn new() -> Condvar {
-            Condvar {
-                #[cfg(not(loom))]
-                inner: parking_lot::Condvar::new(),
-                #[cfg(loom)]
-                inner: loom::sync::Condvar::new(),
-            }
+        /// Blocks until notified or `deadline`.
+        pub(crate) fn wait_until<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            deadline: Instant,
+        ) -> MutexGuard<'a, T> {
+            let _ = self.0.wait_until(&mut guard, deadline);
+            guard
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
         }
     }
 
-    /// Blocks until notified (spurious wake-ups are possible: callers loop).
-    #[cfg(not(loom))]
-    pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.inner.wait(&mut guard);
-        guard
+    static COUNTERS: [AtomicU64; 3] = [AtomicU64::new(1), AtomicU64::new(1), AtomicU64::new(0)];
+
+    /// The next number of `counter` (unique for the process's life; 2^64 draws
+    /// are out of reach).
+    pub(crate) fn next_id(counter: Counter) -> u64 {
+        // Relaxed: uniqueness only needs the RMW's atomicity.
+        COUNTERS[counter as usize].fetch_add(1, Ordering::Relaxed)
     }
 
-    #[cfg(loom)]
-    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.inner.wait(guard).unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Blocks until notified or `deadline`. Under loom timed waits never time
-    /// out (loom does not model time), so this is a plain wait there.
-    #[cfg(not(loom))]
-    pub(crate) fn wait_until<'a, T>(
-        &self,
-        mut guard: MutexGuard<'a, T>,
-        deadline: Instant,
-    ) -> MutexGuard<'a, T> {
-        let _ = self.inner.wait_until(&mut guard, deadline);
-        guard
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn wait_until<'a, T>(
-        &self,
-        guard: MutexGuard<'a, T>,
-        _deadline: Instant,
-    ) -> MutexGuard<'a, T> {
-        self.wait(guard)
-    }
-
-    pub(crate) fn notify_all(&self) {
-        self.inner.notify_all();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Time and the calling thread
-// ---------------------------------------------------------------------------
-
-/// Sleeps for a short back-off while a drain waits for sockets to progress.
-/// Under loom it yields instead, so the model explores other threads.
-pub(crate) fn backoff(d: Duration) {
-    #[cfg(not(loom))]
-    {
+    /// Sleeps for a short back-off (a yield for zero).
+    pub(crate) fn backoff(d: Duration) {
         if d.is_zero() {
             std::thread::yield_now();
         } else {
             std::thread::sleep(d);
         }
     }
-    #[cfg(loom)]
-    {
+}
+
+#[cfg(loom)]
+mod imp {
+    use std::time::{Duration, Instant};
+
+    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::thread_local;
+
+    use super::Counter;
+
+    macro_rules! loom_const_fn {
+        ($(#[$meta:meta])* $vis:vis fn $name:ident $(<$($g:ident),*>)? ($($args:tt)*) -> $ret:ty $body:block) => {
+            $(#[$meta])* $vis fn $name $(<$($g),*>)? ($($args)*) -> $ret $body
+        };
+    }
+    pub(crate) use loom_const_fn;
+
+    /// loom's mutex behind the parking_lot shape: `lock` cannot fail.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            // Poisoning only follows a panic inside the crate's own critical
+            // sections, which never call user code; recover the data regardless.
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// loom's condition variable; timed waits never time out (no time in loom).
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Condvar {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn wait_until<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            _deadline: Instant,
+        ) -> MutexGuard<'a, T> {
+            self.wait(guard)
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    loom::lazy_static! {
+        static ref COUNTERS: [AtomicU64; 3] = [AtomicU64::new(1), AtomicU64::new(1), AtomicU64::new(0)];
+    }
+
+    pub(crate) fn next_id(counter: Counter) -> u64 {
+        COUNTERS[counter as usize].fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A yield, so the model explores other threads.
+    pub(crate) fn backoff(d: Duration) {
         let _ = d;
         loom::thread::yield_now();
     }
-}
-
-/// A small number naming the calling thread for as long as it lives (used to
-/// refuse a re-entrant startup from inside the initialization hook). Works
-/// under loom too, where every modelled thread shares one OS thread.
-pub(crate) fn thread_token() -> u64 {
-    with_thread(|slot| {
-        let token = slot.token.get();
-        if token != 0 {
-            return token;
-        }
-        let token = next_token();
-        slot.token.set(token);
-        token
-    })
-    // A thread past its locals' destruction gets a fresh token each time:
-    // it cannot be the one initializing or draining.
-    .unwrap_or_else(next_token)
-}
-
-#[cfg(not(loom))]
-fn next_token() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    // Relaxed: uniqueness only needs the RMW's atomicity.
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-#[cfg(loom)]
-fn next_token() -> u64 {
-    loom::lazy_static! {
-        static ref NEXT: AtomicU64 = AtomicU64::new(1);
-    }
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Per-thread bookkeeping for guards: which shard this thread counts on, and
-/// which lifecycles it currently holds guards of (rule L11).
-#[derive(Debug)]
-pub(crate) struct ThreadSlot {
-    token: std::cell::Cell<u64>,
-    /// The lifecycle (by address) whose state word this thread last wrote
-    /// on a fast path, and the value it wrote (see `Core::guess`).
-    pub(crate) hint_key: std::cell::Cell<usize>,
-    pub(crate) hint_word: std::cell::Cell<u64>,
-    pub(crate) shard: std::cell::Cell<usize>,
-    pub(crate) held_keys: [std::cell::Cell<usize>; HELD_SLOTS],
-    pub(crate) held_depth: [std::cell::Cell<u32>; HELD_SLOTS],
-}
-
-/// How many distinct lifecycles one thread can hold guards of at once and
-/// still have rule L11 detected (deeper nesting still works, unchecked).
-pub(crate) const HELD_SLOTS: usize = 4;
-
-/// Marks `ThreadSlot::shard` as not yet chosen.
-pub(crate) const NO_SHARD: usize = usize::MAX;
-
-impl ThreadSlot {
-    loom_const_fn! {
-        fn new() -> ThreadSlot {
-            ThreadSlot {
-                token: std::cell::Cell::new(0),
-                hint_key: std::cell::Cell::new(0),
-                hint_word: std::cell::Cell::new(0),
-                shard: std::cell::Cell::new(NO_SHARD),
-                held_keys: [const { std::cell::Cell::new(0) }; HELD_SLOTS],
-                held_depth: [const { std::cell::Cell::new(0) }; HELD_SLOTS],
-            }
-        }
-    }
-}
-
-#[cfg(not(loom))]
-std::thread_local! {
-    static THREAD: ThreadSlot = const { ThreadSlot::new() };
-}
-
-#[cfg(loom)]
-loom::thread_local! {
-    static THREAD: ThreadSlot = ThreadSlot::new();
-}
-
-/// Runs `f` with the calling thread's slot; `None` if the slot is no longer
-/// accessible. `ThreadSlot` has no destructor, so std keeps it usable even
-/// inside other thread-locals' destructors; loom's thread-locals can be
-/// destroyed, and callers fall back instead of panicking either way.
-#[inline]
-pub(crate) fn with_thread<R>(f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
-    THREAD.try_with(f).ok()
-}
-
-/// Hands out shard indices round-robin, so that threads spread over shards.
-#[cfg(not(loom))]
-pub(crate) fn next_shard() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    // Relaxed: only a distribution hint; any value is a correct shard.
-    NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
-}
-
-#[cfg(loom)]
-pub(crate) fn next_shard() -> usize {
-    loom::lazy_static! {
-        static ref NEXT: AtomicUsize = AtomicUsize::new(0);
-    }
-    NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
 }

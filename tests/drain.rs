@@ -33,7 +33,7 @@ fn add(
 
 fn report(c: Cleanup) -> DrainReport {
     match c {
-        Cleanup::Released(r) => *r,
+        Cleanup::Final(r) => *r,
         other => panic!("not final: {other:?}"),
     }
 }
@@ -41,7 +41,7 @@ fn report(c: Cleanup) -> DrainReport {
 #[test]
 fn l6_steps_run_in_order() {
     let (l, log, _) = started(
-        Config::new().open_sockets(OpenSocketPolicy::Graceful),
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &["r1", "r2"],
     );
     let (_h_open, _) = add(&l, &log, 1, SockPlan::default(), 10);
@@ -56,8 +56,8 @@ fn l6_steps_run_in_order() {
         10,
     );
     assert_eq!(
-        l.close_socket(h_closed).unwrap().status,
-        CloseStatus::Background
+        l.close_socket(h_closed).unwrap().outcome,
+        SocketOutcome::Background
     );
     log.clear();
     let r = report(l.cleanup().unwrap());
@@ -138,7 +138,10 @@ fn l6_2_reset_policy_discards_and_reports_bytes() {
 
 #[test]
 fn l6_2_graceful_policy_uses_each_sockets_linger() {
-    let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
+    let (l, log, _) = started(
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
+        &[],
+    );
     let (hb, sb) = add(
         &l,
         &log,
@@ -197,7 +200,10 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
             ..SockPlan::default()
         };
         let (h, st) = add(&l, &log, id, plan, 64 * 1024);
-        assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Background);
+        assert_eq!(
+            l.close_socket(h).unwrap().outcome,
+            SocketOutcome::Background
+        );
         assert_eq!(
             l.with_socket(h, |_| ()),
             Err(Error::NotSocket),
@@ -221,7 +227,7 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
 #[test]
 fn l6_3_drain_deadline_cuts_a_stuck_peer_and_reports_it() {
     let deadline = Duration::from_millis(100);
-    let (l, log, _) = started(Config::new().drain_deadline(deadline), &["res"]);
+    let (l, log, _) = started(Config::new().with_drain_deadline(deadline), &["res"]);
     let (h, st) = add(
         &l,
         &log,
@@ -329,7 +335,10 @@ fn l6_1_cancel_hook_panic_is_reported_and_teardown_goes_on() {
 
 #[test]
 fn l6_socket_faults_are_reported_and_nothing_is_lost() {
-    let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
+    let (l, log, _) = started(
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
+        &[],
+    );
     let plans = [
         SockPlan {
             fail_flush: true,
@@ -434,7 +443,10 @@ fn s1_unknown_closed_and_reused_slot_handles_are_not_sockets() {
 
 #[test]
 fn s2_a_socket_is_released_once_and_never_used_after() {
-    let (l, log, _) = started(Config::new().open_sockets(OpenSocketPolicy::Graceful), &[]);
+    let (l, log, _) = started(
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
+        &[],
+    );
     let mut all = Vec::new();
     for (i, linger) in [
         Linger::Background,
@@ -475,7 +487,7 @@ fn linger_abort_close_resets_and_reports() {
         99,
     );
     let out = l.close_socket(h).unwrap();
-    assert_eq!(out.status, CloseStatus::Reset);
+    assert_eq!(out.outcome, SocketOutcome::Reset);
     assert_eq!(out.bytes_discarded, 99);
     assert_accounted(&st.lock());
     l.cleanup().unwrap();
@@ -492,7 +504,7 @@ fn linger_timeout_blocking_waits_for_flush_or_deadline() {
     };
     let (h, st) = add(&l, &log, 1, plan, 300);
     let out = l.close_socket(h).unwrap();
-    assert_eq!(out.status, CloseStatus::Complete);
+    assert_eq!(out.outcome, SocketOutcome::Flushed);
     assert_eq!((out.bytes_flushed, out.bytes_discarded), (300, 0));
     assert_accounted(&st.lock());
     // Times out: a stuck peer; the close still succeeds and says so.
@@ -505,7 +517,7 @@ fn linger_timeout_blocking_waits_for_flush_or_deadline() {
     let t = Instant::now();
     let out = l.close_socket(h).unwrap();
     assert!(t.elapsed() >= Duration::from_millis(40));
-    assert_eq!(out.status, CloseStatus::TimedOut);
+    assert_eq!(out.outcome, SocketOutcome::LingerTimeout);
     assert_eq!(out.bytes_discarded, 300);
     assert_accounted(&st.lock());
     l.cleanup().unwrap();
@@ -529,7 +541,7 @@ fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
         let _ = s.poll_flush();
     })
     .unwrap();
-    assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Complete);
+    assert_eq!(l.close_socket(h).unwrap().outcome, SocketOutcome::Flushed);
     assert_accounted(&st.lock());
     l.cleanup().unwrap();
 }
@@ -589,7 +601,7 @@ fn l13_cleanup_spawns_no_thread_left_behind() {
 #[test]
 fn d1_report_has_every_part_and_displays_a_table() {
     let (l, log, knobs) = started(
-        Config::new().open_sockets(OpenSocketPolicy::Graceful),
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &["pool"],
     );
     knobs.cancelled.store(3, Ordering::SeqCst);

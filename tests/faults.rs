@@ -183,7 +183,7 @@ fn socket_hooks_failing_or_panicking_at_each_position() {
         for at in 0..N {
             let p = provider();
             let (log, knobs) = (p.log.clone(), p.knobs.clone());
-            let l = Lifecycle::with_config(p, Config::new().open_sockets(policy));
+            let l = Lifecycle::with_config(p, Config::new().with_open_socket_policy(policy));
             l.startup(v(2, 2)).unwrap();
             let socks = sockets_with_fault(&l, &log, at, bad);
             let c = l.cleanup().unwrap();
@@ -294,7 +294,10 @@ fn prepare_unload_failing_or_panicking() {
 fn every_hook_faulting_at_once_still_reaches_released() {
     let p = provider();
     let (log, knobs) = (p.log.clone(), p.knobs.clone());
-    let l = Lifecycle::with_config(p, Config::new().open_sockets(OpenSocketPolicy::Graceful));
+    let l = Lifecycle::with_config(
+        p,
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
+    );
     l.startup(v(2, 2)).unwrap();
     let socks = sockets_with_fault(&l, &log, 0, |p| {
         p.panic_flush = true;

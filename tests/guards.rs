@@ -244,7 +244,7 @@ fn guards_overrunning_the_deadline_are_still_waited_for_and_reported() {
     }));
     let l = Arc::new(Lifecycle::with_config(
         p,
-        Config::new().drain_deadline(Duration::from_millis(30)),
+        Config::new().with_drain_deadline(Duration::from_millis(30)),
     ));
     l.startup(v(2, 2)).unwrap();
     let entered = Arc::new(std::sync::Barrier::new(2));

@@ -19,7 +19,7 @@ fn l10_racing_startups_at_the_limit_count_exactly_the_limit() {
     for _ in 0..20 {
         let l = Arc::new(Lifecycle::with_config(
             FakeProvider::default(),
-            Config::new().count_limit(8),
+            Config::new().with_count_limit(8),
         ));
         let hs: Vec<_> = (0..16)
             .map(|i| {
@@ -146,7 +146,7 @@ fn s1_closed_handles_never_alias_a_reused_slot_even_after_many_reuses() {
     for id in 0..1000 {
         let (s, _) = FakeSocket::new(id, SockPlan::default(), &log);
         let h = l.register_socket(s).unwrap();
-        assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Complete);
+        assert_eq!(l.close_socket(h).unwrap().outcome, SocketOutcome::Flushed);
         closed.push(h);
     }
     let (s, _) = FakeSocket::new(5000, SockPlan::default(), &log);
@@ -168,8 +168,8 @@ fn extreme_durations_never_overflow() {
     let l = Lifecycle::with_config(
         p,
         Config::new()
-            .drain_deadline(Duration::MAX)
-            .open_sockets(OpenSocketPolicy::Graceful),
+            .with_drain_deadline(Duration::MAX)
+            .with_open_socket_policy(OpenSocketPolicy::Graceful),
     );
     l.startup(v(2, 2)).unwrap();
     let plan = SockPlan {
@@ -179,7 +179,7 @@ fn extreme_durations_never_overflow() {
     let (mut s, st) = FakeSocket::new(1, plan.clone(), &log);
     s.write(10);
     let h = l.register_socket(s).unwrap();
-    assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Complete);
+    assert_eq!(l.close_socket(h).unwrap().outcome, SocketOutcome::Flushed);
     assert_accounted(&st.lock());
     let (mut s, st) = FakeSocket::new(2, plan, &log);
     s.write(10);

@@ -290,7 +290,7 @@ fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
 #[test]
 fn l9_fail_fast_config_applies_to_startup() {
     let (l, _log, tx, drainer) =
-        held_in_draining(Config::new().startup_policy(StartupPolicy::FailFast));
+        held_in_draining(Config::new().with_startup_policy(StartupPolicy::FailFast));
     assert_eq!(l.startup(v(2, 2)).unwrap_err().wsa_code(), 10036);
     assert_eq!(l.cleanup(), Err(Error::NotInitialised));
     tx.send(()).unwrap();
@@ -300,7 +300,7 @@ fn l9_fail_fast_config_applies_to_startup() {
 
 #[test]
 fn l10_count_limit_is_process_limit_and_not_counted() {
-    let l = Lifecycle::with_config(FakeProvider::default(), Config::new().count_limit(3));
+    let l = Lifecycle::with_config(FakeProvider::default(), Config::new().with_count_limit(3));
     for _ in 0..3 {
         l.startup(v(2, 2)).unwrap();
     }
@@ -313,13 +313,13 @@ fn l10_count_limit_is_process_limit_and_not_counted() {
 
 #[test]
 fn l10_default_limit_is_max_count_and_never_wraps() {
-    assert_eq!(Config::new().get_count_limit(), MAX_COUNT);
+    assert_eq!(Config::new().count_limit(), MAX_COUNT);
     assert_eq!(
-        Config::new().count_limit(u32::MAX).get_count_limit(),
+        Config::new().with_count_limit(u32::MAX).count_limit(),
         MAX_COUNT
     );
-    assert_eq!(Config::new().count_limit(0).get_count_limit(), 1);
-    let l = Lifecycle::with_config(FakeProvider::default(), Config::new().count_limit(1));
+    assert_eq!(Config::new().with_count_limit(0).count_limit(), 1);
+    let l = Lifecycle::with_config(FakeProvider::default(), Config::new().with_count_limit(1));
     l.startup(v(2, 2)).unwrap();
     assert_eq!(l.startup(v(2, 2)), Err(Error::ProcessLimit));
     assert_eq!(l.count(), 1);

@@ -351,7 +351,7 @@ fn cleanup_guard_socket_and_startup_all_racing() {
         assert_eq!(l.state(), State::Active);
         assert_eq!(l.count(), 1);
         if let (Some(h), Some(r)) = (handle, cleaned.report()) {
-            if h.generation() == r.generation {
+            if h.generation() == Some(r.generation) {
                 assert!(
                     r.socket(h).is_some(),
                     "a socket of the torn-down generation is drained"

@@ -302,7 +302,7 @@ impl StateMachineTest for LifecycleTest {
         // allocation per case.
         let l = Box::leak(Box::new(Lifecycle::with_config(
             p,
-            Config::new().count_limit(LIMIT),
+            Config::new().with_count_limit(LIMIT),
         )));
         Sut {
             l,

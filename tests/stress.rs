@@ -165,8 +165,8 @@ fn stress_random_mixes_keep_every_invariant() {
     let l = Arc::new(Lifecycle::with_config(
         StressProvider(Arc::clone(&books)),
         Config::new()
-            .drain_deadline(Duration::from_secs(5))
-            .count_limit(1000),
+            .with_drain_deadline(Duration::from_secs(5))
+            .with_count_limit(1000),
     ));
     let watch = Arc::new(Watch {
         ops: (0..threads).map(|_| AtomicU64::new(0)).collect(),

@@ -53,7 +53,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
     let l = std::sync::Arc::new(Lifecycle::with_config(
         Tcp,
-        Config::new().drain_deadline(Duration::from_secs(60)),
+        Config::new().with_drain_deadline(Duration::from_secs(60)),
     ));
     l.startup(V).unwrap();
     let lis = listener();
@@ -67,7 +67,10 @@ fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
             .unwrap();
         l.with_socket(h, |s| s.send_pattern(MIB + 4321)).unwrap();
         accepted += MIB + 4321;
-        assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Background);
+        assert_eq!(
+            l.close_socket(h).unwrap().outcome,
+            SocketOutcome::Background
+        );
     }
     assert!(
         l.closing_sockets() > 0,
@@ -91,7 +94,10 @@ fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
 
 #[test]
 fn s3_graceful_policy_drains_open_sockets_too() {
-    let l = Lifecycle::with_config(Tcp, Config::new().open_sockets(OpenSocketPolicy::Graceful));
+    let l = Lifecycle::with_config(
+        Tcp,
+        Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
+    );
     l.startup(V).unwrap();
     let lis = listener();
     let mut peers = Vec::new();
@@ -131,7 +137,7 @@ fn abortive_close_resets_the_peer_and_reports_the_discarded_bytes() {
         .unwrap();
     l.with_socket(h, |s| s.send_pattern(MIB)).unwrap();
     let out = l.close_socket(h).unwrap();
-    assert_eq!(out.status, CloseStatus::Reset);
+    assert_eq!(out.outcome, SocketOutcome::Reset);
     assert_eq!(out.bytes_discarded, MIB);
     // Reset policy at the final cleanup on a socket left open.
     let (ours, peer) = pair(&lis).unwrap();
@@ -173,7 +179,7 @@ fn timeout_linger_blocking_returns_after_flush_or_deadline() {
         .unwrap();
     l.with_socket(h, |s| s.send_pattern(MIB)).unwrap();
     let out = l.close_socket(h).unwrap();
-    assert_eq!(out.status, CloseStatus::Complete);
+    assert_eq!(out.outcome, SocketOutcome::Flushed);
     assert_eq!((out.bytes_flushed, out.bytes_discarded), (MIB, 0));
     assert_eq!(reader.join().unwrap().received, MIB);
     // A peer that never reads: the close returns at the linger deadline and
@@ -191,7 +197,7 @@ fn timeout_linger_blocking_returns_after_flush_or_deadline() {
         took >= linger && took < linger + Duration::from_secs(5),
         "{took:?}"
     );
-    assert_eq!(out.status, CloseStatus::TimedOut);
+    assert_eq!(out.outcome, SocketOutcome::LingerTimeout);
     assert!(out.bytes_discarded > 0);
     assert_eq!(out.bytes_flushed + out.bytes_discarded, 8 * MIB);
     l.cleanup().unwrap();
@@ -222,7 +228,7 @@ fn timeout_linger_nonblocking_would_block_and_the_handle_stays_valid() {
     while l.with_socket(h, |s| s.poll_flush().unwrap()).unwrap() == FlushStatus::Pending {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(l.close_socket(h).unwrap().status, CloseStatus::Complete);
+    assert_eq!(l.close_socket(h).unwrap().outcome, SocketOutcome::Flushed);
     assert_eq!(reader.join().unwrap().received, MIB + 10);
     l.cleanup().unwrap();
 }

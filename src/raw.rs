@@ -1,0 +1,437 @@
+//! The raw lifecycle: the state word, the guard shards and the slow-path
+//! lock, with no provider type in sight (lock_api's raw/safe split:
+//! [`Lifecycle`](crate::Lifecycle) is the safe, generic layer on top).
+//!
+//! # Module graph
+//!
+//! Every import points down; no module imports one that imports it back:
+//!
+//! ```text
+//! lib ─ lifecycle ─┬─ session
+//!                  ├─ close ── drain ── report
+//!                  ├─ guard ── raw ──┬─ state ── thread ── sync
+//!                  │                 └─ resource ── hook
+//!                  └─ provider ── resource, socket, version, error, config
+//! ```
+//!
+//! # Guard shards
+//!
+//! Operation guards ([O1](crate::contract#O1)–[O3](crate::contract#O3))
+//! are counted percpu_ref-style on `SHARDS` cache-padded words; a thread
+//! picks one round-robin the first time it takes a guard. A shard word:
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | 0–61 | guards counted on this shard (plus, for an instant, failed enters) |
+//! | 62 (`PARKED`) | the drainer is waiting for this lifecycle's guards: the last leaver wakes it |
+//! | 63 (`CLOSED`) | the lifecycle is not Active: new guards on this shard fail |
+//!
+//! - `enter`: `prev = shard.fetch_add(1)`; then load the state word. If `prev`
+//!   has `CLOSED` or the word is not Active, undo and fail.
+//! - `leave` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
+//!   has `PARKED` and this was the shard's last guard, wake the drainer.
+//! - The final cleanup flips the word to Draining, then `fetch_or`s
+//!   `CLOSED | PARKED` into every shard (the counts it reads are the guards it
+//!   waits for), then waits under `control` until every count is zero, then
+//!   clears `PARKED`. Initialization clears both bits before it publishes
+//!   Active (shards start closed).
+//!
+//! Why this is exact without `SeqCst`: all read-modify-writes of one shard are
+//! totally ordered (coherence). An enter's `fetch_add` is either before the
+//! drainer's `fetch_or` on that shard, and then the drainer counts it, or
+//! after, and then it sees `CLOSED` and fails. A `fetch_sub` the drainer's
+//! wait did not see comes after the `fetch_or`, so it returns `PARKED`: the
+//! leaver wakes the drainer, taking the mutex first so the wake cannot fall
+//! between the drainer's check and its wait. loom models exactly this.
+//!
+//! `PARKED` is what keeps a refused `enter` as cheap as a successful one:
+//! outside the drainer's wait no leaver ever takes the mutex, so a stream of enters on a Released
+//! lifecycle neither locks nor wakes parked startups.
+//!
+//! The state-word load in `enter` makes the refusal immediate: once the flip
+//! to Draining happened-before an `enter`, that `enter` fails even on a shard
+//! the drainer has not closed yet ([O1](crate::contract#O1)).
+
+use std::time::Instant;
+
+use crate::config::{Config, StartupPolicy};
+use crate::resource::{Registered, release_resources};
+use crate::state::{State, StateWord, Word};
+use crate::sync::{self, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering};
+use crate::{Error, thread};
+
+/// Number of guard shards. Two under loom keep the models small while still
+/// letting two threads count on different shards.
+#[cfg(not(loom))]
+const SHARDS: usize = 32;
+#[cfg(loom)]
+const SHARDS: usize = 2;
+
+/// The `CLOSED` bit of a shard word.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+/// The `PARKED` bit of a shard word.
+const PARKED: usize = 1 << (usize::BITS - 2);
+/// The count bits of a shard word.
+const COUNT: usize = PARKED - 1;
+
+/// The non-generic part of a lifecycle. Guards borrow only this.
+pub(crate) struct RawLifecycle {
+    /// The packed state word, alone on its cache line.
+    pub(crate) word: StateWord,
+    /// Guard counters, one cache line each.
+    shards: [CachePadded<AtomicUsize>; SHARDS],
+    /// Slow-path state; also the lock every wait and wake goes through.
+    control: Mutex<Control>,
+    /// Woken on every slow-path transition and when the last guard leaves
+    /// during the drainer's wait. All waits loop on their own condition.
+    cv: Condvar,
+    pub(crate) config: Config,
+    /// A process-unique id, assigned on first use (0: not yet). Keys the
+    /// per-thread records (L11, the fast-path guess) instead of the address.
+    id: AtomicU64,
+}
+
+/// What the slow paths share under `RawLifecycle::control`.
+struct Control {
+    /// Resources of the current generation, in registration order.
+    resources: Vec<Registered>,
+    /// The thread running the initialization hook (0: none).
+    init_token: u64,
+    /// The thread running the final cleanup (0: none).
+    drain_token: u64,
+}
+
+/// What a startup's slow path decided.
+pub(crate) enum Slow<'a> {
+    /// Active now: retry the fast path.
+    Retry,
+    /// This thread initializes the next generation.
+    Initialize(Initializing<'a>),
+}
+
+impl RawLifecycle {
+    sync::loom_const_fn! {
+        pub(crate) fn new(config: Config) -> RawLifecycle {
+            RawLifecycle {
+                word: StateWord::new(),
+                shards: new_shards(),
+                control: Mutex::new(Control {
+                    resources: Vec::new(),
+                    init_token: 0,
+                    drain_token: 0,
+                }),
+                cv: Condvar::new(),
+                config,
+                id: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// This lifecycle's process-unique id.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        // Relaxed: the id is only compared for identity; the CAS below makes
+        // every thread agree on one value.
+        let id = self.id.load(Ordering::Relaxed);
+        if id != 0 { id } else { self.assign_id() }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let fresh = sync::next_id(Counter::Lifecycle);
+        match self
+            .id
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(winner) => winner,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // guards
+    // ------------------------------------------------------------------
+
+    /// Counts a guard on this thread's shard if the state is Active (O1);
+    /// returns the shard and the word seen.
+    #[inline]
+    pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
+        let shard = thread::shard(SHARDS);
+        // Acquire: pairs with the AcqRel `fetch_and` that reopened the shard
+        // after initialization, so a live guard sees what it published.
+        let prev = self.shards[shard].fetch_add(1, Ordering::Acquire);
+        let w = self.word.load();
+        if prev & CLOSED != 0 || !w.is_active() {
+            self.leave(shard);
+            return Err(Error::NotInitialised);
+        }
+        Ok((shard, w))
+    }
+
+    /// Undoes one `enter` on `shard`, waking the drainer if it is waiting and
+    /// this was the shard's last guard.
+    #[inline]
+    pub(crate) fn leave(&self, shard: usize) {
+        // Release: everything the guard's holder did happens-before the
+        // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
+        // synchronizes with the drainer's `fetch_or`.
+        let prev = self.shards[shard].fetch_sub(1, Ordering::AcqRel);
+        if prev & PARKED != 0 && prev & COUNT == 1 {
+            self.wake();
+        }
+    }
+
+    #[cold]
+    fn wake(&self) {
+        // Taking the lock orders this wake after the waiter's check-then-wait.
+        let _ctl = self.control.lock();
+        self.cv.notify_all();
+    }
+
+    /// Guards currently counted (exact once every shard is closed).
+    pub(crate) fn guards(&self) -> usize {
+        self.shards
+            .iter()
+            // Acquire: pairs with the leavers' Release `fetch_sub`, so the
+            // teardown that follows a zero sees all their work.
+            .map(|s| s.load(Ordering::Acquire) & COUNT)
+            .sum()
+    }
+
+    /// Closes every shard: from here on no guard can be taken, and the last
+    /// leaver wakes the drainer. Returns the guards counted at the closing
+    /// instant of each shard.
+    fn close_shards(&self) -> usize {
+        self.shards
+            .iter()
+            // AcqRel: Acquire the counted guards' state, Release the bits to
+            // later enters and leavers (see the module docs).
+            .map(|s| s.fetch_or(CLOSED | PARKED, Ordering::AcqRel) & COUNT)
+            .sum()
+    }
+
+    /// Opens every shard for a new generation (before Active is published).
+    fn open_shards(&self) {
+        for s in &self.shards {
+            // AcqRel: Release the initialization to guards whose Acquire
+            // `fetch_add` reads the opened value.
+            s.fetch_and(!(CLOSED | PARKED), Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the calling thread holds a guard of this lifecycle (L11).
+    pub(crate) fn held_by_current_thread(&self) -> bool {
+        thread::holds(self.id())
+    }
+
+    // ------------------------------------------------------------------
+    // resources
+    // ------------------------------------------------------------------
+
+    /// Adds a resource to the current generation; hands it back unless
+    /// Active.
+    pub(crate) fn register(&self, r: Registered) -> Result<(), Registered> {
+        let mut ctl = self.control.lock();
+        // The drain takes the list under this lock after flipping the word,
+        // so an Active seen here means the drain will see this entry.
+        if !self.word.load().is_active() {
+            return Err(r);
+        }
+        ctl.resources.push(r);
+        Ok(())
+    }
+
+    /// Takes the current generation's resources, in registration order.
+    pub(crate) fn take_resources(&self) -> Vec<Registered> {
+        std::mem::take(&mut self.control.lock().resources)
+    }
+
+    // ------------------------------------------------------------------
+    // startup slow path
+    // ------------------------------------------------------------------
+
+    /// Not Active: initialize, or wait for whoever is initializing or
+    /// draining, as `policy` says (L9).
+    #[cold]
+    pub(crate) fn startup_slow(&self, policy: StartupPolicy) -> Result<Slow<'_>, Error> {
+        let me = thread::token();
+        let mut ctl = self.control.lock();
+        loop {
+            let w = self.word.load();
+            match w.state() {
+                State::Active => return Ok(Slow::Retry),
+                State::Draining => {
+                    if policy != StartupPolicy::Wait
+                        || ctl.drain_token == me
+                        || self.held_by_current_thread()
+                    {
+                        return Err(Error::InProgress);
+                    }
+                    ctl = self.cv.wait(ctl);
+                }
+                State::Uninitialized | State::Released if w.initializing() => {
+                    if policy == StartupPolicy::NoWait || ctl.init_token == me {
+                        return Err(Error::InProgress);
+                    }
+                    ctl = self.cv.wait(ctl);
+                }
+                State::Uninitialized | State::Released => {
+                    self.word.mark_initializing(w);
+                    ctl.init_token = me;
+                    return Ok(Slow::Initialize(Initializing {
+                        raw: self,
+                        before: w,
+                        done: false,
+                    }));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // the final cleanup's frame
+    // ------------------------------------------------------------------
+
+    /// The 1 → 0 transition (L6): on success the caller owns the teardown of
+    /// `active`'s generation, and the returned value publishes Released when
+    /// it is dropped, however the teardown ends. `Ok(None)`: the word
+    /// changed, retry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
+    /// (L11); nothing changes.
+    #[cold]
+    pub(crate) fn begin_final(&self, active: Word) -> Result<Option<Teardown<'_>>, Error> {
+        if self.held_by_current_thread() {
+            return Err(Error::InProgress);
+        }
+        if !self.word.begin_drain(active) {
+            return Ok(None);
+        }
+        let teardown = Teardown { raw: self, active };
+        self.control.lock().drain_token = thread::token();
+        Ok(Some(teardown))
+    }
+}
+
+/// A startup running the provider's initialization. Dropped without
+/// [`publish`](Initializing::publish) (an unwind), it puts the state back.
+pub(crate) struct Initializing<'a> {
+    raw: &'a RawLifecycle,
+    before: Word,
+    done: bool,
+}
+
+impl Initializing<'_> {
+    /// The generation being initialized.
+    pub(crate) fn generation(&self) -> u64 {
+        self.before.generation()
+    }
+
+    /// Ends the initialization: `Ok(resources)` publishes Active with count 1
+    /// and the generation's resources; `Err(())` puts the state back (L2;
+    /// the caller released what was registered).
+    pub(crate) fn publish(mut self, resources: Result<Vec<Registered>, ()>) {
+        self.done = true;
+        let mut ctl = self.raw.control.lock();
+        ctl.init_token = 0;
+        let published = match resources {
+            Ok(resources) => {
+                ctl.resources = resources;
+                self.raw.open_shards();
+                Word::new(State::Active, 1, self.before.generation())
+            }
+            Err(()) => self.before.with_initializing(false),
+        };
+        self.raw.word.publish(published);
+        self.raw.cv.notify_all();
+    }
+}
+
+impl Drop for Initializing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut ctl = self.raw.control.lock();
+            ctl.init_token = 0;
+            self.raw.word.publish(self.before.with_initializing(false));
+            self.raw.cv.notify_all();
+        }
+    }
+}
+
+/// The final cleanup's frame ([L14](crate::contract#L14)): whatever happens
+/// between [`RawLifecycle::begin_final`] and its drop, the drop releases any
+/// resource still registered, publishes Released with the next generation
+/// and wakes every waiting startup.
+pub(crate) struct Teardown<'a> {
+    raw: &'a RawLifecycle,
+    active: Word,
+}
+
+impl Teardown<'_> {
+    /// The generation being torn down.
+    pub(crate) fn generation(&self) -> u64 {
+        self.active.generation()
+    }
+
+    /// L6.1: closes every shard; returns the guards counted at that instant.
+    pub(crate) fn shut_out_guards(&self) -> usize {
+        self.raw.close_shards()
+    }
+
+    /// L6.1: waits until no guard is live. Returns whether the wait went past
+    /// `deadline` (it never gives up: O2).
+    pub(crate) fn wait_for_guards(&self, deadline: Instant) -> bool {
+        let raw = self.raw;
+        let mut ctl = raw.control.lock();
+        let mut overran = false;
+        while raw.guards() != 0 {
+            if Instant::now() >= deadline {
+                overran = true;
+                ctl = raw.cv.wait(ctl);
+            } else {
+                ctl = raw.cv.wait_until(ctl, deadline);
+            }
+        }
+        drop(ctl);
+        for s in &raw.shards {
+            // Relaxed: the bit only asks leavers to wake a waiting drainer;
+            // once the wait is over nobody needs to see it go.
+            s.fetch_and(!PARKED, Ordering::Relaxed);
+        }
+        overran
+    }
+
+    /// L6.4: takes the generation's resources, in registration order.
+    pub(crate) fn take_resources(&self) -> Vec<Registered> {
+        self.raw.take_resources()
+    }
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        // Only non-empty if the teardown was cut short by an unwind.
+        let leftover = self.take_resources();
+        release_resources(leftover);
+        // L6.6: Released, next generation, wake waiting startups. Under the
+        // lock so a startup's check-then-wait cannot miss it.
+        let mut ctl = self.raw.control.lock();
+        ctl.drain_token = 0;
+        self.raw
+            .word
+            .publish(Word::new(State::Released, 0, self.active.next_generation()));
+        self.raw.cv.notify_all();
+    }
+}
+
+/// Shards that start closed (a new lifecycle is not Active).
+#[cfg(not(loom))]
+const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
+    [const { CachePadded::new(AtomicUsize::new(CLOSED)) }; SHARDS]
+}
+
+#[cfg(loom)]
+fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
+    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(CLOSED)))
+}

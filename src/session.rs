@@ -1,0 +1,104 @@
+//! [`Session`]: a startup whose cleanup runs on drop.
+
+use std::fmt;
+
+use crate::lifecycle::{Cleanup, Lifecycle, Started};
+use crate::{Error, Provider};
+
+/// An RAII startup: the matching cleanup runs when it is dropped or
+/// [ended](Session::end). Created by [`Lifecycle::session`].
+///
+/// If the session's cleanup is the final one, dropping it runs the whole
+/// drain on the dropping thread; use [`end`](Session::end) to get the report.
+/// Dropped on a thread that holds an [`OperationGuard`](crate::OperationGuard)
+/// of the same lifecycle, a final cleanup cannot run
+/// ([L11](crate::contract#L11)) and a drop cannot report it: the count then
+/// stays. End such sessions with `end`, which says `InProgress` and can be
+/// retried after the guard is gone.
+///
+/// ```
+/// use provider_lifecycle::*;
+/// struct P;
+/// impl Provider for P {
+///     type Socket = NoSocket;
+///     fn versions(&self) -> VersionRange {
+///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+///     }
+/// }
+/// let l = Lifecycle::new(P);
+/// {
+///     let outer = l.session(Version::new(2, 2))?;
+///     let _inner = l.session(Version::new(2, 2))?;
+///     assert_eq!(l.count(), 2);
+///     assert_eq!(outer.started().generation, 0);
+/// } // both cleanups ran here, the last one drained
+/// assert_eq!(l.state(), State::Released);
+///
+/// let mut s = l.session(Version::new(2, 2))?;
+/// let report = s.end()?.into_report().expect("the final cleanup");
+/// assert!(report.is_clean());
+/// # Ok::<(), Error>(())
+/// ```
+#[must_use = "dropping a session at once runs its cleanup at once"]
+pub struct Session<'a, P: Provider> {
+    lifecycle: &'a Lifecycle<P>,
+    started: Started,
+    ended: bool,
+}
+
+impl<'a, P: Provider> Session<'a, P> {
+    pub(crate) fn new(lifecycle: &'a Lifecycle<P>, started: Started) -> Session<'a, P> {
+        Session {
+            lifecycle,
+            started,
+            ended: false,
+        }
+    }
+
+    /// What the session's startup negotiated.
+    pub fn started(&self) -> &Started {
+        &self.started
+    }
+
+    /// The lifecycle this session counts in.
+    pub fn lifecycle(&self) -> &'a Lifecycle<P> {
+        self.lifecycle
+    }
+
+    /// Runs the session's cleanup now and returns its result. After an `Ok`
+    /// the session holds no count and its drop does nothing; after an `Err`
+    /// (`InProgress` from inside a guard, L11) nothing changed and it can be
+    /// retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`Lifecycle::cleanup`]; [`Error::NotInitialised`] if this session
+    /// already ended.
+    pub fn end(&mut self) -> Result<Cleanup, Error> {
+        if self.ended {
+            return Err(Error::NotInitialised);
+        }
+        let r = self.lifecycle.cleanup();
+        if r.is_ok() {
+            self.ended = true;
+        }
+        r
+    }
+}
+
+impl<P: Provider> Drop for Session<'_, P> {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.end();
+        }
+    }
+}
+
+impl<P: Provider> fmt::Debug for Session<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("started", &self.started)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}

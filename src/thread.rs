@@ -1,0 +1,219 @@
+//! The calling thread's record: its token, the shard it counts guards on,
+//! its guess of each state word (see `state.rs`), and which lifecycles it
+//! holds guards of (rule L11, [L15](crate::contract#L15)).
+//!
+//! The record is a `const`-initialized thread-local **without a destructor**,
+//! so std keeps it usable even inside other thread-locals' destructors. It
+//! holds the first [`INLINE_HELD`] lifecycles a thread holds guards of; more
+//! go to a second, growable thread-local. If that one is already destroyed
+//! (guards taken from a thread-local destructor, more than `INLINE_HELD`
+//! lifecycles deep), the guard is counted as *untracked* and, while any such
+//! guard lives, the thread is treated as holding a guard of every lifecycle:
+//! a final cleanup or `Wait` startup from it answers `InProgress` rather than
+//! risk waiting for itself.
+//!
+//! Lifecycles are keyed by a process-unique id (never by address), so a
+//! leaked guard of a dropped lifecycle cannot be mistaken for a guard of a
+//! new lifecycle at the same address.
+
+use std::cell::{Cell, RefCell};
+
+use crate::sync::{self, Counter};
+
+/// How many lifecycles a thread holds guards of before the growable table is used.
+pub(crate) const INLINE_HELD: usize = 4;
+
+/// Marks `Record::shard` as not yet chosen.
+const NO_SHARD: usize = usize::MAX;
+
+#[derive(Debug)]
+struct Record {
+    token: Cell<u64>,
+    /// The lifecycle (by id) whose state word this thread last wrote on a
+    /// fast path, and the value it wrote.
+    hint_id: Cell<u64>,
+    hint_word: Cell<u64>,
+    shard: Cell<usize>,
+    held_ids: [Cell<u64>; INLINE_HELD],
+    held_depth: [Cell<u32>; INLINE_HELD],
+    /// Guards held while no table could record them (see the module docs).
+    untracked: Cell<u32>,
+}
+
+impl Record {
+    sync::loom_const_fn! {
+        fn new() -> Record {
+            Record {
+                token: Cell::new(0),
+                hint_id: Cell::new(0),
+                hint_word: Cell::new(0),
+                shard: Cell::new(NO_SHARD),
+                held_ids: [const { Cell::new(0) }; INLINE_HELD],
+                held_depth: [const { Cell::new(0) }; INLINE_HELD],
+                untracked: Cell::new(0),
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+sync::thread_local! {
+    static RECORD: Record = const { Record::new() };
+    static MORE_HELD: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(loom)]
+sync::thread_local! {
+    static RECORD: Record = Record::new();
+    static MORE_HELD: RefCell<Vec<(u64, u32)>> = RefCell::new(Vec::new());
+}
+
+/// Runs `f` with the calling thread's record; `None` if it is no longer
+/// accessible (only possible under loom, whose thread-locals are destroyed).
+#[inline]
+fn with<R>(f: impl FnOnce(&Record) -> R) -> Option<R> {
+    RECORD.try_with(f).ok()
+}
+
+/// A number naming the calling thread for as long as it lives (refuses a
+/// startup that would wait for itself). A thread past its locals'
+/// destruction gets a fresh token each call: it cannot be the one
+/// initializing or draining.
+pub(crate) fn token() -> u64 {
+    with(|r| {
+        let token = r.token.get();
+        if token != 0 {
+            return token;
+        }
+        let token = sync::next_id(Counter::Thread);
+        r.token.set(token);
+        token
+    })
+    .unwrap_or_else(|| sync::next_id(Counter::Thread))
+}
+
+/// The shard this thread counts guards on, chosen round-robin on first use.
+#[inline]
+pub(crate) fn shard(shards: usize) -> usize {
+    with(|r| {
+        let s = r.shard.get();
+        if s != NO_SHARD {
+            return s;
+        }
+        let s = sync::next_id(Counter::Shard) as usize % shards;
+        r.shard.set(s);
+        s
+    })
+    .unwrap_or(0)
+}
+
+/// The word this thread last wrote to lifecycle `id`'s state word, if any.
+#[inline]
+pub(crate) fn hint(id: u64) -> Option<u64> {
+    with(|r| (r.hint_id.get() == id).then(|| r.hint_word.get())).flatten()
+}
+
+/// Remembers the word this thread just wrote to lifecycle `id`.
+#[inline]
+pub(crate) fn remember(id: u64, word: u64) {
+    let _ = with(|r| {
+        r.hint_id.set(id);
+        r.hint_word.set(word);
+    });
+}
+
+/// Where a guard's hold is recorded, to undo it on drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// In the inline table at this index.
+    Inline(u8),
+    /// In the growable table.
+    More,
+    /// Nowhere: counted in `untracked`.
+    Untracked,
+    /// The record itself was gone; nothing to undo.
+    Unrecorded,
+}
+
+/// Records that this thread now holds one more guard of lifecycle `id`.
+#[inline]
+pub(crate) fn hold(id: u64) -> Held {
+    with(|r| {
+        let mut empty = None;
+        for i in 0..INLINE_HELD {
+            let k = r.held_ids[i].get();
+            if k == id {
+                r.held_depth[i].set(r.held_depth[i].get() + 1);
+                return Held::Inline(i as u8);
+            }
+            if k == 0 && empty.is_none() {
+                empty = Some(i);
+            }
+        }
+        if let Some(i) = empty {
+            r.held_ids[i].set(id);
+            r.held_depth[i].set(1);
+            return Held::Inline(i as u8);
+        }
+        hold_more(r, id)
+    })
+    .unwrap_or(Held::Unrecorded)
+}
+
+#[cold]
+fn hold_more(r: &Record, id: u64) -> Held {
+    let recorded = MORE_HELD.try_with(|more| {
+        let mut more = more.borrow_mut();
+        match more.iter_mut().find(|(k, _)| *k == id) {
+            Some((_, depth)) => *depth += 1,
+            None => more.push((id, 1)),
+        }
+    });
+    if recorded.is_ok() {
+        Held::More
+    } else {
+        r.untracked.set(r.untracked.get() + 1);
+        Held::Untracked
+    }
+}
+
+/// Undoes one [`hold`] of lifecycle `id`.
+#[inline]
+pub(crate) fn unhold(id: u64, held: Held) {
+    let _ = with(|r| match held {
+        Held::Inline(i) => {
+            let i = usize::from(i);
+            let d = r.held_depth[i].get() - 1;
+            r.held_depth[i].set(d);
+            if d == 0 {
+                r.held_ids[i].set(0);
+            }
+        }
+        Held::More => {
+            let _ = MORE_HELD.try_with(|more| {
+                let mut more = more.borrow_mut();
+                if let Some(pos) = more.iter().position(|(k, _)| *k == id) {
+                    more[pos].1 -= 1;
+                    if more[pos].1 == 0 {
+                        more.swap_remove(pos);
+                    }
+                }
+            });
+        }
+        Held::Untracked => r.untracked.set(r.untracked.get() - 1),
+        Held::Unrecorded => {}
+    });
+}
+
+/// Whether the calling thread holds a guard of lifecycle `id` (or an
+/// untracked guard, which might be one: see the module docs).
+pub(crate) fn holds(id: u64) -> bool {
+    with(|r| {
+        (0..INLINE_HELD).any(|i| r.held_ids[i].get() == id)
+            || r.untracked.get() > 0
+            || MORE_HELD
+                .try_with(|more| more.borrow().iter().any(|(k, _)| *k == id))
+                .unwrap_or(false)
+    })
+    .unwrap_or(false)
+}
