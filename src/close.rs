@@ -1,7 +1,7 @@
 //! How a socket ends: every close decision in one place — the linger table
 //! while Active ([S1](crate::contract#S1), [L8](crate::contract#L8)), the
-//! open-socket policy at the final cleanup ([L6.2](crate::contract#L6)),
-//! background flushing ([L6.3](crate::contract#L6)), and the abortive end
+//! open-socket policy at the final cleanup ([L6.2](crate::contract#L6.2)),
+//! background flushing ([L6.3](crate::contract#L6.3)), and the abortive end
 //! of a lifecycle dropped while Active ([L12](crate::contract#L12)).
 
 use std::time::{Duration, Instant};
@@ -134,7 +134,7 @@ pub(crate) fn poll_background<S: Socket>(
     )
 }
 
-/// L6.2 + L6.3: closes the open sockets by `policy` and flushes every
+/// [L6.2](crate::contract#L6.2) + [L6.3](crate::contract#L6.3): closes the open sockets by `policy` and flushes every
 /// graceful one (open or already closing) concurrently, until done, its own
 /// linger deadline or the drain `deadline`.
 pub(crate) fn close_all<S: Socket>(
@@ -199,7 +199,7 @@ pub(crate) fn close_all<S: Socket>(
     reports
 }
 
-/// L12: ends every socket abortively, with no flush and no report.
+/// [L12](crate::contract#L12): ends every socket abortively, with no flush and no report.
 pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, closing: Vec<Closing<S>>) {
     for (handle, cell) in open {
         if let Some(socket) = take(cell) {

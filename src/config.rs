@@ -30,7 +30,7 @@ pub enum StartupPolicy {
     NoWait,
 }
 
-/// How the final cleanup closes sockets the application left open ([L6.2](crate::contract#L6)).
+/// How the final cleanup closes sockets the application left open ([L6.2](crate::contract#L6.2)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum OpenSocketPolicy {
@@ -82,14 +82,14 @@ impl Config {
         }
     }
 
-    /// Sets the startup-during-Draining policy (L9).
+    /// Sets the startup-during-Draining policy ([L9](crate::contract#L9)).
     #[must_use]
     pub const fn with_startup_policy(mut self, policy: StartupPolicy) -> Config {
         self.startup_policy = policy;
         self
     }
 
-    /// Sets the open-socket policy of the final cleanup ([L6.2](crate::contract#L6)).
+    /// Sets the open-socket policy of the final cleanup ([L6.2](crate::contract#L6.2)).
     #[must_use]
     pub const fn with_open_socket_policy(mut self, policy: OpenSocketPolicy) -> Config {
         self.open_sockets = policy;

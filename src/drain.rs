@@ -1,6 +1,6 @@
 //! The drain engine: ending one socket (flushed, or aborted with what it
 //! discarded counted) and flushing many sockets from one thread
-//! ([L6.2](crate::contract#L6)–[L6.3](crate::contract#L6),
+//! ([L6.2](crate::contract#L6.2)–[L6.3](crate::contract#L6.3),
 //! [S2](crate::contract#S2), [S3](crate::contract#S3)).
 
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ impl<S: Socket> Task<S> {
 }
 
 impl<S: Socket> Closing<S> {
-    /// A flush task for a socket closed in the background (L6.3), bounded
+    /// A flush task for a socket closed in the background ([L6.3](crate::contract#L6.3)), bounded
     /// by `deadline`.
     pub(crate) fn into_task(self, deadline: Instant) -> Task<S> {
         let unsent = unsent_or(&self.socket, 0);
@@ -109,7 +109,7 @@ pub(crate) fn abort_socket<S: Socket>(
     }
 }
 
-/// Calls `release` (S2: last), then drops the socket with its `Drop` panics
+/// Calls `release` ([S2](crate::contract#S2): last), then drops the socket with its `Drop` panics
 /// caught ([L14](crate::contract#L14)); a panicking drop is reported as the
 /// release's outcome unless the release itself already failed.
 fn release_and_drop<S: Socket>(mut socket: S) -> HookOutcome {
@@ -200,7 +200,7 @@ fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
 /// Flushes many sockets from the calling thread: polls every pending socket
 /// in turn, and when a whole round made no progress backs off (yield, then
 /// sleeps doubling from 20 µs to 1 ms, never past the next deadline). Total
-/// time is bounded by the slowest socket, not the sum (no helper thread: L13).
+/// time is bounded by the slowest socket, not the sum (no helper thread: [L13](crate::contract#L13)).
 pub(crate) struct Flusher<S> {
     tasks: Vec<Task<S>>,
     pub(crate) reports: Vec<SocketReport>,

@@ -1,6 +1,6 @@
-//! The crate's one error type (rule D2), each variant with its Winsock code.
+//! The crate's one error type ([D2](crate::contract#D2)), each variant with its Winsock code.
 
-/// Everything that can go wrong in the lifecycle, as one enum (rule D2).
+/// Everything that can go wrong in the lifecycle, as one enum ([D2](crate::contract#D2)).
 ///
 /// Every variant maps to the Winsock error code a provider would hand back to
 /// `ws2_32` ([`Error::wsa_code`]), so an FFI shim can translate it without a
@@ -17,6 +17,10 @@
 /// | [`WouldBlock`](Error::WouldBlock) | 10035 | a non-blocking close with a linger timeout cannot finish now |
 /// | [`Fault`](Error::Fault) | 10014 | a null or invalid pointer at an FFI boundary |
 /// | [`NetworkDown`](Error::NetworkDown) | 10050 | the provider reports its network failed |
+/// | [`InvalidProcTable`](Error::InvalidProcTable) | 10104 | a lower provider's dispatch table has a null entry |
+/// | [`ProviderFailedInit`](Error::ProviderFailedInit) | 10106 | a provider's startup failed, as the layer above sees it |
+/// | [`Interrupted`](Error::Interrupted) | 10004 | a blocking call ended by the final cleanup's cancel step |
+/// | [`OperationAborted`](Error::OperationAborted) | 995 | a pending overlapped operation ended |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -54,6 +58,21 @@ pub enum Error {
     /// The provider reports that its network failed (`WSAENETDOWN`).
     #[error("the network is down (WSAENETDOWN, 10050)")]
     NetworkDown,
+    /// A lower provider's dispatch table has a null entry
+    /// (`WSAEINVALIDPROCTABLE`).
+    #[error("the lower provider's dispatch table is invalid (WSAEINVALIDPROCTABLE, 10104)")]
+    InvalidProcTable,
+    /// A provider's startup failed, as the layer above it sees it
+    /// (`WSAEPROVIDERFAILEDINIT`).
+    #[error("the provider failed to initialize (WSAEPROVIDERFAILEDINIT, 10106)")]
+    ProviderFailedInit,
+    /// A blocking call was ended by the final cleanup's cancel step
+    /// (`WSAEINTR`).
+    #[error("the blocking call was interrupted (WSAEINTR, 10004)")]
+    Interrupted,
+    /// A pending overlapped operation was ended (`WSA_OPERATION_ABORTED`).
+    #[error("the overlapped operation was aborted (WSA_OPERATION_ABORTED, 995)")]
+    OperationAborted,
 }
 
 impl Error {
@@ -76,6 +95,10 @@ impl Error {
             Error::WouldBlock => 10035,
             Error::Fault => 10014,
             Error::NetworkDown => 10050,
+            Error::InvalidProcTable => 10104,
+            Error::ProviderFailedInit => 10106,
+            Error::Interrupted => 10004,
+            Error::OperationAborted => 995,
         }
     }
 
@@ -106,6 +129,10 @@ mod tests {
             (Error::WouldBlock, 10035),
             (Error::Fault, 10014),
             (Error::NetworkDown, 10050),
+            (Error::InvalidProcTable, 10104),
+            (Error::ProviderFailedInit, 10106),
+            (Error::Interrupted, 10004),
+            (Error::OperationAborted, 995),
         ];
         for (e, code) in table {
             assert_eq!(e.wsa_code(), code, "{e}");

@@ -36,7 +36,7 @@ use crate::thread::{self, Held};
 ///
 /// A guard that is leaked (`mem::forget`) is never released: the final
 /// cleanup then waits forever, since freeing anything under it would break
-/// rule O2. The leak does not affect other lifecycles, even one later built
+/// rule [O2](crate::contract#O2). The leak does not affect other lifecycles, even one later built
 /// at the same address: threads key their records by a unique id.
 #[must_use = "the operation is only protected while the guard lives"]
 pub struct OperationGuard<'a> {
@@ -47,7 +47,7 @@ pub struct OperationGuard<'a> {
 }
 
 impl<'a> OperationGuard<'a> {
-    /// Takes a guard if the state is Active (O1); also returns the word seen.
+    /// Takes a guard if the state is Active ([O1](crate::contract#O1)); also returns the word seen.
     #[inline]
     pub(crate) fn enter(raw: &'a RawLifecycle) -> Result<(OperationGuard<'a>, Word), Error> {
         let (shard, w) = raw.enter()?;

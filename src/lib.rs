@@ -69,7 +69,7 @@
 //! | Draining | the final cleanup is tearing down | [`StartupPolicy::Wait`] (default): wait, then initialize afresh; or `InProgress` | `NotInitialised` | `NotInitialised` |
 //! | Released | torn down, ready | initializes afresh (new generation) | `NotInitialised` | `NotInitialised` |
 //!
-//! The final cleanup (rule L6) flips Active → Draining in one atomic step, then
+//! The final cleanup (rule [L6](crate::contract#L6)) flips Active → Draining in one atomic step, then
 //! on the calling thread: (1) calls [`Provider::cancel_pending`] and waits for
 //! every [`OperationGuard`]; (2) closes sockets still open by the
 //! [`OpenSocketPolicy`]; (3) flushes gracefully closed sockets until done,
@@ -88,7 +88,7 @@
 //!   run with no lock of the lifecycle held, and their panics are caught and
 //!   reported.
 //! - No helper thread is ever spawned: the drain polls every socket from the
-//!   cleanup's own thread (rule L13).
+//!   cleanup's own thread (rule [L13](crate::contract#L13)).
 //! - `tests/loom.rs` model-checks the races (run with
 //!   `RUSTFLAGS="--cfg loom" cargo test --release --test loom`);
 //!   `tests/state_machine.rs` checks the whole state machine against a

@@ -23,7 +23,7 @@ use crate::{BoxError, Error, Negotiated, Provider, Resource, SocketHandle, Versi
 /// The result of a successful startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Started {
-    /// The negotiated version and the provider's highest (V2). A caller that
+    /// The negotiated version and the provider's highest ([V2](crate::contract#V2)). A caller that
     /// rejects it must still call cleanup once ([L3](crate::contract#L3)).
     pub negotiated: Negotiated,
     /// The generation this startup joined.
@@ -255,7 +255,7 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// Runs the provider's initialization with no lock held, then publishes
-    /// Active with count 1, or puts the state back (L2).
+    /// Active with count 1, or puts the state back ([L2](crate::contract#L2)).
     #[cold]
     fn initialize(&self, init: Initializing<'_>, negotiated: Negotiated) -> Result<Started, Error> {
         let generation = init.generation();
@@ -325,7 +325,7 @@ impl<P: Provider> Lifecycle<P> {
         }
     }
 
-    /// Rule L6, steps 1–5, on the calling thread; step 6 is the frame's drop
+    /// Rule [L6](crate::contract#L6), steps 1–5, on the calling thread; step 6 is the frame's drop
     /// (so it happens even if a step unwinds). Runs exactly once per
     /// generation: only the thread whose CAS flipped Active → Draining gets
     /// here.
@@ -425,7 +425,7 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// Registers a resource for the current generation, released in reverse
-    /// order of registration at the final cleanup ([L6.4](crate::contract#L6)).
+    /// order of registration at the final cleanup ([L6.4](crate::contract#L6.4)).
     ///
     /// # Errors
     ///

@@ -19,13 +19,13 @@ pub trait Provider: Send + Sync {
     /// kinds use an enum or `Box<dyn Socket>`.
     type Socket: Socket;
 
-    /// The versions this provider supports (rule V2).
+    /// The versions this provider supports (rule [V2](crate::contract#V2)).
     fn versions(&self) -> VersionRange;
 
     /// Initializes the provider for a new generation; runs once per generation,
-    /// on the first startup (rule L1). Resources it registers through `init`
+    /// on the first startup (rule [L1](crate::contract#L1)). Resources it registers through `init`
     /// are released in reverse order at the final cleanup, or at once if this
-    /// returns an error (rule L2).
+    /// returns an error (rule [L2](crate::contract#L2)).
     ///
     /// # Errors
     ///
@@ -38,7 +38,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// Cancels every pending blocking and asynchronous operation, silently: no
-    /// completion notification is delivered for them (rule L6.1). Called once
+    /// completion notification is delivered for them (rule [L6.1](crate::contract#L6.1)). Called once
     /// by the final cleanup, after new operations are refused and before it
     /// waits for the remaining [`OperationGuard`](crate::OperationGuard)s.
     /// Returns how many operations it cancelled, for the report.
@@ -51,7 +51,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// Runs after every socket and resource is released, just before the
-    /// lifecycle becomes Released (rule L6.5).
+    /// lifecycle becomes Released (rule [L6.5](crate::contract#L6.5)).
     ///
     /// # Errors
     ///

@@ -87,7 +87,7 @@ pub(crate) struct RawLifecycle {
     cv: Condvar,
     pub(crate) config: Config,
     /// A process-unique id, assigned on first use (0: not yet). Keys the
-    /// per-thread records (L11, the fast-path guess) instead of the address.
+    /// per-thread records ([L11](crate::contract#L11), the fast-path guess) instead of the address.
     id: AtomicU64,
 }
 
@@ -152,7 +152,7 @@ impl RawLifecycle {
     // guards
     // ------------------------------------------------------------------
 
-    /// Counts a guard on this thread's shard if the state is Active (O1);
+    /// Counts a guard on this thread's shard if the state is Active ([O1](crate::contract#O1));
     /// returns the shard and the word seen.
     #[inline]
     pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
@@ -219,7 +219,7 @@ impl RawLifecycle {
         }
     }
 
-    /// Whether the calling thread holds a guard of this lifecycle (L11).
+    /// Whether the calling thread holds a guard of this lifecycle ([L11](crate::contract#L11)).
     pub(crate) fn held_by_current_thread(&self) -> bool {
         thread::holds(self.id())
     }
@@ -251,7 +251,7 @@ impl RawLifecycle {
     // ------------------------------------------------------------------
 
     /// Not Active: initialize, or wait for whoever is initializing or
-    /// draining, as `policy` says (L9).
+    /// draining, as `policy` says ([L9](crate::contract#L9)).
     #[cold]
     pub(crate) fn startup_slow(&self, policy: StartupPolicy) -> Result<Slow<'_>, Error> {
         let me = thread::token();
@@ -292,7 +292,7 @@ impl RawLifecycle {
     // the final cleanup's frame
     // ------------------------------------------------------------------
 
-    /// The 1 → 0 transition (L6): on success the caller owns the teardown of
+    /// The 1 → 0 transition ([L6](crate::contract#L6)): on success the caller owns the teardown of
     /// `active`'s generation, and the returned value publishes Released when
     /// it is dropped, however the teardown ends. `Ok(None)`: the word
     /// changed, retry.
@@ -300,7 +300,7 @@ impl RawLifecycle {
     /// # Errors
     ///
     /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
-    /// (L11); nothing changes.
+    /// ([L11](crate::contract#L11)); nothing changes.
     #[cold]
     pub(crate) fn begin_final(&self, active: Word) -> Result<Option<Teardown<'_>>, Error> {
         if self.held_by_current_thread() {
@@ -330,7 +330,7 @@ impl Initializing<'_> {
     }
 
     /// Ends the initialization: `Ok(resources)` publishes Active with count 1
-    /// and the generation's resources; `Err(())` puts the state back (L2;
+    /// and the generation's resources; `Err(())` puts the state back ([L2](crate::contract#L2);
     /// the caller released what was registered).
     pub(crate) fn publish(mut self, resources: Result<Vec<Registered>, ()>) {
         self.done = true;
@@ -375,13 +375,13 @@ impl Teardown<'_> {
         self.active.generation()
     }
 
-    /// L6.1: closes every shard; returns the guards counted at that instant.
+    /// [L6.1](crate::contract#L6.1): closes every shard; returns the guards counted at that instant.
     pub(crate) fn shut_out_guards(&self) -> usize {
         self.raw.close_shards()
     }
 
-    /// L6.1: waits until no guard is live. Returns whether the wait went past
-    /// `deadline` (it never gives up: O2).
+    /// [L6.1](crate::contract#L6.1): waits until no guard is live. Returns whether the wait went past
+    /// `deadline` (it never gives up: [O2](crate::contract#O2)).
     pub(crate) fn wait_for_guards(&self, deadline: Instant) -> bool {
         let raw = self.raw;
         let mut ctl = raw.control.lock();
@@ -403,7 +403,7 @@ impl Teardown<'_> {
         overran
     }
 
-    /// L6.4: takes the generation's resources, in registration order.
+    /// [L6.4](crate::contract#L6.4): takes the generation's resources, in registration order.
     pub(crate) fn take_resources(&self) -> Vec<Registered> {
         self.raw.take_resources()
     }

@@ -54,9 +54,9 @@ impl fmt::Display for SocketOutcome {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum SocketPhase {
-    /// Open at the final cleanup; closed by the open-socket policy (L6.2).
+    /// Open at the final cleanup; closed by the open-socket policy ([L6.2](crate::contract#L6.2)).
     Open,
-    /// Closed gracefully earlier, still flushing (L6.3).
+    /// Closed gracefully earlier, still flushing ([L6.3](crate::contract#L6.3)).
     Closing,
 }
 
@@ -190,7 +190,7 @@ pub struct ResourceReport {
     pub outcome: HookOutcome,
 }
 
-/// The cancel-and-wait phase (L6.1).
+/// The cancel-and-wait phase ([L6.1](crate::contract#L6.1)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -204,7 +204,7 @@ pub struct OperationsReport {
     /// How the cancel hook went.
     pub cancel: HookOutcome,
     /// Whether guards outlived the drain deadline. The drain never frees
-    /// anything under a live guard (rule O2), so it kept waiting; sockets then
+    /// anything under a live guard (rule [O2](crate::contract#O2)), so it kept waiting; sockets then
     /// had no time left to flush.
     pub overran_deadline: bool,
 }
@@ -214,13 +214,13 @@ pub struct OperationsReport {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct PhaseTimings {
-    /// Calling the cancel hook and waiting for the guards (L6.1).
+    /// Calling the cancel hook and waiting for the guards ([L6.1](crate::contract#L6.1)).
     pub operations: Duration,
-    /// Closing open sockets and flushing graceful ones (L6.2, L6.3).
+    /// Closing open sockets and flushing graceful ones ([L6.2](crate::contract#L6.2), [L6.3](crate::contract#L6.3)).
     pub sockets: Duration,
-    /// Releasing resources (L6.4).
+    /// Releasing resources ([L6.4](crate::contract#L6.4)).
     pub resources: Duration,
-    /// The prepare-to-unload hook (L6.5).
+    /// The prepare-to-unload hook ([L6.5](crate::contract#L6.5)).
     pub prepare_unload: Duration,
     /// The whole final cleanup.
     pub total: Duration,

@@ -1,5 +1,5 @@
 //! Resources: what a provider frees at the final cleanup, and their release
-//! in reverse order of registration ([L6.4](crate::contract#L6)).
+//! in reverse order of registration ([L6.4](crate::contract#L6.4)).
 
 use crate::BoxError;
 use crate::hook::hook;
@@ -9,7 +9,7 @@ use crate::report::ResourceReport;
 /// cleanup: a table, a worker pool, a registration with the OS.
 ///
 /// `release` consumes the resource, so it runs exactly once. Closures can be
-/// registered with [`Registrar::register_fn`] or
+/// registered with [`Registrar::register_fn`](crate::Registrar::register_fn) or
 /// [`Lifecycle::register_resource_fn`](crate::Lifecycle::register_resource_fn).
 pub trait Resource: Send {
     /// A name for the drain report.
@@ -65,7 +65,7 @@ impl Registered {
 }
 
 /// Releases resources in reverse order of registration; a failure or panic is
-/// recorded and does not stop the others (L6.4).
+/// recorded and does not stop the others ([L6.4](crate::contract#L6.4)).
 pub(crate) fn release_resources(resources: Vec<Registered>) -> Vec<ResourceReport> {
     resources
         .into_iter()

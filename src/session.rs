@@ -67,7 +67,7 @@ impl<'a, P: Provider> Session<'a, P> {
 
     /// Runs the session's cleanup now and returns its result. After an `Ok`
     /// the session holds no count and its drop does nothing; after an `Err`
-    /// (`InProgress` from inside a guard, L11) nothing changed and it can be
+    /// (`InProgress` from inside a guard, [L11](crate::contract#L11)) nothing changed and it can be
     /// retried.
     ///
     /// # Errors

@@ -1,5 +1,5 @@
 //! Sockets behind a trait, their linger settings, and the registry that
-//! hands out handles that never alias (rules L8, S1–S3, S7).
+//! hands out handles that never alias (rules [L8](crate::contract#L8), [S1](crate::contract#S1)–[S3](crate::contract#S3), [S7](crate::contract#S7)).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -58,7 +58,7 @@ pub enum FlushStatus {
 ///
 /// Byte accounting: every byte the socket accepted ends up either delivered
 /// (`unsent()` going down through `poll_flush`) or discarded (counted from
-/// `unsent()` just before `abort`), and the drain report says which (S3, D1).
+/// `unsent()` just before `abort`), and the drain report says which ([S3](crate::contract#S3), [D1](crate::contract#D1)).
 pub trait Socket: Send + 'static {
     /// The socket's linger setting (`SO_LINGER`); read when it is closed.
     fn linger(&self) -> Linger {
@@ -93,7 +93,7 @@ pub trait Socket: Send + 'static {
 
     /// Frees the socket's OS resources. Called exactly once, last: the
     /// lifecycle drops the socket right after, and neither `poll_flush` nor
-    /// `abort` is ever called after it (rule S2). (It takes `&mut self`
+    /// `abort` is ever called after it (rule [S2](crate::contract#S2)). (It takes `&mut self`
     /// rather than `self: Box<Self>` so that sockets need not be boxed.)
     ///
     /// # Errors

@@ -8,7 +8,7 @@
 //! |-------|----------------|---------|
 //! | 0–1   | `STATE`        | [`State`]: 0 Uninitialized, 1 Active, 2 Draining, 3 Released |
 //! | 2     | `INITIALIZING` | a first startup is running the provider's initialization hook; only set with Uninitialized or Released |
-//! | 3–32  | `COUNT`        | the reference count (30 bits, never wraps: rule L10) |
+//! | 3–32  | `COUNT`        | the reference count (30 bits, never wraps: rule [L10](crate::contract#L10)) |
 //! | 33–63 | `GENERATION`   | completed teardowns so far (31 bits, wrapping after 2^31; socket handles do not depend on it, see [S7](crate::contract#S7)) |
 //!
 //! Invariants (checked by `Word::check` in debug builds and by the proptest
@@ -21,7 +21,7 @@
 //! | [`leave`](StateWord::leave) | Active(n ≥ 2) → Active(n−1) | CAS | any cleanup |
 //! | [`begin_drain`](StateWord::begin_drain) | Active(1) → Draining | CAS | the final cleanup |
 //! | [`mark_initializing`](StateWord::mark_initializing) | Uninitialized/Released → same + INITIALIZING | store | first startup, under `control` |
-//! | [`publish`](StateWord::publish) | INITIALIZING → Active(1), or back (L2) | store | the initializer, under `control` |
+//! | [`publish`](StateWord::publish) | INITIALIZING → Active(1), or back ([L2](crate::contract#L2)) | store | the initializer, under `control` |
 //! | [`publish`](StateWord::publish) | Draining → Released(g+1) | store | the drainer, under `control` |
 //!
 //! Stores are race-free because in those states only slow paths (all under
@@ -175,7 +175,7 @@ impl Word {
 pub(crate) enum Join {
     /// Counted; the word before the increment.
     Joined(Word),
-    /// Active at the limit: not counted (L10).
+    /// Active at the limit: not counted ([L10](crate::contract#L10)).
     Limit,
     /// Not Active: take the slow path.
     NotActive(Word),
@@ -188,7 +188,7 @@ pub(crate) enum Leave {
     Left(Word),
     /// The count is 1: this would be the final cleanup; nothing changed.
     Last(Word),
-    /// Not Active: nothing to leave (L4).
+    /// Not Active: nothing to leave ([L4](crate::contract#L4)).
     NotActive,
 }
 

@@ -1,6 +1,6 @@
 //! The calling thread's record: its token, the shard it counts guards on,
 //! its guess of each state word (see `state.rs`), and which lifecycles it
-//! holds guards of (rule L11, [L15](crate::contract#L15)).
+//! holds guards of (rule [L11](crate::contract#L11), [L15](crate::contract#L15)).
 //!
 //! The record is a `const`-initialized thread-local **without a destructor**,
 //! so std keeps it usable even inside other thread-locals' destructors. It

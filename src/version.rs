@@ -1,10 +1,10 @@
-//! Version negotiation (rules V1–V3).
+//! Version negotiation (rules [V1](crate::contract#V1)–[V3](crate::contract#V3)).
 
 use std::fmt;
 
 use crate::Error;
 
-/// A `major.minor` version (rule V1). Versions order by `(major, minor)`.
+/// A `major.minor` version (rule [V1](crate::contract#V1)). Versions order by `(major, minor)`.
 ///
 /// Winsock encodes a version in a 16-bit word with the major in the low byte
 /// and the minor in the high byte (`MAKEWORD(major, minor)`):
@@ -56,7 +56,7 @@ impl fmt::Display for Version {
     }
 }
 
-/// The versions a provider supports, `lowest..=highest` (rule V2).
+/// The versions a provider supports, `lowest..=highest` (rule [V2](crate::contract#V2)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VersionRange {
     lowest: Version,
@@ -96,7 +96,7 @@ impl VersionRange {
         self.highest
     }
 
-    /// Negotiates `requested` against this range (rules V2, V3).
+    /// Negotiates `requested` against this range (rules [V2](crate::contract#V2), [V3](crate::contract#V3)).
     ///
     /// # Errors
     ///
@@ -122,7 +122,7 @@ impl VersionRange {
     }
 }
 
-/// The outcome of one version negotiation (rule V2): what `WSPStartup` writes
+/// The outcome of one version negotiation (rule [V2](crate::contract#V2)): what `WSPStartup` writes
 /// into `wVersion` and `wHighVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Negotiated {
