@@ -7,11 +7,51 @@
 use std::time::{Duration, Instant};
 
 use crate::config::OpenSocketPolicy;
-use crate::drain::{Flusher, Task, abort_socket, finish_socket, flush_one, unsent_or};
+use crate::drain::{Closing, Flusher, Task, abort_socket, finish_socket, flush_one, unsent_or};
 use crate::hook::call;
-use crate::report::{SocketOutcome, SocketPhase, SocketReport};
-use crate::socket::{Cell, Closing, take};
+use crate::report::{SocketOutcome, SocketPhase, SocketReport, SummarizedSockets};
+use crate::socket::{Cell, take};
 use crate::{Linger, Socket, SocketHandle};
+
+/// How many background closes that ended badly while Active are kept as
+/// report lines; beyond it they are only counted ([`SummarizedSockets`]).
+pub(crate) const FINISHED_LINES: usize = 1024;
+
+/// The sockets closed in the background while Active: those still flushing,
+/// and those that ended badly (failed or discarded), kept for the next drain
+/// report — the first [`FINISHED_LINES`] as lines, the rest summed, so a
+/// long generation cannot grow it without bound.
+pub(crate) struct Background<S> {
+    pub(crate) closing: Vec<Closing<S>>,
+    pub(crate) finished: Vec<SocketReport>,
+    pub(crate) summarized: SummarizedSockets,
+}
+
+impl<S> Background<S> {
+    crate::sync::loom_const_fn! {
+        pub(crate) fn new() -> Background<S> {
+            Background {
+                closing: Vec::new(),
+                finished: Vec::new(),
+                summarized: SummarizedSockets::ZERO,
+            }
+        }
+    }
+
+    /// Keeps a background close that ended badly for the next drain report.
+    pub(crate) fn record_finished(&mut self, report: SocketReport) {
+        if self.finished.len() < FINISHED_LINES {
+            self.finished.push(report);
+        } else {
+            self.summarized.add(&report);
+        }
+    }
+
+    /// Everything, for the final cleanup, leaving this empty.
+    pub(crate) fn take(&mut self) -> Background<S> {
+        std::mem::replace(self, Background::new())
+    }
+}
 
 /// A socket's linger, blocking mode and unsent count, read with panics
 /// caught.

@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::hook::{HookOutcome, call, drop_quietly, hook};
 use crate::report::{SocketFaults, SocketOutcome, SocketPhase, SocketReport};
-use crate::socket::Closing;
 use crate::{FlushStatus, Linger, Socket, SocketHandle};
+
+/// A socket closed in the background that still holds unsent data.
+pub(crate) struct Closing<S> {
+    pub(crate) handle: SocketHandle,
+    pub(crate) socket: S,
+    pub(crate) linger: Linger,
+}
 
 /// One socket being flushed.
 pub(crate) struct Task<S> {

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use crate::close::{self, Closed};
+use crate::close::{self, Background, Closed};
 use crate::config::{Config, StartupPolicy};
 use crate::guard::OperationGuard;
 use crate::hook::{call, hook, hook_value};
@@ -14,7 +14,6 @@ use crate::provider::Registrar;
 use crate::raw::{Initializing, RawLifecycle, Slow, Teardown};
 use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
 use crate::resource::{Registered, release_resources};
-use crate::session::Session;
 use crate::socket::{Cell, Registry};
 use crate::state::{Join, Leave, State, Word};
 use crate::sync::{self, Mutex};
@@ -99,6 +98,7 @@ pub struct Snapshot {
 pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
     sockets: Mutex<Registry<P::Socket>>,
+    background: Mutex<Background<P::Socket>>,
     provider: P,
 }
 
@@ -127,6 +127,7 @@ impl<P: Provider> Lifecycle<P> {
             Lifecycle {
                 raw: RawLifecycle::new(config),
                 sockets: Mutex::new(Registry::new()),
+                background: Mutex::new(Background::new()),
                 provider,
             }
         }
@@ -242,18 +243,6 @@ impl<P: Provider> Lifecycle<P> {
         self.startup_with(requested, StartupPolicy::NoWait)
     }
 
-    /// Starts a [`Session`]: a startup whose cleanup runs when the session is
-    /// dropped or [ended](Session::end). Sessions and hand-paired startups
-    /// share one count.
-    ///
-    /// # Errors
-    ///
-    /// As [`startup`](Lifecycle::startup).
-    pub fn session(&self, requested: Version) -> Result<Session<'_, P>, Error> {
-        let started = self.startup(requested)?;
-        Ok(Session::new(self, started))
-    }
-
     /// Runs the provider's initialization with no lock held, then publishes
     /// Active with count 1, or puts the state back ([L2](crate::contract#L2)).
     #[cold]
@@ -357,19 +346,12 @@ impl<P: Provider> Lifecycle<P> {
 
         // L6.2 and L6.3: open sockets by policy, then every graceful one
         // flushed concurrently until done or its deadline.
-        let (open, closing, finished, summarized) = {
-            let mut reg = self.sockets.lock();
-            (
-                reg.drain_open(generation),
-                std::mem::take(&mut reg.closing),
-                std::mem::take(&mut reg.finished),
-                std::mem::take(&mut reg.summarized),
-            )
-        };
+        let open = self.sockets.lock().drain_open(generation);
+        let background = self.background.lock().take();
         let policy = self.raw.config.open_socket_policy();
-        report.sockets = close::close_all(policy, open, closing, deadline);
-        report.sockets.extend(finished);
-        report.summarized = summarized;
+        report.sockets = close::close_all(policy, open, background.closing, deadline);
+        report.sockets.extend(background.finished);
+        report.summarized = background.summarized;
         report.deadline_hit = report
             .sockets
             .iter()
@@ -544,7 +526,7 @@ impl<P: Provider> Lifecycle<P> {
             Closed::Done(report) => Ok(report),
             Closed::Background(c) => {
                 let line = close::background_line(handle, c.linger);
-                self.sockets.lock().closing.push(c);
+                self.background.lock().closing.push(c);
                 Ok(line)
             }
         }
@@ -562,16 +544,16 @@ impl<P: Provider> Lifecycle<P> {
     /// [`Error::NotInitialised`] unless Active.
     pub fn poll_closing(&self) -> Result<usize, Error> {
         let (_guard, _) = OperationGuard::enter(&self.raw)?;
-        let closing = std::mem::take(&mut self.sockets.lock().closing);
+        let closing = std::mem::take(&mut self.background.lock().closing);
         if closing.is_empty() {
             return Ok(0);
         }
         let (pending, reports) = close::poll_background(closing);
         let left = pending.len();
-        let mut reg = self.sockets.lock();
-        reg.closing.extend(pending);
+        let mut bg = self.background.lock();
+        bg.closing.extend(pending);
         for r in reports.into_iter().filter(|r| !r.is_clean()) {
-            reg.record_finished(r);
+            bg.record_finished(r);
         }
         Ok(left)
     }
@@ -583,7 +565,7 @@ impl<P: Provider> Lifecycle<P> {
 
     /// Sockets closed in the background that are still flushing.
     pub fn closing_sockets(&self) -> usize {
-        self.sockets.lock().closing.len()
+        self.background.lock().closing.len()
     }
 }
 
@@ -645,14 +627,9 @@ impl<P: Provider> Drop for Lifecycle<P> {
         if !w.is_active() {
             return;
         }
-        let (open, closing) = {
-            let mut reg = self.sockets.lock();
-            (
-                reg.drain_open(w.generation()),
-                std::mem::take(&mut reg.closing),
-            )
-        };
-        close::abort_all(open, closing);
+        let open = self.sockets.lock().drain_open(w.generation());
+        let background = self.background.lock().take();
+        close::abort_all(open, background.closing);
         release_resources(self.raw.take_resources());
     }
 }

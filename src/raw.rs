@@ -4,14 +4,26 @@
 //!
 //! # Module graph
 //!
-//! Every import points down; no module imports one that imports it back:
+//! Every import points down; no module imports one that imports it back
+//! (each line lists what a module imports from the crate):
 //!
 //! ```text
-//! lib ─ lifecycle ─┬─ session
-//!                  ├─ close ── drain ── report
-//!                  ├─ guard ── raw ──┬─ state ── thread ── sync
-//!                  │                 └─ resource ── hook
-//!                  └─ provider ── resource, socket, version, error, config
+//! session   → lifecycle, provider, error, version
+//! lifecycle → close, guard, raw, provider, resource, hook, report, socket, state, config, sync, version, error
+//! close     → drain, report, socket, hook, config, sync
+//! guard     → raw, state, thread, error
+//! raw       → state, resource, thread, config, sync, error
+//! provider  → resource, socket, version, error
+//! resource  → report, hook, error
+//! drain     → report, socket, hook, sync
+//! report    → socket, hook
+//! socket    → sync, error
+//! config    → state
+//! state     → thread, sync
+//! thread    → sync
+//! hook      → error
+//! version   → error
+//! sync, error: nothing
 //! ```
 //!
 //! # Guard shards

@@ -3,7 +3,25 @@
 use std::fmt;
 
 use crate::lifecycle::{Cleanup, Lifecycle, Started};
-use crate::{Error, Provider};
+use crate::{Error, Provider, Version};
+
+impl<P: Provider> Lifecycle<P> {
+    /// Starts a [`Session`]: a startup whose cleanup runs when the session is
+    /// dropped or [ended](Session::end). Sessions and hand-paired startups
+    /// share one count.
+    ///
+    /// # Errors
+    ///
+    /// As [`startup`](Lifecycle::startup).
+    pub fn session(&self, requested: Version) -> Result<Session<'_, P>, Error> {
+        let started = self.startup(requested)?;
+        Ok(Session {
+            lifecycle: self,
+            started,
+            ended: false,
+        })
+    }
+}
 
 /// An RAII startup: the matching cleanup runs when it is dropped or
 /// [ended](Session::end). Created by [`Lifecycle::session`].
@@ -47,14 +65,6 @@ pub struct Session<'a, P: Provider> {
 }
 
 impl<'a, P: Provider> Session<'a, P> {
-    pub(crate) fn new(lifecycle: &'a Lifecycle<P>, started: Started) -> Session<'a, P> {
-        Session {
-            lifecycle,
-            started,
-            ended: false,
-        }
-    }
-
     /// What the session's startup negotiated.
     pub fn started(&self) -> &Started {
         &self.started

@@ -284,13 +284,6 @@ pub(crate) fn take<S>(cell: Cell<S>) -> Option<S> {
     }
 }
 
-/// A socket closed in the background that still holds unsent data.
-pub(crate) struct Closing<S> {
-    pub(crate) handle: SocketHandle,
-    pub(crate) socket: S,
-    pub(crate) linger: Linger,
-}
-
 struct Slot<S> {
     /// The sequence of the current occupant, or of the next one if empty.
     seq: u64,
@@ -307,23 +300,13 @@ impl<S> Slot<S> {
     }
 }
 
-/// How many background closes that ended badly while Active are kept as
-/// report lines; beyond it they are only counted ([`crate::SummarizedSockets`]).
-pub(crate) const FINISHED_LINES: usize = 1024;
-
-/// The open sockets, plus the background-closing ones. Slots and their
-/// sequences outlive generations (see [`SocketHandle`]).
+/// The open sockets. Slots and their sequences outlive generations (see
+/// [`SocketHandle`]).
 pub(crate) struct Registry<S> {
     slots: Vec<Slot<S>>,
     /// Vacant, unretired slots; popped last-in first-out.
     free: Vec<u32>,
     open: usize,
-    pub(crate) closing: Vec<Closing<S>>,
-    /// Background closes that ended badly while Active (failed or
-    /// discarded), kept for the final drain report: the first
-    /// `FINISHED_LINES` as lines, the rest summed.
-    pub(crate) finished: Vec<crate::SocketReport>,
-    pub(crate) summarized: crate::SummarizedSockets,
 }
 
 impl<S> Registry<S> {
@@ -333,9 +316,6 @@ impl<S> Registry<S> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 open: 0,
-                closing: Vec::new(),
-                finished: Vec::new(),
-                summarized: crate::SummarizedSockets::ZERO,
             }
         }
     }
@@ -413,22 +393,13 @@ impl<S> Registry<S> {
         out.reverse();
         out
     }
-
-    /// Keeps a background close that ended badly for the next drain report.
-    pub(crate) fn record_finished(&mut self, report: crate::SocketReport) {
-        if self.finished.len() < FINISHED_LINES {
-            self.finished.push(report);
-        } else {
-            self.summarized.add(&report);
-        }
-    }
 }
 
 impl<S> fmt::Debug for Registry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("open", &self.open)
-            .field("closing", &self.closing.len())
+            .field("slots", &self.slots.len())
             .finish()
     }
 }

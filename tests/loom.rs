@@ -2,14 +2,21 @@
 //! `RUSTFLAGS="--cfg loom" cargo test --release --target-dir target-loom --test loom`
 //! (CI bounds the search with `LOOM_MAX_PREEMPTIONS=3`).
 //!
-//! The crate's atomics, mutex, condvar and thread-locals are loom's under
-//! `cfg(loom)` (see `src/sync.rs`), so these explore the real code. The fakes'
-//! own counters are plain std atomics: they are only read after every thread
-//! has joined.
+//! The crate's atomics, mutex, condvar, thread-locals and id counters are
+//! loom's under `cfg(loom)` (see `src/sync.rs`), so these explore the real
+//! code. The fakes' own counters are plain std atomics: they are only read
+//! after every thread has joined, or under a guard (where the model checks
+//! the crate's ordering, not theirs).
+//!
+//! Every model starts with [`run_model`]: a fresh lifecycle, started
+//! `starts` times. Two-thread models are exhaustive (unbounded); models with
+//! three threads or a restart inside a thread pass `Some(2)` as their
+//! preemption bound, because their unbounded state space takes minutes
+//! (loom's own guidance: most bugs need at most two preemptions).
 #![cfg(loom)]
 
 use std::sync::Arc as StdArc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use loom::sync::Arc;
 use loom::thread;
@@ -18,12 +25,16 @@ use provider_lifecycle::*;
 #[derive(Default, Debug)]
 struct Counts {
     inits: AtomicUsize,
+    /// Initializations still to fail (L2 races).
+    fail_inits: AtomicUsize,
     teardowns: AtomicUsize,
     releases: AtomicUsize,
     /// Set when the generation's resource is released; read under guards.
     released: AtomicBool,
     sock_releases: AtomicUsize,
     sock_aborts: AtomicUsize,
+    /// Bytes sockets really delivered through `poll_flush`.
+    flushed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -36,6 +47,14 @@ impl Provider for Model {
     }
     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
         self.0.inits.fetch_add(1, SeqCst);
+        if self
+            .0
+            .fail_inits
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::system_not_ready("planned"));
+        }
         self.0.released.store(false, SeqCst);
         let c = self.0.clone();
         init.register_fn("res", move || {
@@ -51,42 +70,128 @@ impl Provider for Model {
     }
 }
 
+/// A socket with `left` bytes queued, delivering one per `poll_flush`.
 #[derive(Debug)]
-struct Sock(StdArc<Counts>);
+struct Sock {
+    c: StdArc<Counts>,
+    id: u32,
+    left: u64,
+    linger: Linger,
+}
+
+impl Sock {
+    fn idle(c: &StdArc<Counts>) -> Sock {
+        Sock::new(c, 0, 0, Linger::Background)
+    }
+    fn new(c: &StdArc<Counts>, id: u32, left: u64, linger: Linger) -> Sock {
+        Sock {
+            c: c.clone(),
+            id,
+            left,
+            linger,
+        }
+    }
+}
 
 impl Socket for Sock {
+    fn linger(&self) -> Linger {
+        self.linger
+    }
     fn unsent(&self) -> u64 {
-        0
+        self.left
     }
     fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        Ok(FlushStatus::Done)
+        if self.left > 0 {
+            self.left -= 1;
+            self.c.flushed.fetch_add(1, SeqCst);
+        }
+        Ok(if self.left == 0 {
+            FlushStatus::Done
+        } else {
+            FlushStatus::Pending
+        })
     }
     fn abort(&mut self) -> Result<(), BoxError> {
-        self.0.sock_aborts.fetch_add(1, SeqCst);
+        self.c.sock_aborts.fetch_add(1, SeqCst);
         Ok(())
     }
     fn release(&mut self) -> Result<(), BoxError> {
-        self.0.sock_releases.fetch_add(1, SeqCst);
+        self.c.sock_releases.fetch_add(1, SeqCst);
         Ok(())
     }
 }
 
-fn new(config: Config) -> (Arc<Lifecycle<Model>>, StdArc<Counts>) {
-    let counts = StdArc::new(Counts::default());
-    (
-        Arc::new(Lifecycle::with_config(Model(counts.clone()), config)),
-        counts,
-    )
-}
+type L = Arc<Lifecycle<Model>>;
 
 const V: Version = Version::new(2, 2);
 
+/// The one prologue: runs `f` under loom (bounded to `bound` preemptions if
+/// given) with a fresh lifecycle of `config`, started `starts` times.
+fn run_model_with<F>(bound: Option<usize>, config: Config, starts: u32, f: F)
+where
+    F: Fn(L, StdArc<Counts>) + Sync + Send + 'static,
+{
+    let mut b = loom::model::Builder::new();
+    if bound.is_some() {
+        b.preemption_bound = bound;
+    }
+    b.check(move || {
+        let c = StdArc::new(Counts::default());
+        let l = Arc::new(Lifecycle::with_config(Model(c.clone()), config));
+        for _ in 0..starts {
+            l.startup(V).unwrap();
+        }
+        f(l, c);
+    });
+}
+
+fn run_model<F>(bound: Option<usize>, starts: u32, f: F)
+where
+    F: Fn(L, StdArc<Counts>) + Sync + Send + 'static,
+{
+    run_model_with(bound, Config::new(), starts, f);
+}
+
+/// Spawns `f` with clones of the lifecycle and the counts.
+fn spawn<T: Send + 'static>(
+    l: &L,
+    c: &StdArc<Counts>,
+    f: impl FnOnce(L, StdArc<Counts>) -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let (l, c) = (l.clone(), c.clone());
+    thread::spawn(move || f(l, c))
+}
+
+/// A guard that checks O2 while it lives: nothing of its generation released.
+fn guarded_check(l: &L, c: &Counts) -> bool {
+    match l.enter() {
+        Ok(g) => {
+            assert!(!c.released.load(SeqCst), "released under a live guard");
+            drop(g);
+            true
+        }
+        Err(e) => {
+            assert_eq!(e, Error::NotInitialised);
+            false
+        }
+    }
+}
+
+/// Sums a report's bytes for one socket.
+fn accounted(report: &DrainReport, h: SocketHandle) -> (u64, u64) {
+    report
+        .socket(h)
+        .map_or((0, 0), |s| (s.bytes_flushed, s.bytes_discarded))
+}
+
+// ----------------------------------------------------------------------
+// startup and cleanup
+// ----------------------------------------------------------------------
+
 #[test]
-fn racing_first_startups_initialize_exactly_once() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.startup(V).unwrap().initialized);
+fn l1_racing_first_startups_initialize_exactly_once() {
+    run_model(None, 0, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.startup(V).unwrap().initialized);
         let mine = l.startup(V).unwrap().initialized;
         let theirs = t.join().unwrap();
         assert!(mine ^ theirs, "exactly one startup initializes");
@@ -96,13 +201,9 @@ fn racing_first_startups_initialize_exactly_once() {
 }
 
 #[test]
-fn racing_cleanups_at_two_tear_down_exactly_once() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        l.startup(V).unwrap();
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.cleanup().unwrap().is_final());
+fn l1_racing_cleanups_at_two_tear_down_exactly_once() {
+    run_model(None, 2, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.cleanup().unwrap().is_final());
         let mine = l.cleanup().unwrap().is_final();
         let theirs = t.join().unwrap();
         assert!(mine ^ theirs, "exactly one cleanup is final");
@@ -114,12 +215,9 @@ fn racing_cleanups_at_two_tear_down_exactly_once() {
 }
 
 #[test]
-fn wait_startup_racing_the_final_cleanup_is_woken_into_a_fresh_generation() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.startup(V).unwrap());
+fn l9_wait_startup_racing_the_final_cleanup_is_woken_into_a_fresh_generation() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.startup(V).unwrap());
         let cleaned = l.cleanup().unwrap();
         // A lost wakeup would leave `t` asleep: loom reports the deadlock.
         let s = t.join().unwrap();
@@ -142,12 +240,28 @@ fn wait_startup_racing_the_final_cleanup_is_woken_into_a_fresh_generation() {
 }
 
 #[test]
-fn fail_fast_during_draining_is_in_progress() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.startup_with(V, StartupPolicy::FailFast));
+fn l9_two_wait_startups_racing_the_drain_both_end_active() {
+    run_model(Some(2), 1, |l, c| {
+        let a = spawn(&l, &c, |l, _| l.startup(V).unwrap());
+        let b = spawn(&l, &c, |l, _| l.startup(V).unwrap());
+        let cleaned = l.cleanup().unwrap();
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(l.count(), 2);
+        assert_eq!(l.state(), State::Active);
+        assert_eq!(c.teardowns.load(SeqCst), usize::from(cleaned.is_final()));
+        // At most one of them initializes the fresh generation.
+        assert!(!(a.initialized && b.initialized));
+        assert_eq!(
+            c.inits.load(SeqCst),
+            1 + usize::from(a.initialized) + usize::from(b.initialized)
+        );
+    });
+}
+
+#[test]
+fn l9_fail_fast_during_draining_is_in_progress() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.startup_with(V, StartupPolicy::FailFast));
         let cleaned = l.cleanup().unwrap();
         match t.join().unwrap() {
             Err(e) => {
@@ -169,11 +283,9 @@ fn fail_fast_during_draining_is_in_progress() {
 }
 
 #[test]
-fn try_startup_never_waits() {
-    loom::model(|| {
-        let (l, _c) = new(Config::new());
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.try_startup(V));
+fn l9_try_startup_never_waits() {
+    run_model(None, 0, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.try_startup(V));
         let a = l.try_startup(V);
         let b = t.join().unwrap();
         // Both may succeed (one initializes, one joins) or one sees the other
@@ -190,15 +302,33 @@ fn try_startup_never_waits() {
 }
 
 #[test]
-fn fast_path_startup_never_revives_a_generation_being_torn_down() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.startup_with(V, StartupPolicy::FailFast));
+fn l2_failing_initialization_racing_a_waiting_startup() {
+    run_model(None, 0, |l, c| {
+        c.fail_inits.store(1, SeqCst);
+        let t = spawn(&l, &c, |l, _| l.startup(V));
+        let mine = l.startup(V);
+        let theirs = t.join().unwrap();
+        // Exactly one initialization fails (the planned one), is not counted,
+        // and the other startup then initializes (or joins) a working one.
+        let failed = [&mine, &theirs].iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 1);
+        for r in [&mine, &theirs] {
+            if let Err(e) = r {
+                assert_eq!(e.wsa_code(), 10091);
+            }
+        }
+        assert_eq!(c.inits.load(SeqCst), 2);
+        assert_eq!(l.count(), 1);
+        assert_eq!(l.state(), State::Active);
+    });
+}
+
+#[test]
+fn l6_fast_path_startup_never_revives_a_generation_being_torn_down() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, _| l.startup_with(V, StartupPolicy::FailFast));
         let cleaned = l.cleanup().unwrap();
-        let r = t.join().unwrap();
-        if let Ok(s) = r {
+        if let Ok(s) = t.join().unwrap() {
             if s.generation == 0 {
                 // Joined generation 0: then it must still be alive.
                 assert!(!cleaned.is_final());
@@ -213,13 +343,163 @@ fn fast_path_startup_never_revives_a_generation_being_torn_down() {
 }
 
 #[test]
-fn register_socket_racing_the_final_cleanup_is_drained_or_refused() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
+fn l1_stale_fast_path_guess_after_another_thread_restarted() {
+    // Thread A's CAS guesses come from the word it last wrote; main restarts
+    // the lifecycle in between. Every guess must be re-validated by the CAS.
+    run_model(Some(2), 1, |l, c| {
+        let a = spawn(&l, &c, |l, _| {
+            for _ in 0..2 {
+                let s = l.startup(V).unwrap();
+                // Four cleanups in all may be final: generations 0 to 3.
+                assert!(s.generation <= 3);
+                assert!(s.initialized || l.generation() == s.generation);
+                l.cleanup().unwrap();
+            }
+        });
+        l.cleanup().unwrap();
         l.startup(V).unwrap();
-        let l2 = l.clone();
-        let c2 = c.clone();
-        let t = thread::spawn(move || l2.register_socket(Sock(c2)));
+        l.cleanup().unwrap();
+        a.join().unwrap();
+        assert_eq!(l.count(), 0);
+        assert_eq!(l.state(), State::Released);
+        assert_eq!(c.inits.load(SeqCst), c.teardowns.load(SeqCst));
+        assert_eq!(c.releases.load(SeqCst), c.teardowns.load(SeqCst));
+    });
+}
+
+#[test]
+fn l1_session_drop_racing_cleanup_tears_down_once() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, _| {
+            let s = l.session(V).unwrap();
+            drop(s);
+        });
+        let cleaned = l.cleanup().unwrap();
+        t.join().unwrap();
+        assert_eq!(l.count(), 0);
+        assert_eq!(l.state(), State::Released);
+        // Either the session ran inside generation 0 (one teardown) or it
+        // started and ended generation 1 on its own (two).
+        assert_eq!(c.teardowns.load(SeqCst), c.inits.load(SeqCst));
+        assert!(cleaned.is_final() || c.teardowns.load(SeqCst) == 1);
+    });
+}
+
+// ----------------------------------------------------------------------
+// guards
+// ----------------------------------------------------------------------
+
+#[test]
+fn o2_guard_racing_the_final_cleanup_never_overlaps_teardown() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, c| guarded_check(&l, &c));
+        let report = l.cleanup().unwrap();
+        t.join().unwrap();
+        assert_eq!(c.releases.load(SeqCst), 1);
+        // A guard taken before the flip is always waited for; an enter that
+        // races the closing may be counted for the instant before it fails.
+        assert!(report.report().unwrap().operations.waited_for <= 1);
+    });
+}
+
+#[test]
+fn o1_an_enter_that_observed_draining_always_fails() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, _| {
+            if l.state() != State::Active {
+                assert_eq!(l.enter().err(), Some(Error::NotInitialised));
+            }
+        });
+        l.cleanup().unwrap();
+        t.join().unwrap();
+        assert_eq!(c.teardowns.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn o2_enter_racing_a_restart_into_a_new_generation() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, c| guarded_check(&l, &c));
+        l.cleanup().unwrap();
+        let s = l.startup(V).unwrap();
+        t.join().unwrap();
+        assert!(s.initialized);
+        assert_eq!(s.generation, 1);
+        assert_eq!(c.inits.load(SeqCst), 2);
+        assert_eq!(c.teardowns.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn o3_enters_on_two_shards_racing_the_draining_flip() {
+    run_model(Some(2), 1, |l, c| {
+        let t1 = spawn(&l, &c, |l, c| guarded_check(&l, &c));
+        let t2 = spawn(&l, &c, |l, c| guarded_check(&l, &c));
+        l.cleanup().unwrap();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(c.releases.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn l6_1_the_drainer_is_woken_when_the_last_guard_leaves() {
+    run_model(None, 1, |l, c| {
+        // The guard is taken before the cleanup starts, and dropped while the
+        // cleanup may be waiting: a lost wakeup deadlocks the model.
+        let guard_l = l.clone();
+        let guard = guard_l.enter().unwrap();
+        let t = spawn(&l, &c, |l, _| l.cleanup().unwrap());
+        drop(guard);
+        let report = t.join().unwrap();
+        assert!(report.report().unwrap().operations.waited_for <= 1);
+        assert_eq!(c.teardowns.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn l11_final_cleanup_inside_a_guard_is_in_progress() {
+    run_model(None, 1, |l, c| {
+        {
+            let _g = l.enter().unwrap();
+            assert_eq!(l.cleanup(), Err(Error::InProgress));
+            assert_eq!(l.count(), 1);
+        }
+        assert!(l.cleanup().unwrap().is_final());
+        assert_eq!(c.teardowns.load(SeqCst), 1);
+    });
+}
+
+// ----------------------------------------------------------------------
+// resources and sockets
+// ----------------------------------------------------------------------
+
+#[test]
+fn l6_4_register_resource_racing_the_drain_is_released_once() {
+    run_model(None, 1, |l, c| {
+        let hits = StdArc::new(AtomicUsize::new(0));
+        let h2 = hits.clone();
+        let t = spawn(&l, &c, move |l, _| {
+            l.register_resource_fn("late", move || {
+                h2.fetch_add(1, SeqCst);
+                Ok(())
+            })
+        });
+        let report = l.cleanup().unwrap().into_report().unwrap();
+        let registered = t.join().unwrap();
+        assert_eq!(hits.load(SeqCst), 1, "released exactly once, either way");
+        let listed = report.resources.iter().any(|r| r.name == "late");
+        assert_eq!(listed, registered.is_ok());
+        if let Err(e) = registered {
+            assert_eq!(e, Error::NotInitialised);
+        }
+    });
+}
+
+#[test]
+fn l6_register_socket_racing_the_final_cleanup_is_drained_or_refused() {
+    run_model(None, 1, |l, c| {
+        let t = spawn(&l, &c, |l, c| l.register_socket(Sock::idle(&c)));
         let report = l.cleanup().unwrap();
         let r = t.join().unwrap();
         // Either way the socket is released exactly once: never leaked.
@@ -238,109 +518,101 @@ fn register_socket_racing_the_final_cleanup_is_drained_or_refused() {
     });
 }
 
-#[test]
-fn guard_racing_the_final_cleanup_never_overlaps_teardown() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let l2 = l.clone();
-        let c2 = c.clone();
-        let t = thread::spawn(move || match l2.enter() {
-            Ok(g) => {
-                assert!(!c2.released.load(SeqCst), "released under a live guard");
-                drop(g);
-                true
+/// `close_socket` of a socket holding 2 bytes races the final cleanup (Reset
+/// policy for open sockets): every byte is flushed or counted as discarded,
+/// exactly once, and the socket is released once.
+fn close_racing_the_drain(linger: Linger) {
+    run_model(None, 1, move |l, c| {
+        let h = l.register_socket(Sock::new(&c, 1, 2, linger)).unwrap();
+        let t = spawn(&l, &c, move |l, _| l.close_socket(h));
+        let report = l.cleanup().unwrap().into_report().unwrap();
+        let closed = t.join().unwrap();
+        assert_eq!(c.sock_releases.load(SeqCst), 1);
+        let (mut flushed, mut discarded) = accounted(&report, h);
+        match closed {
+            Ok(line) => {
+                flushed += line.bytes_flushed;
+                discarded += line.bytes_discarded;
             }
-            Err(e) => {
-                assert_eq!(e, Error::NotInitialised);
-                false
-            }
-        });
-        let report = l.cleanup().unwrap();
-        let entered = t.join().unwrap();
-        assert_eq!(c.releases.load(SeqCst), 1);
-        let waited = report.report().unwrap().operations.waited_for;
-        // A guard taken before the flip is always waited for; an enter that
-        // races the closing may be counted for the instant before it fails.
-        assert!(waited <= 1);
-        let _ = entered;
-    });
-}
-
-#[test]
-fn enters_on_two_shards_racing_the_draining_flip() {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
-    b.check(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let spawn = |l: Arc<Lifecycle<Model>>, c: StdArc<Counts>| {
-            thread::spawn(move || {
-                if let Ok(g) = l.enter() {
-                    assert!(!c.released.load(SeqCst), "released under a live guard");
-                    drop(g);
-                }
-            })
-        };
-        let t1 = spawn(l.clone(), c.clone());
-        let t2 = spawn(l.clone(), c.clone());
-        l.cleanup().unwrap();
-        t1.join().unwrap();
-        t2.join().unwrap();
-        assert_eq!(c.releases.load(SeqCst), 1);
-    });
-}
-
-#[test]
-fn the_drainer_is_woken_when_the_last_guard_leaves() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        let g_l = l.clone();
-        // The guard is taken before the cleanup starts, and dropped while the
-        // cleanup may be waiting: a lost wakeup deadlocks the model.
-        let guard = g_l.enter().unwrap();
-        let l2 = l.clone();
-        let t = thread::spawn(move || l2.cleanup().unwrap());
-        drop(guard);
-        let report = t.join().unwrap();
-        assert!(report.report().unwrap().operations.waited_for <= 1);
-        assert_eq!(c.teardowns.load(SeqCst), 1);
-    });
-}
-
-#[test]
-fn l11_final_cleanup_inside_a_guard_is_in_progress() {
-    loom::model(|| {
-        let (l, c) = new(Config::new());
-        l.startup(V).unwrap();
-        {
-            let _g = l.enter().unwrap();
-            assert_eq!(l.cleanup(), Err(Error::InProgress));
-            assert_eq!(l.count(), 1);
+            Err(e) => assert_eq!(e, Error::NotInitialised),
         }
-        assert!(l.cleanup().unwrap().is_final());
-        assert_eq!(c.teardowns.load(SeqCst), 1);
+        assert_eq!(flushed + discarded, 2, "every byte accounted once");
+        assert_eq!(flushed, c.flushed.load(SeqCst));
     });
 }
 
 #[test]
-fn cleanup_guard_socket_and_startup_all_racing() {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
-    b.check(|| {
-        let (l, c) = new(Config::new());
+fn s3_background_close_racing_the_drain_accounts_every_byte() {
+    close_racing_the_drain(Linger::Background);
+}
+
+#[test]
+fn s3_blocking_linger_close_racing_the_drain_accounts_every_byte() {
+    close_racing_the_drain(Linger::Timeout(std::time::Duration::from_secs(5)));
+}
+
+#[test]
+fn s2_poll_closing_racing_the_cleanup_releases_once() {
+    run_model(None, 1, |l, c| {
+        let h = l
+            .register_socket(Sock::new(&c, 1, 2, Linger::Background))
+            .unwrap();
+        assert_eq!(
+            l.close_socket(h).unwrap().outcome,
+            SocketOutcome::Background
+        );
+        let t = spawn(&l, &c, |l, _| l.poll_closing());
+        let report = l.cleanup().unwrap().into_report().unwrap();
+        let polled = t.join().unwrap();
+        assert_eq!(c.sock_releases.load(SeqCst), 1);
+        assert_eq!(c.flushed.load(SeqCst), 2, "graceful: everything delivered");
+        // Its line is in the report unless a poll finished it cleanly.
+        let (flushed, discarded) = accounted(&report, h);
+        assert_eq!(discarded, 0);
+        assert!(flushed <= 2);
+        if let Err(e) = polled {
+            assert_eq!(e, Error::NotInitialised);
+        }
+    });
+}
+
+#[test]
+fn s7_stale_handle_racing_a_restart_never_reaches_the_new_socket() {
+    run_model(None, 1, |l, c| {
+        let old = l
+            .register_socket(Sock::new(&c, 1, 0, Linger::Abort))
+            .unwrap();
+        let t = spawn(&l, &c, move |l, _| {
+            let raw = SocketHandle::from_raw(old.to_raw());
+            [l.with_socket(old, |s| s.id), l.with_socket(raw, |s| s.id)]
+        });
+        l.cleanup().unwrap();
         l.startup(V).unwrap();
-        let (l1, c1) = (l.clone(), c.clone());
-        let worker = thread::spawn(move || {
-            let Ok(g) = l1.enter() else { return None };
-            assert!(!c1.released.load(SeqCst), "released under a live guard");
-            let h = l1.register_socket(Sock(c1.clone()));
+        let new = l
+            .register_socket(Sock::new(&c, 2, 0, Linger::Abort))
+            .unwrap();
+        for r in t.join().unwrap() {
+            match r {
+                Ok(id) => assert_eq!(id, 1, "a stale handle reached another socket"),
+                Err(e) => assert!(matches!(e, Error::NotSocket | Error::NotInitialised)),
+            }
+        }
+        assert_eq!(l.with_socket(new, |s| s.id), Ok(2));
+        assert_eq!(l.with_socket(old, |s| s.id), Err(Error::NotSocket));
+    });
+}
+
+#[test]
+fn l6_cleanup_guard_socket_and_startup_all_racing() {
+    run_model(Some(2), 1, |l, c| {
+        let worker = spawn(&l, &c, |l, c| {
+            let Ok(g) = l.enter() else { return None };
+            assert!(!c.released.load(SeqCst), "released under a live guard");
+            let h = l.register_socket(Sock::idle(&c));
             drop(g);
             h.ok()
         });
-        let l2 = l.clone();
-        let starter = thread::spawn(move || l2.startup(V).unwrap());
+        let starter = spawn(&l, &c, |l, _| l.startup(V).unwrap());
         let cleaned = l.cleanup().unwrap();
         let handle = worker.join().unwrap();
         let s = starter.join().unwrap();

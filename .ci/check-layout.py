@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Layout rules of the crate (issue: renovation), checked in CI:
+- no module of src/ imports (by `use crate::...` or a `crate::` path in code)
+  a module that imports it back, directly or through others;
+- no file in src/ is above 700 lines;
+- README.md and src/ never point outside the repository (no `shared/`).
+Prints the import graph; exits 1 on any violation."""
+import glob, os, re, sys
+
+os.chdir(os.path.join(os.path.dirname(__file__), ".."))
+mods = [os.path.basename(p)[:-3] for p in glob.glob("src/*.rs")]
+lib = open("src/lib.rs").read()
+reexported = {}
+for m in re.finditer(r"pub use (\w+)::\{?([^;]*?)\}?;", lib, re.S):
+    for name in re.findall(r"\w+", m.group(2)):
+        reexported[name] = m.group(1)
+
+graph = {}
+for path in sorted(glob.glob("src/*.rs")):
+    mod = os.path.basename(path)[:-3]
+    if mod in ("lib", "contract"):
+        continue
+    code = open(path).read().split("#[cfg(test)]")[0]
+    code = "\n".join(l for l in code.split("\n") if not l.strip().startswith("//"))
+    deps = set()
+    for m in re.finditer(r"crate::(\w+)", code):
+        name = m.group(1)
+        deps.add(name if name in mods else reexported.get(name, ""))
+    for m in re.finditer(r"use crate::\{([^;]*)\};", code, re.S):
+        for name in re.findall(r"\b\w+\b", m.group(1)):
+            deps.add(name if name in mods else reexported.get(name, ""))
+    deps -= {mod, ""}
+    graph[mod] = sorted(deps)
+
+def reaches(a, b, seen):
+    for d in graph.get(a, []):
+        if d == b:
+            return True
+        if d not in seen:
+            seen.add(d)
+            if reaches(d, b, seen):
+                return True
+    return False
+
+bad = []
+for mod, deps in sorted(graph.items()):
+    print(f"{mod:10} -> {', '.join(deps)}")
+cycles = [m for m in graph if reaches(m, m, set())]
+if cycles:
+    bad.append(f"import cycles through: {', '.join(sorted(cycles))}")
+for path in glob.glob("src/*.rs"):
+    n = sum(1 for _ in open(path))
+    if n > 700:
+        bad.append(f"{path} has {n} lines (> 700)")
+for path in ["README.md"] + glob.glob("src/*.rs"):
+    if "shared/" in open(path).read():
+        bad.append(f"{path} points outside the repository (shared/)")
+for b in bad:
+    print("layout:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
