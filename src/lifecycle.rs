@@ -648,3 +648,6 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;

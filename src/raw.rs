@@ -447,3 +447,89 @@ const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
 fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
     std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(CLOSED)))
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn active() -> RawLifecycle {
+        let raw = RawLifecycle::new(Config::new());
+        match raw.startup_slow(StartupPolicy::Wait) {
+            Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
+            _ => panic!("a new lifecycle initializes"),
+        }
+        assert!(raw.word.load().is_active());
+        raw
+    }
+
+    // O1: once the word says Draining, an enter fails even on a shard the
+    // drainer has not closed yet (the window between the flip and the
+    // closing of the shards).
+    #[test]
+    fn o1_enter_after_the_draining_flip_fails_on_an_open_shard() {
+        let raw = active();
+        assert!(raw.enter().is_ok_and(|(s, _)| {
+            raw.leave(s);
+            true
+        }));
+        assert!(raw.word.begin_drain(raw.word.load()));
+        assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
+        assert_eq!(raw.guards(), 0, "the refused enter was undone");
+    }
+
+    // A refused enter costs what a success does: it never takes the control
+    // mutex (a refusal that locked would block here, where the test holds it).
+    #[test]
+    fn refused_enter_takes_no_lock() {
+        let raw = RawLifecycle::new(Config::new());
+        let ctl = raw.control.lock();
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
+                }
+                let _ = tx.send(());
+            });
+            let done = rx.recv_timeout(Duration::from_secs(10));
+            drop(ctl);
+            assert!(done.is_ok(), "a refused enter waited for the control mutex");
+        });
+    }
+
+    // Leavers wake the drainer only while it waits (PARKED): after the wait
+    // the bit is gone from every shard, and reopening clears CLOSED too.
+    #[test]
+    fn parked_bit_lives_only_during_the_guard_wait() {
+        let raw = active();
+        let (shard, _) = raw.enter().unwrap();
+        assert!(raw.word.begin_drain(raw.word.load()));
+        let frame = Teardown {
+            raw: &raw,
+            active: Word::new(State::Active, 1, 0),
+        };
+        assert_eq!(frame.shut_out_guards(), 1);
+        assert!(
+            raw.shards
+                .iter()
+                .all(|s| s.load(Ordering::Relaxed) & PARKED != 0)
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                raw.leave(shard);
+            });
+            assert!(!frame.wait_for_guards(Instant::now() + Duration::from_secs(30)));
+        });
+        assert!(
+            raw.shards
+                .iter()
+                .all(|s| s.load(Ordering::Relaxed) & PARKED == 0)
+        );
+        drop(frame);
+        assert_eq!(raw.word.load().state(), State::Released);
+        assert_eq!(raw.word.load().generation(), 1);
+    }
+}

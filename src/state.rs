@@ -314,6 +314,12 @@ impl StateWord {
             .store(w.with_initializing(true).0, Ordering::Relaxed);
     }
 
+    /// Sets the word outright: tests start the generation near its wrap.
+    #[cfg(test)]
+    pub(crate) fn force(&self, w: Word) {
+        self.word.store(w.0, Ordering::SeqCst);
+    }
+
     /// Publishes a slow-path result: Active(1) after initialization, the
     /// state before a failed initialization, or Released after the drain
     /// (under `control`).

@@ -40,6 +40,7 @@ fn report(c: Cleanup) -> DrainReport {
 
 #[test]
 fn l6_steps_run_in_order() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &["r1", "r2"],
@@ -79,6 +80,7 @@ fn l6_steps_run_in_order() {
 
 #[test]
 fn l6_flip_to_draining_is_visible_to_hooks() {
+    let _watchdog = support::watchdog(120);
     // From the instant of the flip, new sockets and operations are refused.
     struct Probe(
         parking_lot::Mutex<Option<Arc<Lifecycle<Probe>>>>,
@@ -121,6 +123,7 @@ fn l6_flip_to_draining_is_visible_to_hooks() {
 
 #[test]
 fn l6_2_reset_policy_discards_and_reports_bytes() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (h, st) = add(&l, &log, 1, SockPlan::default(), 1234);
     let r = report(l.cleanup().unwrap());
@@ -138,6 +141,7 @@ fn l6_2_reset_policy_discards_and_reports_bytes() {
 
 #[test]
 fn l6_2_graceful_policy_uses_each_sockets_linger() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &[],
@@ -191,6 +195,7 @@ fn l6_2_graceful_policy_uses_each_sockets_linger() {
 
 #[test]
 fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &["res"]);
     let mut states = Vec::new();
     for id in 0..32 {
@@ -226,6 +231,7 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
 
 #[test]
 fn l6_3_drain_deadline_cuts_a_stuck_peer_and_reports_it() {
+    let _watchdog = support::watchdog(120);
     let deadline = Duration::from_millis(100);
     let (l, log, _) = started(Config::new().with_drain_deadline(deadline), &["res"]);
     let (h, st) = add(
@@ -263,6 +269,7 @@ fn l6_3_drain_deadline_cuts_a_stuck_peer_and_reports_it() {
 
 #[test]
 fn l6_3_sockets_drain_concurrently_not_one_after_another() {
+    let _watchdog = support::watchdog(120);
     // 200 sockets that each need 20 ms before any byte moves: sequential
     // draining would take 4 s; concurrent draining takes about 20 ms.
     let (l, log, _) = started(Config::new(), &[]);
@@ -287,6 +294,7 @@ fn l6_3_sockets_drain_concurrently_not_one_after_another() {
 
 #[test]
 fn l6_4_failing_and_panicking_releases_do_not_stop_the_others() {
+    let _watchdog = support::watchdog(120);
     let (l, log, knobs) = started(Config::new(), &["a", "b", "c", "d"]);
     knobs.fail_release.lock().push("b".into());
     knobs.panic_release.lock().push("c".into());
@@ -308,6 +316,7 @@ fn l6_4_failing_and_panicking_releases_do_not_stop_the_others() {
 
 #[test]
 fn l6_5_prepare_unload_failure_or_panic_is_reported() {
+    let _watchdog = support::watchdog(120);
     for panic in [false, true] {
         let (l, _, knobs) = started(Config::new(), &[]);
         if panic {
@@ -325,6 +334,7 @@ fn l6_5_prepare_unload_failure_or_panic_is_reported() {
 
 #[test]
 fn l6_1_cancel_hook_panic_is_reported_and_teardown_goes_on() {
+    let _watchdog = support::watchdog(120);
     let (l, log, knobs) = started(Config::new(), &["r"]);
     knobs.panic_cancel.store(true, Ordering::SeqCst);
     let r = report(l.cleanup().unwrap());
@@ -335,6 +345,7 @@ fn l6_1_cancel_hook_panic_is_reported_and_teardown_goes_on() {
 
 #[test]
 fn l6_socket_faults_are_reported_and_nothing_is_lost() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &[],
@@ -407,6 +418,7 @@ fn l6_socket_faults_are_reported_and_nothing_is_lost() {
 
 #[test]
 fn l8_handles_carry_their_generation_and_init_is_checked_first() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (old, _) = add(&l, &log, 1, SockPlan::default(), 0);
     l.cleanup().unwrap();
@@ -425,6 +437,7 @@ fn l8_handles_carry_their_generation_and_init_is_checked_first() {
 
 #[test]
 fn s1_unknown_closed_and_reused_slot_handles_are_not_sockets() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (h1, st1) = add(&l, &log, 1, SockPlan::default(), 0);
     l.close_socket(h1).unwrap();
@@ -443,6 +456,7 @@ fn s1_unknown_closed_and_reused_slot_handles_are_not_sockets() {
 
 #[test]
 fn s2_a_socket_is_released_once_and_never_used_after() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &[],
@@ -475,6 +489,7 @@ fn s2_a_socket_is_released_once_and_never_used_after() {
 
 #[test]
 fn linger_abort_close_resets_and_reports() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (h, st) = add(
         &l,
@@ -495,6 +510,7 @@ fn linger_abort_close_resets_and_reports() {
 
 #[test]
 fn linger_timeout_blocking_waits_for_flush_or_deadline() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     // Finishes: a slow peer that is ready after 20 ms.
     let plan = SockPlan {
@@ -525,6 +541,7 @@ fn linger_timeout_blocking_waits_for_flush_or_deadline() {
 
 #[test]
 fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let plan = SockPlan {
         linger: Linger::Timeout(Duration::from_secs(1)),
@@ -548,6 +565,7 @@ fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
 
 #[test]
 fn poll_closing_makes_background_progress_while_active() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (h, st) = add(
         &l,
@@ -571,6 +589,7 @@ fn poll_closing_makes_background_progress_while_active() {
 
 #[test]
 fn l13_cleanup_spawns_no_thread_left_behind() {
+    let _watchdog = support::watchdog(120);
     // The drain runs on the caller: hooks observe the caller's thread.
     struct Where(parking_lot::Mutex<Vec<std::thread::ThreadId>>);
     impl Provider for Where {
@@ -600,6 +619,7 @@ fn l13_cleanup_spawns_no_thread_left_behind() {
 
 #[test]
 fn d1_report_has_every_part_and_displays_a_table() {
+    let _watchdog = support::watchdog(120);
     let (l, log, knobs) = started(
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
         &["pool"],
@@ -628,6 +648,7 @@ fn d1_report_has_every_part_and_displays_a_table() {
 
 #[test]
 fn register_socket_when_not_active_releases_it() {
+    let _watchdog = support::watchdog(120);
     let p = FakeProvider::default();
     let log = p.log.clone();
     let l = Lifecycle::new(p);

@@ -62,6 +62,7 @@ fn restarts_cleanly(l: &Lifecycle<FakeProvider>, knobs: &Knobs, log: &Log) {
 
 #[test]
 fn initialization_failing_or_panicking_at_each_position() {
+    let _watchdog = support::watchdog(120);
     for mode in MODES {
         for at in 0..=N {
             let p = provider();
@@ -95,6 +96,7 @@ fn initialization_failing_or_panicking_at_each_position() {
 
 #[test]
 fn resource_release_failing_or_panicking_at_each_position() {
+    let _watchdog = support::watchdog(120);
     for mode in MODES {
         for at in 0..N {
             let p = provider();
@@ -179,6 +181,7 @@ fn socket_hook_cases() -> Vec<(&'static str, Mode, OpenSocketPolicy, fn(&mut Soc
 
 #[test]
 fn socket_hooks_failing_or_panicking_at_each_position() {
+    let _watchdog = support::watchdog(120);
     for (hook, mode, policy, bad) in socket_hook_cases() {
         for at in 0..N {
             let p = provider();
@@ -223,6 +226,7 @@ fn socket_hooks_failing_or_panicking_at_each_position() {
 
 #[test]
 fn cancel_hook_failing_or_panicking() {
+    let _watchdog = support::watchdog(120);
     for mode in MODES {
         let p = provider();
         let (log, knobs) = (p.log.clone(), p.knobs.clone());
@@ -272,6 +276,7 @@ fn cancel_hook_failing_or_panicking() {
 
 #[test]
 fn prepare_unload_failing_or_panicking() {
+    let _watchdog = support::watchdog(120);
     for mode in MODES {
         let p = provider();
         let (log, knobs) = (p.log.clone(), p.knobs.clone());
@@ -292,6 +297,7 @@ fn prepare_unload_failing_or_panicking() {
 
 #[test]
 fn every_hook_faulting_at_once_still_reaches_released() {
+    let _watchdog = support::watchdog(120);
     let p = provider();
     let (log, knobs) = (p.log.clone(), p.knobs.clone());
     let l = Lifecycle::with_config(

@@ -11,6 +11,7 @@ use support::*;
 
 #[test]
 fn o1_guards_need_active() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(FakeProvider::default());
     assert_eq!(l.enter().unwrap_err(), Error::NotInitialised);
     l.startup(v(2, 2)).unwrap();
@@ -47,6 +48,7 @@ impl Recv {
 
 #[test]
 fn l6_1_cancel_hook_unblocks_a_parked_receive_and_the_drain_waits_for_it() {
+    let _watchdog = support::watchdog(120);
     let p = FakeProvider::with_resources(&["buffers"]);
     let log = p.log.clone();
     let recv = Arc::new(Recv::default());
@@ -83,6 +85,7 @@ fn l6_1_cancel_hook_unblocks_a_parked_receive_and_the_drain_waits_for_it() {
 
 #[test]
 fn o2_no_teardown_step_overlaps_a_live_guard() {
+    let _watchdog = support::watchdog(120);
     // Many workers take guards in a loop and check that no resource of the
     // generation is released while they hold one.
     for _ in 0..20 {
@@ -122,6 +125,7 @@ fn o2_no_teardown_step_overlaps_a_live_guard() {
 
 #[test]
 fn o3_the_drain_sees_zero_exactly_with_guards_on_many_threads() {
+    let _watchdog = support::watchdog(120);
     // The guards are let go from the cancel hook, which runs only after the
     // drain has shut out new guards and counted the live ones: all 8 are
     // counted, then they leave at staggered times, and the teardown must
@@ -162,6 +166,7 @@ fn o3_the_drain_sees_zero_exactly_with_guards_on_many_threads() {
 
 #[test]
 fn l11_final_cleanup_inside_a_guard_is_in_progress_and_changes_nothing() {
+    let _watchdog = support::watchdog(120);
     let l = Arc::new(Lifecycle::new(FakeProvider::default()));
     l.startup(v(2, 2)).unwrap();
     l.startup(v(2, 2)).unwrap();
@@ -197,6 +202,7 @@ fn l11_final_cleanup_inside_a_guard_is_in_progress_and_changes_nothing() {
 
 #[test]
 fn l11_a_guard_of_another_lifecycle_does_not_count() {
+    let _watchdog = support::watchdog(120);
     let upper = Lifecycle::new(FakeProvider::default());
     let lower = Lifecycle::new(FakeProvider::default());
     upper.startup(v(2, 2)).unwrap();
@@ -207,6 +213,7 @@ fn l11_a_guard_of_another_lifecycle_does_not_count() {
 
 #[test]
 fn l11_wait_startup_while_holding_a_guard_during_draining_does_not_deadlock() {
+    let _watchdog = support::watchdog(120);
     let l = Arc::new(Lifecycle::new(FakeProvider::default()));
     l.startup(v(2, 2)).unwrap();
     let entered = Arc::new(std::sync::Barrier::new(2));
@@ -232,6 +239,7 @@ fn l11_wait_startup_while_holding_a_guard_during_draining_does_not_deadlock() {
 
 #[test]
 fn guards_overrunning_the_deadline_are_still_waited_for_and_reported() {
+    let _watchdog = support::watchdog(120);
     // The worker starts its 120 ms hold only when the cancel hook says the
     // drain (and its 30 ms deadline) has begun, so the guard outlives the
     // deadline however the threads are scheduled.
@@ -271,6 +279,7 @@ fn guards_overrunning_the_deadline_are_still_waited_for_and_reported() {
 
 #[test]
 fn guards_work_from_thread_local_destructors() {
+    let _watchdog = support::watchdog(120);
     // A provider callback can run while a thread's locals are being torn
     // down: taking and dropping a guard there, and a final cleanup, must not
     // panic. (The crate's thread-local has no destructor, so std keeps it

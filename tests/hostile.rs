@@ -16,6 +16,7 @@ use support::*;
 
 #[test]
 fn l10_racing_startups_at_the_limit_count_exactly_the_limit() {
+    let _watchdog = support::watchdog(120);
     for _ in 0..20 {
         let l = Arc::new(Lifecycle::with_config(
             FakeProvider::default(),
@@ -51,6 +52,7 @@ fn l10_racing_startups_at_the_limit_count_exactly_the_limit() {
 
 #[test]
 fn l4_racing_cleanups_too_many_never_go_negative() {
+    let _watchdog = support::watchdog(120);
     for _ in 0..20 {
         let p = FakeProvider::default();
         let log = p.log.clone();
@@ -81,6 +83,7 @@ fn l4_racing_cleanups_too_many_never_go_negative() {
 
 #[test]
 fn versions_0_x_and_255_255_and_word_extremes() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(FakeProvider::default()); // supports 1.1..=2.2
     for minor in [0u8, 1, 9, 255] {
         assert_eq!(l.startup(v(0, minor)), Err(Error::VersionNotSupported));
@@ -116,6 +119,7 @@ fn versions_0_x_and_255_255_and_word_extremes() {
 
 #[test]
 fn l8_s1_stale_handles_never_reach_a_new_generations_socket() {
+    let _watchdog = support::watchdog(120);
     let p = FakeProvider::default();
     let log = p.log.clone();
     let l = Lifecycle::new(p);
@@ -138,6 +142,7 @@ fn l8_s1_stale_handles_never_reach_a_new_generations_socket() {
 
 #[test]
 fn s1_closed_handles_never_alias_a_reused_slot_even_after_many_reuses() {
+    let _watchdog = support::watchdog(120);
     let p = FakeProvider::default();
     let log = p.log.clone();
     let l = Lifecycle::new(p);
@@ -161,6 +166,7 @@ fn s1_closed_handles_never_alias_a_reused_slot_even_after_many_reuses() {
 
 #[test]
 fn extreme_durations_never_overflow() {
+    let _watchdog = support::watchdog(120);
     // Regression: a Linger::Timeout(Duration::MAX) close computed its
     // fallback deadline as `d + 1 s` and panicked on overflow.
     let p = FakeProvider::default();
@@ -197,6 +203,7 @@ fn extreme_durations_never_overflow() {
 
 #[test]
 fn every_operation_before_any_startup_is_not_initialised() {
+    let _watchdog = support::watchdog(120);
     let p = FakeProvider::default();
     let log = p.log.clone();
     let l = Lifecycle::new(p);
@@ -224,6 +231,7 @@ proptest! {
     /// handle, and then exactly that socket.
     #[test]
     fn forged_raw_handles_reach_nothing_else(raws in proptest::collection::vec(any::<u64>(), 1..64), pick in any::<prop::sample::Index>()) {
+    let _watchdog = support::watchdog(120);
         let p = FakeProvider::default();
         let log = p.log.clone();
         let l = Lifecycle::new(p);
@@ -252,6 +260,7 @@ proptest! {
 #[test]
 #[ignore = "registers 16 million sockets; run in release"]
 fn socket_registry_full_is_process_limit_and_releases_the_socket() {
+    let _watchdog = support::watchdog(120);
     struct Tiny(Arc<std::sync::atomic::AtomicU32>);
     impl Socket for Tiny {
         fn unsent(&self) -> u64 {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+mod support;
+
 use provider_lifecycle::*;
 
 /// One ordered log shared by both layers.
@@ -191,6 +193,7 @@ fn open_socket(layer: &Lifecycle<Layer>, base: &Arc<Lifecycle<Base>>, log: &Log,
 
 #[test]
 fn first_layer_startup_starts_the_base_once() {
+    let _watchdog = support::watchdog(120);
     let (base, layer, log) = stack();
     layer.startup(V).unwrap();
     assert_eq!(
@@ -210,6 +213,7 @@ fn first_layer_startup_starts_the_base_once() {
 
 #[test]
 fn non_final_layer_cleanups_call_nothing_below() {
+    let _watchdog = support::watchdog(120);
     let (base, layer, log) = stack();
     for _ in 0..3 {
         layer.startup(V).unwrap();
@@ -226,6 +230,7 @@ fn non_final_layer_cleanups_call_nothing_below() {
 
 #[test]
 fn final_layer_cleanup_closes_its_sockets_then_cleans_up_below_in_order() {
+    let _watchdog = support::watchdog(120);
     let (base, layer, log) = stack();
     layer.startup(V).unwrap();
     layer.startup(V).unwrap();
@@ -264,6 +269,7 @@ fn final_layer_cleanup_closes_its_sockets_then_cleans_up_below_in_order() {
 
 #[test]
 fn the_lower_cleanup_is_called_as_often_as_the_lower_startup_across_restarts() {
+    let _watchdog = support::watchdog(120);
     let (base, layer, log) = stack();
     // Another client of the base keeps it alive throughout.
     base.startup(V).unwrap();
@@ -295,6 +301,7 @@ fn the_lower_cleanup_is_called_as_often_as_the_lower_startup_across_restarts() {
 
 #[test]
 fn a_failing_lower_startup_fails_the_layer_startup_and_counts_nothing() {
+    let _watchdog = support::watchdog(120);
     let (base, layer, log) = stack();
     base.provider().fail_init.store(true, Ordering::SeqCst);
     let e = layer.startup(V).unwrap_err();

@@ -17,6 +17,7 @@ fn lc(names: &[&str]) -> (Lifecycle<FakeProvider>, Log, Arc<Knobs>) {
 
 #[test]
 fn l1_only_the_last_cleanup_tears_down_and_init_runs_once() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&["a"]);
     for i in 1..=5 {
         let s = l.startup(v(2, 2)).unwrap();
@@ -37,6 +38,7 @@ fn l1_only_the_last_cleanup_tears_down_and_init_runs_once() {
 
 #[test]
 fn l1_sessions_and_manual_pairs_share_one_count() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&[]);
     let s1 = l.session(v(2, 0)).unwrap();
     l.startup(v(2, 0)).unwrap();
@@ -55,6 +57,7 @@ fn l1_sessions_and_manual_pairs_share_one_count() {
 
 #[test]
 fn l1_racing_first_startups_initialize_exactly_once() {
+    let _watchdog = support::watchdog(120);
     for _ in 0..50 {
         let (l, log, _) = lc(&["r"]);
         let l = Arc::new(l);
@@ -77,6 +80,7 @@ fn l1_racing_first_startups_initialize_exactly_once() {
 
 #[test]
 fn l2_failed_init_releases_in_reverse_and_is_not_counted() {
+    let _watchdog = support::watchdog(120);
     let (l, log, knobs) = lc(&["first", "second", "third"]);
     knobs.fail_init.store(true, Ordering::SeqCst);
     let err = l.startup(v(2, 2)).unwrap_err();
@@ -110,6 +114,7 @@ fn l2_failed_init_releases_in_reverse_and_is_not_counted() {
 
 #[test]
 fn l2_failed_init_after_release_goes_back_to_released() {
+    let _watchdog = support::watchdog(120);
     let (l, _log, knobs) = lc(&[]);
     l.startup(v(2, 2)).unwrap();
     l.cleanup().unwrap();
@@ -127,6 +132,7 @@ fn l2_failed_init_after_release_goes_back_to_released() {
 
 #[test]
 fn l2_panicking_init_is_system_not_ready() {
+    let _watchdog = support::watchdog(120);
     let (l, log, knobs) = lc(&["x"]);
     knobs.panic_init.store(true, Ordering::SeqCst);
     let err = l.startup(v(2, 2)).unwrap_err();
@@ -142,6 +148,7 @@ fn l2_panicking_init_is_system_not_ready() {
 
 #[test]
 fn l2_provider_can_choose_its_error_code() {
+    let _watchdog = support::watchdog(120);
     struct Down;
     impl Provider for Down {
         type Socket = NoSocket;
@@ -159,6 +166,7 @@ fn l2_provider_can_choose_its_error_code() {
 
 #[test]
 fn l3_a_rejected_negotiation_still_counts() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&[]);
     let s = l.startup(v(3, 1)).unwrap();
     // The caller wanted 3.1, got 2.2, and rejects it: it still owes a cleanup.
@@ -170,6 +178,7 @@ fn l3_a_rejected_negotiation_still_counts() {
 
 #[test]
 fn l4_cleanup_at_zero_fails_and_changes_nothing() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&[]);
     let before = l.snapshot();
     assert_eq!(l.cleanup(), Err(Error::NotInitialised));
@@ -185,6 +194,7 @@ fn l4_cleanup_at_zero_fails_and_changes_nothing() {
 
 #[test]
 fn l5_non_final_cleanup_closes_nothing() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&["res"]);
     l.startup(v(2, 2)).unwrap();
     l.startup(v(2, 2)).unwrap();
@@ -201,6 +211,7 @@ fn l5_non_final_cleanup_closes_nothing() {
 
 #[test]
 fn l7_restart_after_release_is_a_fresh_generation() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&["r"]);
     l.startup(v(2, 2)).unwrap();
     let h = l
@@ -262,6 +273,7 @@ fn held_in_draining(
 
 #[test]
 fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
+    let _watchdog = support::watchdog(120);
     let (l, log, tx, drainer) = held_in_draining(Config::new());
     assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
     assert_eq!(
@@ -289,6 +301,7 @@ fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
 
 #[test]
 fn l9_fail_fast_config_applies_to_startup() {
+    let _watchdog = support::watchdog(120);
     let (l, _log, tx, drainer) =
         held_in_draining(Config::new().with_startup_policy(StartupPolicy::FailFast));
     assert_eq!(l.startup(v(2, 2)).unwrap_err().wsa_code(), 10036);
@@ -300,6 +313,7 @@ fn l9_fail_fast_config_applies_to_startup() {
 
 #[test]
 fn l10_count_limit_is_process_limit_and_not_counted() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::with_config(FakeProvider::default(), Config::new().with_count_limit(3));
     for _ in 0..3 {
         l.startup(v(2, 2)).unwrap();
@@ -313,6 +327,7 @@ fn l10_count_limit_is_process_limit_and_not_counted() {
 
 #[test]
 fn l10_default_limit_is_max_count_and_never_wraps() {
+    let _watchdog = support::watchdog(120);
     assert_eq!(Config::new().count_limit(), MAX_COUNT);
     assert_eq!(
         Config::new().with_count_limit(u32::MAX).count_limit(),
@@ -327,6 +342,7 @@ fn l10_default_limit_is_max_count_and_never_wraps() {
 
 #[test]
 fn l12_dropping_an_active_lifecycle_releases_abortively() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&["a", "b"]);
     l.startup(v(2, 2)).unwrap();
     l.startup(v(2, 2)).unwrap();
@@ -355,6 +371,7 @@ fn l12_dropping_an_active_lifecycle_releases_abortively() {
 
 #[test]
 fn l12_dropping_an_unstarted_or_released_lifecycle_does_nothing() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&["a"]);
     drop(l);
     assert!(log.events().is_empty());
@@ -368,6 +385,7 @@ fn l12_dropping_an_unstarted_or_released_lifecycle_does_nothing() {
 
 #[test]
 fn v1_version_words_encode_major_low_minor_high() {
+    let _watchdog = support::watchdog(120);
     assert_eq!(Version::new(2, 2).to_word(), 0x0202);
     assert_eq!(Version::new(1, 2).to_word(), 0x0201);
     assert_eq!(Version::from_word(0x0201), Version::new(1, 2));
@@ -379,6 +397,7 @@ fn v1_version_words_encode_major_low_minor_high() {
 
 #[test]
 fn v2_negotiation_below_within_above() {
+    let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&[]);
     for bad in [v(1, 0), v(0, 0), v(0, 9), v(1, 0)] {
         assert_eq!(l.startup(bad), Err(Error::VersionNotSupported));
@@ -406,6 +425,7 @@ fn v2_negotiation_below_within_above() {
 
 #[test]
 fn v3_each_startup_negotiates_on_its_own() {
+    let _watchdog = support::watchdog(120);
     let (l, _, _) = lc(&[]);
     let l = Arc::new(l);
     let hs: Vec<_> = [v(1, 1), v(2, 0), v(9, 9), v(2, 2)]
@@ -423,6 +443,7 @@ fn v3_each_startup_negotiates_on_its_own() {
 
 #[test]
 fn lifecycle_is_send_sync_static_and_debug() {
+    let _watchdog = support::watchdog(120);
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Lifecycle<FakeProvider>>();
     static L: std::sync::LazyLock<Lifecycle<FakeProvider>> =
@@ -435,6 +456,7 @@ fn lifecycle_is_send_sync_static_and_debug() {
 
 #[test]
 fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
+    let _watchdog = support::watchdog(120);
     use std::sync::OnceLock;
     struct Reenter(
         OnceLock<Arc<Lifecycle<Reenter>>>,

@@ -102,11 +102,15 @@ struct Books {
     resources: Mutex<HashMap<u64, u32>>,
     next_resource: AtomicU64,
     sockets: Mutex<Vec<Arc<SockCounters>>>,
+    /// One past the highest generation any of whose resources has been
+    /// released: a guard of generation `g` must see this `<= g` (O2).
+    released_from: AtomicU64,
 }
 
 impl Books {
     fn resource(
         self: &Arc<Self>,
+        generation: u64,
     ) -> (
         String,
         impl FnOnce() -> Result<(), BoxError> + Send + 'static,
@@ -115,6 +119,9 @@ impl Books {
         self.resources.lock().insert(id, 0);
         let books = Arc::clone(self);
         (format!("res{id}"), move || {
+            books
+                .released_from
+                .fetch_max(generation + 1, Ordering::SeqCst);
             *books.resources.lock().get_mut(&id).expect("registered") += 1;
             Ok(())
         })
@@ -131,7 +138,7 @@ impl Provider for StressProvider {
     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
         self.0.inits.lock().push(init.generation());
         for _ in 0..2 {
-            let (name, f) = self.0.resource();
+            let (name, f) = self.0.resource(init.generation());
             init.register_fn(name, f);
         }
         Ok(())
@@ -294,9 +301,21 @@ fn stress_random_mixes_keep_every_invariant() {
                             match l.enter() {
                                 Ok(g) => {
                                     assert!(held == 0 || l.state() == State::Active);
+                                    // O2: nothing of this guard's generation
+                                    // is released while it lives.
+                                    let generation = l.generation();
+                                    let o2 = || {
+                                        let from = books.released_from.load(Ordering::SeqCst);
+                                        assert!(
+                                            from <= generation,
+                                            "O2: generation {generation} released under a live guard"
+                                        );
+                                    };
+                                    o2();
                                     if rng.below(4) == 0 {
                                         std::thread::yield_now();
                                     }
+                                    o2();
                                     drop(g);
                                 }
                                 Err(e) => {
@@ -307,7 +326,7 @@ fn stress_random_mixes_keep_every_invariant() {
                         }
                         70..=74 if held > 0 => {
                             set("register resource");
-                            let (name, f) = books.resource();
+                            let (name, f) = books.resource(l.generation());
                             l.register_resource_fn(name, f).expect("Active while held");
                         }
                         75..=86 if held > 0 => {

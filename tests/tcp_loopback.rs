@@ -9,6 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use provider_lifecycle::*;
 use tcp::{PeerResult, TcpSocket, pair, slow_reader};
 
@@ -51,6 +53,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 
 #[test]
 fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
+    let _watchdog = support::watchdog(120);
     let l = std::sync::Arc::new(Lifecycle::with_config(
         Tcp,
         Config::new().with_drain_deadline(Duration::from_secs(60)),
@@ -94,6 +97,7 @@ fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
 
 #[test]
 fn s3_graceful_policy_drains_open_sockets_too() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::with_config(
         Tcp,
         Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful),
@@ -119,6 +123,7 @@ fn s3_graceful_policy_drains_open_sockets_too() {
 
 #[test]
 fn abortive_close_resets_the_peer_and_reports_the_discarded_bytes() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(Tcp);
     l.startup(V).unwrap();
     let lis = listener();
@@ -166,6 +171,7 @@ fn abortive_close_resets_the_peer_and_reports_the_discarded_bytes() {
 
 #[test]
 fn timeout_linger_blocking_returns_after_flush_or_deadline() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(Tcp);
     l.startup(V).unwrap();
     let lis = listener();
@@ -205,6 +211,7 @@ fn timeout_linger_blocking_returns_after_flush_or_deadline() {
 
 #[test]
 fn timeout_linger_nonblocking_would_block_and_the_handle_stays_valid() {
+    let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(Tcp);
     l.startup(V).unwrap();
     let lis = listener();

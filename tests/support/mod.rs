@@ -376,3 +376,30 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
     rx.recv_timeout(limit)
         .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
 }
+
+/// A watchdog for one test: if the test is still running after `secs`
+/// seconds (a hang: a lost wake-up, a drain waiting for itself), it prints
+/// the test's name and ends the whole test binary with exit code 124, so a
+/// regression fails CI instead of stalling it. Dropping it (at the end of
+/// the test) disarms it.
+#[must_use = "the watchdog is disarmed when dropped"]
+pub fn watchdog(secs: u64) -> Watchdog {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs(secs))
+        {
+            eprintln!("watchdog: test `{name}` still running after {secs} s: it hangs");
+            std::process::exit(124);
+        }
+    });
+    Watchdog(tx)
+}
+
+/// See [`watchdog`].
+#[derive(Debug)]
+pub struct Watchdog(std::sync::mpsc::Sender<()>);
