@@ -382,7 +382,7 @@ fn l11_a_leaked_guard_does_not_haunt_a_new_lifecycle_at_the_same_address() {
     first.startup(V).unwrap();
     std::mem::forget(first.enter().unwrap());
     let old_address = std::ptr::from_ref(first) as usize;
-    slot = None;
+    drop(slot.take());
     slot = Some(Lifecycle::new(FakeProvider::default()));
     let second = slot.as_ref().unwrap();
     assert_eq!(
