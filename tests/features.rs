@@ -1,0 +1,143 @@
+//! The optional features, checked from outside: `serde` (the report types
+//! serialize) and `tracing` (a span per final cleanup, an event per phase,
+//! a warning per failed hook). Run with `cargo test --all-features --test
+//! features`; without the features this file compiles to nothing.
+#![cfg(not(loom))]
+
+mod support;
+
+use provider_lifecycle::*;
+use support::*;
+
+const V: Version = Version::new(2, 2);
+
+/// A final cleanup with one resource whose release fails, one socket reset.
+fn a_report() -> DrainReport {
+    let log = Log::default();
+    let p = FakeProvider::with_resources(&["table", "pool"]);
+    p.knobs.fail_release.lock().push("pool".into());
+    let l = Lifecycle::new(p);
+    l.startup(V).unwrap();
+    let (mut s, _) = FakeSocket::new(1, SockPlan::default(), &log);
+    s.write(5);
+    l.register_socket(s).unwrap();
+    l.cleanup().unwrap().into_report().unwrap()
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn serde_the_report_serializes_with_every_field() {
+    let _watchdog = watchdog(120);
+    let report = a_report();
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["generation"], 0);
+    assert_eq!(json["sockets"][0]["bytes_discarded"], 5);
+    assert_eq!(json["sockets"][0]["outcome"], "Reset");
+    assert_eq!(
+        json["sockets"][0]["handle"],
+        report.sockets[0].handle.to_raw()
+    );
+    assert_eq!(json["resources"][0]["name"], "pool");
+    assert!(json["resources"][0]["outcome"]["Failed"].is_string());
+    assert_eq!(json["resources"][1]["outcome"], "Ok");
+    assert_eq!(json["operations"]["waited_for"], 0);
+    assert!(json["timings"]["total"].is_object());
+    assert_eq!(json["summarized"]["sockets"], 0);
+}
+
+#[cfg(feature = "tracing")]
+mod tracing_capture {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use parking_lot::Mutex;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    /// What the subscriber saw: span names, and each event's level and fields.
+    #[derive(Default, Debug)]
+    pub struct Seen {
+        pub spans: Vec<String>,
+        pub events: Vec<(Level, String)>,
+    }
+
+    pub struct Capture(pub Arc<Mutex<Seen>>, AtomicU64);
+
+    impl Capture {
+        pub fn new() -> (Capture, Arc<Mutex<Seen>>) {
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            (Capture(seen.clone(), AtomicU64::new(1)), seen)
+        }
+    }
+
+    struct Fields(String);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={:?} ", field.name(), value));
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let mut f = Fields(String::new());
+            span.record(&mut f);
+            self.0
+                .lock()
+                .spans
+                .push(format!("{} {}", span.metadata().name(), f.0));
+            Id::from_u64(self.1.fetch_add(1, Ordering::Relaxed))
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut f = Fields(String::new());
+            event.record(&mut f);
+            self.0.lock().events.push((*event.metadata().level(), f.0));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_a_span_per_final_cleanup_and_events_per_phase_and_failure() {
+    let _watchdog = watchdog(120);
+    let (capture, seen) = tracing_capture::Capture::new();
+    let report = tracing::subscriber::with_default(capture, a_report);
+    assert!(!report.is_clean());
+    let seen = seen.lock();
+    assert_eq!(seen.spans.len(), 1, "{seen:?}");
+    assert!(
+        seen.spans[0].starts_with("final_cleanup generation=0"),
+        "{seen:?}"
+    );
+    for phase in ["operations", "sockets", "resources", "prepare_unload"] {
+        assert!(
+            seen.events
+                .iter()
+                .any(|(l, f)| *l == tracing::Level::INFO
+                    && f.contains(&format!("phase=\"{phase}\""))),
+            "no event for phase {phase}: {seen:?}"
+        );
+    }
+    let warnings: Vec<_> = seen
+        .events
+        .iter()
+        .filter(|(l, _)| *l == tracing::Level::WARN)
+        .map(|(_, f)| f.as_str())
+        .collect();
+    assert!(
+        warnings.iter().any(|f| f.contains("resource=pool")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|f| f.contains("discarded=5")),
+        "{warnings:?}"
+    );
+}
