@@ -34,27 +34,31 @@
 //!
 //! | bits | meaning |
 //! |---|---|
-//! | 0–61 | guards counted on this shard (plus, for an instant, failed enters) |
-//! | 62 (`PARKED`) | the drainer is waiting for this lifecycle's guards: the last leaver wakes it |
-//! | 63 (`CLOSED`) | the lifecycle is not Active: new guards on this shard fail |
+//! | 0–62 | guards counted on this shard (plus, for an instant, refused enters) |
+//! | 63 (`PARKED`) | the drainer is waiting for this lifecycle's guards: the last leaver wakes it |
 //!
-//! - `enter`: `prev = shard.fetch_add(1)`; then load the state word. If `prev`
-//!   has `CLOSED` or the word is not Active, undo and fail.
+//! - `enter`: `shard.fetch_add(1)`, then load the state word; if it is not
+//!   Active, undo and fail.
 //! - `leave` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
 //!   has `PARKED` and this was the shard's last guard, wake the drainer.
-//! - The final cleanup flips the word to Draining, then `fetch_or`s
-//!   `CLOSED | PARKED` into every shard (the counts it reads are the guards it
-//!   waits for), then waits under `control` until every count is zero, then
-//!   clears `PARKED`. Initialization clears both bits before it publishes
-//!   Active (shards start closed).
+//! - The final cleanup flips the word to Draining, then `fetch_or`s `PARKED`
+//!   into every shard (the counts it reads are the guards it waits for), then
+//!   waits under `control` until every count is zero, then clears `PARKED`.
 //!
 //! Why this is exact without `SeqCst`: all read-modify-writes of one shard are
 //! totally ordered (coherence). An enter's `fetch_add` is either before the
 //! drainer's `fetch_or` on that shard, and then the drainer counts it, or
-//! after, and then it sees `CLOSED` and fails. A `fetch_sub` the drainer's
-//! wait did not see comes after the `fetch_or`, so it returns `PARKED`: the
-//! leaver wakes the drainer, taking the mutex first so the wake cannot fall
-//! between the drainer's check and its wait. loom models exactly this.
+//! after: then it reads from the `fetch_or` (or later), so it synchronizes
+//! with the drainer's AcqRel `fetch_or`, which came after the AcqRel flip of
+//! the word, and its Acquire load of the word sees Draining and fails. A
+//! `fetch_sub` the drainer's wait did not see comes after the `fetch_or`, so
+//! it returns `PARKED`: the leaver wakes the drainer, taking the mutex first
+//! so the wake cannot fall between the drainer's check and its wait. loom
+//! models exactly this.
+//!
+//! (An earlier version also kept a `CLOSED` bit that made enters fail on
+//! closed shards; by the argument above the word load already refuses every
+//! enter that bit would, so mutation testing showed it dead and it went.)
 //!
 //! `PARKED` is what keeps a refused `enter` as cheap as a successful one:
 //! outside the drainer's wait no leaver ever takes the mutex, so a stream of enters on a Released
@@ -79,10 +83,8 @@ const SHARDS: usize = 32;
 #[cfg(loom)]
 const SHARDS: usize = 2;
 
-/// The `CLOSED` bit of a shard word.
-const CLOSED: usize = 1 << (usize::BITS - 1);
 /// The `PARKED` bit of a shard word.
-const PARKED: usize = 1 << (usize::BITS - 2);
+const PARKED: usize = 1 << (usize::BITS - 1);
 /// The count bits of a shard word.
 const COUNT: usize = PARKED - 1;
 
@@ -169,11 +171,13 @@ impl RawLifecycle {
     #[inline]
     pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
         let shard = thread::shard(SHARDS);
-        // Acquire: pairs with the AcqRel `fetch_and` that reopened the shard
-        // after initialization, so a live guard sees what it published.
-        let prev = self.shards[shard].fetch_add(1, Ordering::Acquire);
+        // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
+        // synchronizes with it, so the load below sees Draining (module docs).
+        self.shards[shard].fetch_add(1, Ordering::Acquire);
+        // Acquire (in `load`): pairs with the Release store of Active, so a
+        // live guard sees the initialization.
         let w = self.word.load();
-        if prev & CLOSED != 0 || !w.is_active() {
+        if !w.is_active() {
             self.leave(shard);
             return Err(Error::NotInitialised);
         }
@@ -210,25 +214,16 @@ impl RawLifecycle {
             .sum()
     }
 
-    /// Closes every shard: from here on no guard can be taken, and the last
-    /// leaver wakes the drainer. Returns the guards counted at the closing
-    /// instant of each shard.
-    fn close_shards(&self) -> usize {
+    /// Marks every shard PARKED (after the flip to Draining): from here on
+    /// the last leaver of a shard wakes the drainer. Returns the guards
+    /// counted at that instant on each shard.
+    fn park_on_shards(&self) -> usize {
         self.shards
             .iter()
-            // AcqRel: Acquire the counted guards' state, Release the bits to
-            // later enters and leavers (see the module docs).
-            .map(|s| s.fetch_or(CLOSED | PARKED, Ordering::AcqRel) & COUNT)
+            // AcqRel: Acquire the counted guards' state; Release the flip to
+            // enters whose `fetch_add` reads this (see the module docs).
+            .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
             .sum()
-    }
-
-    /// Opens every shard for a new generation (before Active is published).
-    fn open_shards(&self) {
-        for s in &self.shards {
-            // AcqRel: Release the initialization to guards whose Acquire
-            // `fetch_add` reads the opened value.
-            s.fetch_and(!(CLOSED | PARKED), Ordering::AcqRel);
-        }
     }
 
     /// Whether the calling thread holds a guard of this lifecycle ([L11](crate::contract#L11)).
@@ -351,7 +346,6 @@ impl Initializing<'_> {
         let published = match resources {
             Ok(resources) => {
                 ctl.resources = resources;
-                self.raw.open_shards();
                 Word::new(State::Active, 1, self.before.generation())
             }
             Err(()) => self.before.with_initializing(false),
@@ -387,9 +381,11 @@ impl Teardown<'_> {
         self.active.generation()
     }
 
-    /// [L6.1](crate::contract#L6.1): closes every shard; returns the guards counted at that instant.
+    /// [L6.1](crate::contract#L6.1): counts the guards to wait for (new
+    /// ones are already refused by the Draining word) and asks their leavers
+    /// to wake the drainer.
     pub(crate) fn shut_out_guards(&self) -> usize {
-        self.raw.close_shards()
+        self.raw.park_on_shards()
     }
 
     /// [L6.1](crate::contract#L6.1): waits until no guard is live. Returns whether the wait went past
@@ -437,15 +433,15 @@ impl Drop for Teardown<'_> {
     }
 }
 
-/// Shards that start closed (a new lifecycle is not Active).
+/// Shards at zero.
 #[cfg(not(loom))]
 const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
-    [const { CachePadded::new(AtomicUsize::new(CLOSED)) }; SHARDS]
+    [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS]
 }
 
 #[cfg(loom)]
 fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
-    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(CLOSED)))
+    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0)))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -500,7 +496,7 @@ mod tests {
     }
 
     // Leavers wake the drainer only while it waits (PARKED): after the wait
-    // the bit is gone from every shard, and reopening clears CLOSED too.
+    // the bit is gone from every shard.
     #[test]
     fn parked_bit_lives_only_during_the_guard_wait() {
         let raw = active();
