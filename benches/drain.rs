@@ -11,13 +11,15 @@
 //! Run: `cargo bench --bench drain`.
 #![allow(missing_docs)]
 
+#[path = "../examples/common/timer.rs"]
+mod timer;
+
 use std::hint::black_box;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use provider_lifecycle::{
-    BoxError, FlushStatus, Lifecycle, Provider, Resource, Socket, Version, VersionRange,
-};
+use provider_lifecycle::{BoxError, Lifecycle, Provider, Resource, Socket, Version, VersionRange};
 
 struct Bench;
 
@@ -50,16 +52,18 @@ impl Socket for BenchSocket {
     fn unsent(&self) -> u64 {
         self.unsent
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         let first = *self.first_poll.get_or_insert_with(Instant::now);
         if first.elapsed() >= self.delay {
             self.unsent = 0;
         }
-        Ok(if self.unsent == 0 {
-            FlushStatus::Done
+        if self.unsent == 0 {
+            Poll::Ready(Ok(()))
         } else {
-            FlushStatus::Pending
-        })
+            // Ready after `delay`: the timer wakes it then.
+            timer::wake_at(first + self.delay, cx.waker().clone());
+            Poll::Pending
+        }
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.unsent = 0;

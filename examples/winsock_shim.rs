@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use provider_lifecycle::{
-    BoxError, Error, FlushStatus, Lifecycle, Linger, Provider, Registrar, Socket, SocketHandle,
-    Version, VersionRange,
+    BoxError, Error, Lifecycle, Linger, Provider, Registrar, Socket, SocketHandle, Version,
+    VersionRange,
 };
 
 // ---------------------------------------------------------------------------
@@ -108,15 +109,17 @@ impl Socket for MemSocket {
     fn unsent(&self) -> u64 {
         self.unsent
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         let n = self.unsent.min(64 * 1024);
         self.unsent -= n;
         self.delivered.fetch_add(n, Ordering::SeqCst);
-        Ok(if self.unsent == 0 {
-            FlushStatus::Done
+        if self.unsent == 0 {
+            Poll::Ready(Ok(()))
         } else {
-            FlushStatus::Pending
-        })
+            // Memory is always writable: ask to be polled again at once.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.unsent = 0;

@@ -1,95 +1,42 @@
 //! How a socket ends: every close decision in one place — the linger table
-//! while Active ([S1](crate::contract#S1), [L8](crate::contract#L8)), the
-//! open-socket policy at the final cleanup ([L6.2](crate::contract#L6.2)),
-//! background flushing ([L6.3](crate::contract#L6.3)), and the abortive end
-//! of a lifecycle dropped while Active ([L12](crate::contract#L12)).
+//! while Active ([S1](crate::contract#S1), [S4](crate::contract#S4),
+//! [S6](crate::contract#S6)), the open-socket policy at the final cleanup
+//! ([L6.2](crate::contract#L6.2)), and the abortive end of a lifecycle
+//! dropped while Active ([L12](crate::contract#L12)). The mechanics of an
+//! end (flush, abort, release, account) are [`Ending`]'s.
 
+use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::config::OpenSocketPolicy;
-use crate::drain::{Closing, Flusher, Task, abort_socket, finish_socket, flush_one, unsent_or};
-use crate::hook::call;
-use crate::report::{SocketOutcome, SocketPhase, SocketReport, SummarizedSockets};
+use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
+use crate::raw::RawLifecycle;
+use crate::report::{SocketOutcome, SocketPhase, SocketReport};
 use crate::socket::{Cell, take};
 use crate::{Linger, Socket, SocketHandle};
 
-/// How many background closes that ended badly while Active are kept as
-/// report lines; beyond it they are only counted ([`SummarizedSockets`]).
-pub(crate) const FINISHED_LINES: usize = 1024;
-
-/// The sockets closed in the background while Active: those still flushing,
-/// and those that ended badly (failed or discarded), kept for the next drain
-/// report — the first [`FINISHED_LINES`] as lines, the rest summed, so a
-/// long generation cannot grow it without bound.
-pub(crate) struct Background<S> {
-    pub(crate) closing: Vec<Closing<S>>,
-    pub(crate) finished: Vec<SocketReport>,
-    pub(crate) summarized: SummarizedSockets,
-}
-
-impl<S> Background<S> {
-    crate::sync::loom_const_fn! {
-        pub(crate) fn new() -> Background<S> {
-            Background {
-                closing: Vec::new(),
-                finished: Vec::new(),
-                summarized: SummarizedSockets::ZERO,
-            }
-        }
-    }
-
-    /// Keeps a background close that ended badly for the next drain report.
-    pub(crate) fn record_finished(&mut self, report: SocketReport) {
-        if self.finished.len() < FINISHED_LINES {
-            self.finished.push(report);
-        } else {
-            self.summarized.add(&report);
-        }
-    }
-
-    /// Everything, for the final cleanup, leaving this empty.
-    pub(crate) fn take(&mut self) -> Background<S> {
-        std::mem::replace(self, Background::new())
-    }
-}
-
-/// A socket's linger, blocking mode and unsent count, read with panics
-/// caught.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Probe {
-    pub(crate) linger: Linger,
-    pub(crate) blocking: bool,
-    pub(crate) unsent: u64,
-}
-
-/// Reads a socket's [`Probe`]; `Err` carries a panic message.
-pub(crate) fn probe<S: Socket>(socket: &S) -> Result<Probe, String> {
-    call(|| Probe {
-        linger: socket.linger(),
-        blocking: socket.is_blocking(),
-        unsent: socket.unsent(),
-    })
-}
-
-impl Probe {
-    /// The linger table's last row: a non-blocking socket with a linger
-    /// timeout that cannot finish now must answer `WouldBlock` and stay open.
-    pub(crate) fn would_block(&self) -> bool {
-        matches!(self.linger, Linger::Timeout(_)) && !self.blocking && self.unsent > 0
-    }
-}
+/// The probe of a socket whose probe panicked: ended abortively.
+const PANICKED: Probe = Probe {
+    linger: Linger::Abort,
+    blocking: true,
+    unsent: 0,
+};
 
 /// What closing a socket while Active led to.
 pub(crate) enum Closed<S> {
     /// The socket is gone; this is its line.
     Done(SocketReport),
-    /// `Linger::Background` with data left: the lifecycle keeps it, flushing.
-    Background(Closing<S>),
+    /// `Linger::Background` with data left: for the background engine.
+    Background(Ending<S>),
 }
 
 /// Closes a socket already taken out of the registry while Active, by the
-/// linger table (see [`Linger`]).
+/// linger table (see [`Linger`]). A blocking `Timeout` close waits here,
+/// inside the caller's guard, until flushed, its linger timeout, or the
+/// final cleanup's cancel step (`raw`), whichever comes first.
 pub(crate) fn close_active<S: Socket>(
+    raw: &RawLifecycle,
     handle: SocketHandle,
     socket: S,
     probed: Result<Probe, String>,
@@ -97,50 +44,44 @@ pub(crate) fn close_active<S: Socket>(
     let p = match probed {
         Ok(p) => p,
         Err(panic) => {
-            return Closed::Done(abort_socket(
-                handle,
-                socket,
-                Linger::Abort,
-                SocketPhase::Open,
-                0,
-                SocketOutcome::Panicked,
-                Some(panic),
-            ));
+            let ending = Ending::new(handle, socket, &PANICKED);
+            return Closed::Done(ending.abort(SocketOutcome::Panicked, Some(panic)));
         }
     };
+    let ending = Ending::new(handle, socket, &p);
     Closed::Done(match p.linger {
-        Linger::Abort => abort_socket(
-            handle,
-            socket,
-            p.linger,
-            SocketPhase::Open,
-            p.unsent,
-            SocketOutcome::Reset,
-            None,
-        ),
-        Linger::Background if p.unsent == 0 => {
-            finish_socket(handle, socket, p.linger, SocketPhase::Open, 0)
-        }
-        Linger::Background => {
-            return Closed::Background(Closing {
-                handle,
-                socket,
-                linger: p.linger,
-            });
-        }
+        Linger::Abort => ending.abort(SocketOutcome::Reset, None),
+        Linger::Background if p.unsent == 0 => ending.finish(),
+        Linger::Background => return Closed::Background(ending),
         Linger::Timeout(d) => {
             let now = Instant::now();
-            flush_one(Task::new(
-                handle,
-                socket,
-                p.linger,
-                SocketPhase::Open,
-                p.unsent,
-                Some(after(now, d)),
-                after(now, d.saturating_add(Duration::from_secs(1))),
-            ))
+            let own = after(now, d);
+            flush_cancellable(
+                raw,
+                ending.bound(Some(own), after(own, Duration::from_secs(1))),
+            )
         }
     })
+}
+
+/// S6: a blocking linger flush that the final cleanup's cancel step ends.
+fn flush_cancellable<S: Socket>(raw: &RawLifecycle, ending: Ending<S>) -> SocketReport {
+    let queue = Arc::new(ReadyQueue::new());
+    let key = raw.on_cancel(Waker::from(Arc::new(Interrupt(Arc::clone(&queue)))));
+    if key.is_none() {
+        // The cancel step has begun already: do not wait at all.
+        queue.interrupt();
+    }
+    let line = flush_one(ending, &queue, |e| {
+        e.abort(
+            SocketOutcome::Cancelled,
+            Some("ended by the final cleanup's cancel step (WSAEINTR)".to_owned()),
+        )
+    });
+    if let Some(key) = key {
+        raw.forget_cancel(key);
+    }
+    line
 }
 
 /// The line `close_socket` returns for a socket handed to the background.
@@ -156,137 +97,64 @@ pub(crate) fn background_line(handle: SocketHandle, linger: Linger) -> SocketRep
     }
 }
 
-/// One round of flush progress on the background-closing sockets: returns
-/// the unfinished ones and the lines of those that ended.
-pub(crate) fn poll_background<S: Socket>(
-    closing: Vec<Closing<S>>,
-) -> (Vec<Closing<S>>, Vec<SocketReport>) {
-    let far = after(Instant::now(), Duration::from_secs(365 * 24 * 3600));
-    let mut flusher = Flusher::new();
-    for c in closing {
-        flusher.push(c.into_task(far));
-    }
-    flusher.round();
-    let (pending, reports) = flusher.into_pending();
-    (
-        pending.into_iter().map(Task::into_closing).collect(),
-        reports,
-    )
-}
-
-/// [L6.2](crate::contract#L6.2) + [L6.3](crate::contract#L6.3): closes the open sockets by `policy` and flushes every
-/// graceful one (open or already closing) concurrently, until done, its own
-/// linger deadline or the drain `deadline`.
+/// L6.2 + L6.3: closes the open sockets by `policy` and flushes every
+/// graceful one (open, or handed over from the background) concurrently,
+/// until done, its own linger deadline or the drain `deadline`.
 pub(crate) fn close_all<S: Socket>(
     policy: OpenSocketPolicy,
     open: Vec<(SocketHandle, Cell<S>)>,
-    closing: Vec<Closing<S>>,
+    handover: Vec<Ending<S>>,
     deadline: Instant,
 ) -> Vec<SocketReport> {
-    let mut reports = Vec::with_capacity(open.len() + closing.len());
+    let mut reports = Vec::with_capacity(open.len() + handover.len());
     let mut flusher = Flusher::new();
     let now = Instant::now();
     for (handle, cell) in open {
         let Some(socket) = take(cell) else {
             continue;
         };
-        let p = match probe(&socket) {
+        let p = match Probe::of(&socket) {
             Ok(p) => p,
             Err(panic) => {
-                reports.push(abort_socket(
-                    handle,
-                    socket,
-                    Linger::Abort,
-                    SocketPhase::Open,
-                    0,
-                    SocketOutcome::Panicked,
-                    Some(panic),
-                ));
+                let ending = Ending::new(handle, socket, &PANICKED);
+                reports.push(ending.abort(SocketOutcome::Panicked, Some(panic)));
                 continue;
             }
         };
+        let ending = Ending::new(handle, socket, &p);
         let own = match (policy, p.linger) {
             (OpenSocketPolicy::Reset, _) | (OpenSocketPolicy::Graceful, Linger::Abort) => {
-                reports.push(abort_socket(
-                    handle,
-                    socket,
-                    p.linger,
-                    SocketPhase::Open,
-                    p.unsent,
-                    SocketOutcome::Reset,
-                    None,
-                ));
+                reports.push(ending.abort(SocketOutcome::Reset, None));
                 continue;
             }
             (OpenSocketPolicy::Graceful, Linger::Background) => None,
             (OpenSocketPolicy::Graceful, Linger::Timeout(d)) => Some(after(now, d)),
         };
-        flusher.push(Task::new(
-            handle,
-            socket,
-            p.linger,
-            SocketPhase::Open,
-            p.unsent,
-            own,
-            deadline,
-        ));
+        flusher.push(ending.bound(own, deadline));
     }
-    for c in closing {
-        flusher.push(c.into_task(deadline));
+    for ending in handover {
+        flusher.push(ending.bound(None, deadline));
     }
-    flusher.run();
-    reports.append(&mut flusher.reports);
+    flusher.run(&mut |line| reports.push(line));
     reports
 }
 
-/// [L12](crate::contract#L12): ends every socket abortively, with no flush and no report.
-pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, closing: Vec<Closing<S>>) {
+/// L12: ends every socket abortively, with no flush and no report.
+pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, handover: Vec<Ending<S>>) {
     for (handle, cell) in open {
         if let Some(socket) = take(cell) {
-            let unsent = unsent_or(&socket, 0);
-            let _ = abort_socket(
-                handle,
-                socket,
-                Linger::Abort,
-                SocketPhase::Open,
-                unsent,
-                SocketOutcome::Reset,
-                None,
-            );
+            let p = Probe::of(&socket).unwrap_or(PANICKED);
+            let _ = Ending::new(handle, socket, &p).abort(SocketOutcome::Reset, None);
         }
     }
-    for c in closing {
-        let unsent = unsent_or(&c.socket, 0);
-        let _ = abort_socket(
-            c.handle,
-            c.socket,
-            c.linger,
-            SocketPhase::Closing,
-            unsent,
-            SocketOutcome::Reset,
-            None,
-        );
+    for ending in handover {
+        let _ = ending.abort(SocketOutcome::Reset, None);
     }
 }
 
 /// Ends a socket the registry refused (not Active, or no slot left): aborted
 /// and released at once, never leaked.
 pub(crate) fn refuse<S: Socket>(socket: S) {
-    let _ = abort_socket(
-        SocketHandle::from_raw(0),
-        socket,
-        Linger::Abort,
-        SocketPhase::Open,
-        0,
-        SocketOutcome::Reset,
-        None,
-    );
-}
-
-/// `start + d`, saturating far in the future instead of overflowing.
-pub(crate) fn after(start: Instant, d: Duration) -> Instant {
-    start
-        .checked_add(d)
-        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(start)
+    let _ =
+        Ending::new(SocketHandle::from_raw(0), socket, &PANICKED).abort(SocketOutcome::Reset, None);
 }

@@ -43,6 +43,22 @@ pub enum OpenSocketPolicy {
     Graceful,
 }
 
+/// Who makes background closes progress while Active
+/// ([S4](crate::contract#S4)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum BackgroundFlush {
+    /// A helper thread of the lifecycle, started by the first background
+    /// close of a generation, asleep unless a socket woke it, and joined by
+    /// the final cleanup before it touches any socket (the default).
+    #[default]
+    Thread,
+    /// Nobody but the provider: it calls
+    /// [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing) from its
+    /// own loop; the final cleanup finishes whatever is left.
+    Manual,
+}
+
 /// The default drain deadline: 10 seconds.
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -66,12 +82,14 @@ pub struct Config {
     open_sockets: OpenSocketPolicy,
     drain_deadline: Duration,
     count_limit: u32,
+    background_flush: BackgroundFlush,
 }
 
 impl Config {
     /// The defaults: `StartupPolicy::Wait`, `OpenSocketPolicy::Reset`,
-    /// [`DEFAULT_DRAIN_DEADLINE`], and the largest count limit
-    /// ([`MAX_COUNT`](crate::MAX_COUNT), about a billion).
+    /// [`DEFAULT_DRAIN_DEADLINE`], the largest count limit
+    /// ([`MAX_COUNT`](crate::MAX_COUNT), about a billion) and
+    /// `BackgroundFlush::Thread`.
     #[must_use]
     pub const fn new() -> Config {
         Config {
@@ -79,6 +97,7 @@ impl Config {
             open_sockets: OpenSocketPolicy::Reset,
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             count_limit: MAX_COUNT,
+            background_flush: BackgroundFlush::Thread,
         }
     }
 
@@ -118,6 +137,19 @@ impl Config {
             limit
         };
         self
+    }
+
+    /// Sets who makes background closes progress while Active.
+    #[must_use]
+    pub const fn with_background_flush(mut self, mode: BackgroundFlush) -> Config {
+        self.background_flush = mode;
+        self
+    }
+
+    /// Who makes background closes progress while Active.
+    #[must_use]
+    pub const fn background_flush(&self) -> BackgroundFlush {
+        self.background_flush
     }
 
     /// The startup policy.

@@ -1,121 +1,189 @@
-//! The drain engine: ending one socket (flushed, or aborted with what it
-//! discarded counted) and flushing many sockets from one thread
-//! ([L6.2](crate::contract#L6.2)–[L6.3](crate::contract#L6.3),
-//! [S2](crate::contract#S2), [S3](crate::contract#S3)).
+//! A socket's end, and the event-driven engine that flushes many of them
+//! from one thread ([L6.3](crate::contract#L6.3), [S2](crate::contract#S2),
+//! [S3](crate::contract#S3), [S5](crate::contract#S5)).
+//!
+//! # One value per socket's end
+//!
+//! When a socket leaves the registry it becomes an [`Ending`]: the socket
+//! with its handle, linger, phase, the unsent count it started from and its
+//! deadline. An ending is finished exactly once, by [`Ending::finish`]
+//! (everything delivered) or [`Ending::abort`] (the rest discarded and
+//! counted), and either way `release` is the last call the socket sees.
+//!
+//! # The engine: poll only what was woken
+//!
+//! A [`Flusher`] owns endings in slots. Each slot has a waker that, when
+//! woken, pushes `(slot, token)` onto the flusher's [`ReadyQueue`] — once:
+//! a `scheduled` flag coalesces wakes until the next poll — and signals its
+//! condition variable. A pass polls exactly the woken slots (every ending is
+//! woken once when it arrives), then ends those past their deadline. Between
+//! passes the thread sleeps on the queue until a wake or the next deadline:
+//! no spinning, no back-off, so CPU follows progress, not sockets × time.
+//!
+//! A waker can outlive its slot (the socket's reactor may fire it after the
+//! socket was released, or after its slot holds another ending): the token
+//! does not match, and the wake is ignored. Wakers hold only the queue, so
+//! firing one after the flusher is gone is harmless too.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::hook::{HookOutcome, call, drop_quietly, hook};
 use crate::report::{SocketFaults, SocketOutcome, SocketPhase, SocketReport};
-use crate::{FlushStatus, Linger, Socket, SocketHandle};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use crate::{Linger, Socket, SocketHandle};
 
-/// A socket closed in the background that still holds unsent data.
-pub(crate) struct Closing<S> {
-    pub(crate) handle: SocketHandle,
-    pub(crate) socket: S,
+/// A socket's linger, blocking mode and unsent count, read with panics
+/// caught.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
     pub(crate) linger: Linger,
+    pub(crate) blocking: bool,
+    pub(crate) unsent: u64,
 }
 
-/// One socket being flushed.
-pub(crate) struct Task<S> {
+impl Probe {
+    /// Reads a socket's probe; `Err` carries a panic message.
+    pub(crate) fn of<S: Socket>(socket: &S) -> Result<Probe, String> {
+        call(|| Probe {
+            linger: socket.linger(),
+            blocking: socket.is_blocking(),
+            unsent: socket.unsent(),
+        })
+    }
+
+    /// The linger table's last row: a non-blocking socket with a linger
+    /// timeout that cannot finish now must answer `WouldBlock` and stay open.
+    pub(crate) fn would_block(&self) -> bool {
+        matches!(self.linger, Linger::Timeout(_)) && !self.blocking && self.unsent > 0
+    }
+}
+
+/// `start + d`, saturating far in the future instead of overflowing.
+pub(crate) fn after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(start)
+}
+
+/// Far enough to mean "no deadline" (a background flush runs until done).
+fn far(now: Instant) -> Instant {
+    after(now, Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// One socket on its way out (see the module docs).
+pub(crate) struct Ending<S> {
     pub(crate) handle: SocketHandle,
-    pub(crate) socket: S,
+    socket: S,
     pub(crate) linger: Linger,
-    pub(crate) phase: SocketPhase,
-    /// Unsent bytes when the flush began (for the flushed count).
-    pub(crate) start_unsent: u64,
+    phase: SocketPhase,
+    /// Unsent bytes when the end began (for the flushed count).
+    start_unsent: u64,
     /// When to give up, and what to call it then.
-    pub(crate) deadline: Instant,
-    pub(crate) deadline_outcome: SocketOutcome,
+    deadline: Instant,
+    deadline_outcome: SocketOutcome,
 }
 
-impl<S: Socket> Task<S> {
-    /// A task for `socket`, reading its unsent count; `own` is the socket's
-    /// own linger deadline, if any, and `drain` the drain's.
-    pub(crate) fn new(
-        handle: SocketHandle,
-        socket: S,
-        linger: Linger,
-        phase: SocketPhase,
-        start_unsent: u64,
-        own: Option<Instant>,
-        drain: Instant,
-    ) -> Task<S> {
-        let (deadline, deadline_outcome) = match own {
+/// What one poll of an ending led to.
+enum Step<S> {
+    Pending(Ending<S>),
+    Finished(SocketReport),
+}
+
+impl<S: Socket> Ending<S> {
+    /// The end of a socket taken out of the registry, as probed: open phase,
+    /// no deadline yet (see [`bound`](Ending::bound)).
+    pub(crate) fn new(handle: SocketHandle, socket: S, probe: &Probe) -> Ending<S> {
+        Ending {
+            handle,
+            socket,
+            linger: probe.linger,
+            phase: SocketPhase::Open,
+            start_unsent: probe.unsent,
+            deadline: far(Instant::now()),
+            deadline_outcome: SocketOutcome::Deadline,
+        }
+    }
+
+    /// Bounds the flush by the socket's own linger deadline `own` and the
+    /// drain's `drain`, whichever comes first.
+    pub(crate) fn bound(mut self, own: Option<Instant>, drain: Instant) -> Ending<S> {
+        (self.deadline, self.deadline_outcome) = match own {
             Some(own) if own < drain => (own, SocketOutcome::LingerTimeout),
             _ => (drain, SocketOutcome::Deadline),
         };
-        Task {
-            handle,
-            socket,
-            linger,
-            phase,
-            start_unsent,
-            deadline,
-            deadline_outcome,
-        }
+        self
     }
-}
 
-impl<S: Socket> Closing<S> {
-    /// A flush task for a socket closed in the background ([L6.3](crate::contract#L6.3)), bounded
-    /// by `deadline`.
-    pub(crate) fn into_task(self, deadline: Instant) -> Task<S> {
-        let unsent = unsent_or(&self.socket, 0);
-        Task::new(
-            self.handle,
-            self.socket,
-            self.linger,
-            SocketPhase::Closing,
-            unsent,
-            None,
-            deadline,
-        )
+    /// Marks the ending as closed by the application before the drain
+    /// (its report line says `Closing`).
+    pub(crate) fn closing(mut self) -> Ending<S> {
+        self.phase = SocketPhase::Closing;
+        self
     }
-}
 
-impl<S> Task<S> {
-    /// Back to the closing list, unfinished.
-    pub(crate) fn into_closing(self) -> Closing<S> {
-        Closing {
+    /// Ends abortively: counts what is unsent as discarded, aborts, releases.
+    pub(crate) fn abort(mut self, outcome: SocketOutcome, error: Option<String>) -> SocketReport {
+        let remaining = call(|| self.socket.unsent()).unwrap_or(self.start_unsent);
+        let abort = hook(|| self.socket.abort());
+        let release = release_and_drop(self.socket);
+        SocketReport {
             handle: self.handle,
-            socket: self.socket,
             linger: self.linger,
+            phase: self.phase,
+            bytes_flushed: self.start_unsent.saturating_sub(remaining),
+            bytes_discarded: remaining,
+            outcome,
+            faults: SocketFaults::of(error, abort, release),
         }
     }
-}
 
-/// Reads `unsent()` safely; a panic counts as "unknown" (`fallback`).
-pub(crate) fn unsent_or<S: Socket>(socket: &S, fallback: u64) -> u64 {
-    call(|| socket.unsent()).unwrap_or(fallback)
-}
+    /// Releases a socket whose data is all out.
+    pub(crate) fn finish(self) -> SocketReport {
+        let release = release_and_drop(self.socket);
+        SocketReport {
+            handle: self.handle,
+            linger: self.linger,
+            phase: self.phase,
+            bytes_flushed: self.start_unsent,
+            bytes_discarded: 0,
+            outcome: SocketOutcome::Flushed,
+            faults: SocketFaults::of(None, HookOutcome::Ok, release),
+        }
+    }
 
-/// Ends a socket abortively: counts what is unsent as discarded, aborts,
-/// releases. Used for the `Reset` policy, deadlines and failures.
-pub(crate) fn abort_socket<S: Socket>(
-    handle: SocketHandle,
-    mut socket: S,
-    linger: Linger,
-    phase: SocketPhase,
-    start_unsent: u64,
-    outcome: SocketOutcome,
-    error: Option<String>,
-) -> SocketReport {
-    let remaining = unsent_or(&socket, start_unsent);
-    let abort = hook(|| socket.abort());
-    let release = release_and_drop(socket);
-    SocketReport {
-        handle,
-        linger,
-        phase,
-        bytes_flushed: start_unsent.saturating_sub(remaining),
-        bytes_discarded: remaining,
-        outcome,
-        faults: SocketFaults::of(error, abort, release),
+    /// Polls the socket once (or ends it, past its deadline).
+    fn step(mut self, cx: &mut Context<'_>, now: Instant) -> Step<S> {
+        if now >= self.deadline {
+            let outcome = self.deadline_outcome;
+            return Step::Finished(self.abort(outcome, None));
+        }
+        let failed = match call(|| self.socket.poll_flush(cx)) {
+            Ok(Poll::Pending) => return Step::Pending(self),
+            Ok(Poll::Ready(Ok(()))) => match call(|| self.socket.unsent()) {
+                Ok(0) => return Step::Finished(self.finish()),
+                Ok(left) => (
+                    SocketOutcome::Failed,
+                    format!("poll_flush said done with {left} bytes unsent"),
+                ),
+                Err(p) => (SocketOutcome::Panicked, p),
+            },
+            // The error is rendered and dropped inside the panic catching.
+            Ok(Poll::Ready(Err(e))) => match call(move || e.to_string()) {
+                Ok(text) => (SocketOutcome::Failed, text),
+                Err(p) => (SocketOutcome::Panicked, format!("error Display: {p}")),
+            },
+            Err(p) => (SocketOutcome::Panicked, p),
+        };
+        Step::Finished(self.abort(failed.0, Some(failed.1)))
     }
 }
 
-/// Calls `release` ([S2](crate::contract#S2): last), then drops the socket with its `Drop` panics
+/// Calls `release` (S2: last), then drops the socket with its `Drop` panics
 /// caught ([L14](crate::contract#L14)); a panicking drop is reported as the
 /// release's outcome unless the release itself already failed.
 fn release_and_drop<S: Socket>(mut socket: S) -> HookOutcome {
@@ -126,176 +194,282 @@ fn release_and_drop<S: Socket>(mut socket: S) -> HookOutcome {
     }
 }
 
-/// Releases a socket whose data is all out.
-pub(crate) fn finish_socket<S: Socket>(
-    handle: SocketHandle,
-    socket: S,
-    linger: Linger,
-    phase: SocketPhase,
-    start_unsent: u64,
-) -> SocketReport {
-    let release = release_and_drop(socket);
-    SocketReport {
-        handle,
-        linger,
-        phase,
-        bytes_flushed: start_unsent,
-        bytes_discarded: 0,
-        outcome: SocketOutcome::Flushed,
-        faults: SocketFaults::of(None, HookOutcome::Ok, release),
-    }
+/// Where wakers push what they woke, and where a flusher sleeps.
+#[derive(Debug)]
+pub(crate) struct ReadyQueue {
+    state: Mutex<Ready>,
+    cv: Condvar,
 }
 
-/// What one poll of one task led to.
-enum Step<S> {
-    Pending(Task<S>, bool),
-    Finished(SocketReport),
+#[derive(Debug, Default)]
+struct Ready {
+    woken: Vec<(usize, u64)>,
+    interrupted: bool,
 }
 
-fn step<S: Socket>(mut t: Task<S>, now: Instant) -> Step<S> {
-    if now >= t.deadline {
-        return Step::Finished(abort_socket(
-            t.handle,
-            t.socket,
-            t.linger,
-            t.phase,
-            t.start_unsent,
-            t.deadline_outcome,
-            None,
-        ));
+impl ReadyQueue {
+    pub(crate) fn new() -> ReadyQueue {
+        ReadyQueue {
+            state: Mutex::new(Ready::default()),
+            cv: Condvar::new(),
+        }
     }
-    let before = unsent_or(&t.socket, t.start_unsent);
-    let failed = match call(|| t.socket.poll_flush()) {
-        Ok(Ok(FlushStatus::Done)) => {
-            let left = unsent_or(&t.socket, 0);
-            if left == 0 {
-                return Step::Finished(finish_socket(
-                    t.handle,
-                    t.socket,
-                    t.linger,
-                    t.phase,
-                    t.start_unsent,
-                ));
+
+    fn push(&self, slot: usize, token: u64) {
+        self.state.lock().woken.push((slot, token));
+        self.cv.notify_one();
+    }
+
+    /// Wakes the sleeper for good: its next `sleep` returns at once.
+    pub(crate) fn interrupt(&self) {
+        self.state.lock().interrupted = true;
+        self.cv.notify_one();
+    }
+
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.state.lock().interrupted
+    }
+
+    /// Moves what was woken into `into` (which is empty).
+    fn take(&self, into: &mut Vec<(usize, u64)>) {
+        std::mem::swap(&mut self.state.lock().woken, into);
+    }
+
+    /// Sleeps until something is woken, an interrupt, or `deadline`.
+    pub(crate) fn sleep(&self, deadline: Option<Instant>) {
+        let mut state = self.state.lock();
+        while state.woken.is_empty() && !state.interrupted {
+            match deadline {
+                None => state = self.cv.wait(state),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        return;
+                    }
+                    state = self.cv.wait_until(state, d);
+                }
             }
-            (
-                SocketOutcome::Failed,
-                format!("poll_flush said done with {left} bytes unsent"),
-            )
         }
-        Ok(Ok(FlushStatus::Pending)) => {
-            let after = unsent_or(&t.socket, before);
-            return Step::Pending(t, after < before);
-        }
-        Ok(Err(e)) => match call(move || e.to_string()) {
-            Ok(text) => (SocketOutcome::Failed, text),
-            Err(p) => (SocketOutcome::Panicked, format!("error Display: {p}")),
-        },
-        Err(p) => (SocketOutcome::Panicked, p),
-    };
-    Step::Finished(abort_socket(
-        t.handle,
-        t.socket,
-        t.linger,
-        t.phase,
-        t.start_unsent,
-        failed.0,
-        Some(failed.1),
-    ))
+    }
 }
 
-/// Flushes many sockets from the calling thread: polls every pending socket
-/// in turn, and when a whole round made no progress backs off (yield, then
-/// sleeps doubling from 20 µs to 1 ms, never past the next deadline). Total
-/// time is bounded by the slowest socket, not the sum (no helper thread: [L13](crate::contract#L13)).
+/// The waker of one slot.
+struct SlotWaker {
+    queue: Arc<ReadyQueue>,
+    slot: usize,
+    token: u64,
+    /// Set from a wake until the next poll: wakes in between coalesce.
+    scheduled: AtomicBool,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // AcqRel: Release what the waking thread saw (the socket's new
+        // readiness) to the flusher's Acquire swap before it polls.
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.queue.push(self.slot, self.token);
+        }
+    }
+}
+
+struct Slot<S> {
+    ending: Ending<S>,
+    token: u64,
+    flag: Arc<SlotWaker>,
+    waker: Waker,
+}
+
+/// Flushes many endings from one thread, polling only those woken (see the
+/// module docs). Finished lines go to the `done` callback of each call.
 pub(crate) struct Flusher<S> {
-    tasks: Vec<Task<S>>,
-    pub(crate) reports: Vec<SocketReport>,
+    slots: Vec<Option<Slot<S>>>,
+    free: Vec<usize>,
+    live: usize,
+    queue: Arc<ReadyQueue>,
+    deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    next_token: u64,
+    woken: Vec<(usize, u64)>,
+    /// Polls made (the drain-cost test counts them).
+    pub(crate) polls: u64,
 }
-
-const MAX_BACKOFF: Duration = Duration::from_millis(1);
 
 impl<S: Socket> Flusher<S> {
     pub(crate) fn new() -> Flusher<S> {
         Flusher {
-            tasks: Vec::new(),
-            reports: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            queue: Arc::new(ReadyQueue::new()),
+            deadlines: BinaryHeap::new(),
+            next_token: 1,
+            woken: Vec::new(),
+            polls: 0,
         }
     }
 
-    pub(crate) fn push(&mut self, task: Task<S>) {
-        self.tasks.push(task);
+    /// The queue this flusher sleeps on.
+    pub(crate) fn queue(&self) -> &Arc<ReadyQueue> {
+        &self.queue
     }
 
-    /// Gives the unfinished tasks back (for the background-closing list).
-    pub(crate) fn into_pending(self) -> (Vec<Task<S>>, Vec<SocketReport>) {
-        (self.tasks, self.reports)
+    /// Endings not finished yet.
+    pub(crate) fn len(&self) -> usize {
+        self.live
     }
 
-    /// Polls every task once; returns whether any progressed or finished.
-    pub(crate) fn round(&mut self) -> bool {
+    /// Adds an ending; it is polled on the next pass.
+    pub(crate) fn push(&mut self, ending: Ending<S>) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let token = self.next_token;
+        self.next_token += 1;
+        let flag = Arc::new(SlotWaker {
+            queue: Arc::clone(&self.queue),
+            slot,
+            token,
+            scheduled: AtomicBool::new(true),
+        });
+        let waker = Waker::from(Arc::clone(&flag));
+        self.deadlines.push(Reverse((ending.deadline, slot, token)));
+        self.slots[slot] = Some(Slot {
+            ending,
+            token,
+            flag,
+            waker,
+        });
+        self.live += 1;
+        self.queue.push(slot, token);
+    }
+
+    fn take_slot(&mut self, slot: usize, token: u64) -> Option<Slot<S>> {
+        match self.slots.get_mut(slot) {
+            Some(s) if s.as_ref().is_some_and(|s| s.token == token) => {
+                self.free.push(slot);
+                self.live -= 1;
+                s.take()
+            }
+            _ => None,
+        }
+    }
+
+    /// One pass: polls every woken ending once, then ends those past their
+    /// deadline.
+    pub(crate) fn pass(&mut self, done: &mut impl FnMut(SocketReport)) {
+        let mut woken = std::mem::take(&mut self.woken);
+        self.queue.take(&mut woken);
         let now = Instant::now();
-        let mut progressed = false;
-        let tasks = std::mem::take(&mut self.tasks);
-        self.tasks.reserve(tasks.len());
-        for t in tasks {
-            match step(t, now) {
-                Step::Pending(t, p) => {
-                    progressed |= p;
-                    self.tasks.push(t);
-                }
-                Step::Finished(r) => {
-                    progressed = true;
-                    self.reports.push(r);
+        for (slot, token) in woken.drain(..) {
+            let Some(s) = self.take_slot(slot, token) else {
+                continue; // a stale wake: the ending is gone
+            };
+            // AcqRel: see the waker's side; a wake after this re-queues.
+            s.flag.scheduled.swap(false, Ordering::AcqRel);
+            self.polls += 1;
+            let mut cx = Context::from_waker(&s.waker);
+            match s.ending.step(&mut cx, now) {
+                Step::Finished(line) => done(line),
+                Step::Pending(ending) => {
+                    self.free.pop();
+                    self.live += 1;
+                    self.slots[slot] = Some(Slot { ending, ..s });
                 }
             }
         }
-        progressed
+        self.woken = woken;
+        while let Some(Reverse((at, slot, token))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(s) = self.take_slot(slot, token) {
+                let outcome = s.ending.deadline_outcome;
+                done(s.ending.abort(outcome, None));
+            }
+        }
     }
 
-    /// Runs rounds until every task is finished (done, failed, or past its
-    /// deadline).
-    pub(crate) fn run(&mut self) {
-        let mut backoff = Backoff::default();
-        while !self.tasks.is_empty() {
-            let progressed = self.round();
-            if let Some(next) = self.tasks.iter().map(|t| t.deadline).min() {
-                backoff.pause(progressed, next);
+    /// The earliest deadline of a live ending (dropping stale entries).
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, slot, token))) = self.deadlines.peek().copied() {
+            if self
+                .slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.token == token)
+            {
+                return Some(at);
             }
+            self.deadlines.pop();
         }
+        None
+    }
+
+    /// Runs passes until every ending is finished, or the queue is
+    /// interrupted; sleeps between passes until a wake or the next deadline.
+    /// Returns whether it stopped on an interrupt.
+    pub(crate) fn run(&mut self, done: &mut impl FnMut(SocketReport)) -> bool {
+        loop {
+            self.pass(done);
+            if self.queue.is_interrupted() {
+                return true;
+            }
+            if self.live == 0 {
+                return false;
+            }
+            let next = self.next_deadline();
+            self.queue.sleep(next);
+        }
+    }
+
+    /// Takes every unfinished ending out (to hand them to another flusher).
+    pub(crate) fn into_endings(self) -> impl Iterator<Item = Ending<S>> {
+        self.slots.into_iter().flatten().map(|s| s.ending)
     }
 }
 
-/// Flushes one socket until it is done, fails or reaches its deadline.
-pub(crate) fn flush_one<S: Socket>(mut task: Task<S>) -> SocketReport {
-    let mut backoff = Backoff::default();
+/// Flushes one ending on the calling thread until it finishes or `queue` is
+/// interrupted; an interrupted ending is ended by `interrupted`. Sleeps
+/// between polls until the socket's waker fires, the interrupt, or the
+/// ending's deadline.
+pub(crate) fn flush_one<S: Socket>(
+    mut ending: Ending<S>,
+    queue: &Arc<ReadyQueue>,
+    interrupted: impl FnOnce(Ending<S>) -> SocketReport,
+) -> SocketReport {
+    let flag = Arc::new(SlotWaker {
+        queue: Arc::clone(queue),
+        slot: 0,
+        token: 0,
+        scheduled: AtomicBool::new(false),
+    });
+    let waker = Waker::from(Arc::clone(&flag));
+    let mut woken = Vec::new();
     loop {
-        match step(task, Instant::now()) {
-            Step::Finished(report) => return report,
-            Step::Pending(t, progressed) => {
-                backoff.pause(progressed, t.deadline);
-                task = t;
-            }
+        flag.scheduled.swap(false, Ordering::AcqRel);
+        match ending.step(&mut Context::from_waker(&waker), Instant::now()) {
+            Step::Finished(line) => return line,
+            Step::Pending(e) => ending = e,
         }
+        if queue.is_interrupted() {
+            return interrupted(ending);
+        }
+        queue.sleep(Some(ending.deadline));
+        queue.take(&mut woken);
+        woken.clear();
     }
 }
 
-/// The pause between rounds that made no progress: a yield, then sleeps
-/// doubling from 20 µs to 1 ms, never past the next deadline.
-#[derive(Default)]
-struct Backoff(Duration);
+/// A waker that interrupts a queue (the final cleanup's cancel step uses it
+/// to end a blocking close, [S6](crate::contract#S6)).
+pub(crate) struct Interrupt(pub(crate) Arc<ReadyQueue>);
 
-impl Backoff {
-    fn pause(&mut self, progressed: bool, next_deadline: Instant) {
-        if progressed {
-            self.0 = Duration::ZERO;
-            return;
-        }
-        let until = next_deadline.saturating_duration_since(Instant::now());
-        crate::sync::backoff(self.0.min(until));
-        self.0 = if self.0.is_zero() {
-            Duration::from_micros(20)
-        } else {
-            (self.0 * 2).min(MAX_BACKOFF)
-        };
+impl Wake for Interrupt {
+    fn wake(self: Arc<Self>) {
+        self.0.interrupt();
     }
 }

@@ -107,6 +107,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod background;
 mod close;
 mod config;
 pub mod contract;
@@ -131,7 +132,9 @@ mod version;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use config::{Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy};
+pub use config::{
+    BackgroundFlush, Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy,
+};
 pub use error::{BoxError, Error};
 pub use guard::OperationGuard;
 pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
@@ -142,7 +145,7 @@ pub use report::{
 };
 pub use resource::Resource;
 pub use session::Session;
-pub use socket::{FlushStatus, Linger, NoSocket, Socket, SocketHandle};
+pub use socket::{Linger, NoSocket, Socket, SocketHandle};
 pub use state::{MAX_COUNT, State};
 pub use version::{Negotiated, Version, VersionRange};
 
@@ -156,8 +159,11 @@ const _: () = {
         fn unsent(&self) -> u64 {
             0
         }
-        fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-            Ok(FlushStatus::Done)
+        fn poll_flush(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
+            std::task::Poll::Ready(Ok(()))
         }
         fn abort(&mut self) -> Result<(), BoxError> {
             Ok(())

@@ -6,8 +6,10 @@
 use std::fmt;
 use std::time::Instant;
 
-use crate::close::{self, Background, Closed};
+use crate::background::Background;
+use crate::close::{self, Closed};
 use crate::config::{Config, StartupPolicy};
+use crate::drain::{Probe, after};
 use crate::guard::OperationGuard;
 use crate::hook::{call, hook, hook_value};
 use crate::provider::Registrar;
@@ -324,7 +326,7 @@ impl<P: Provider> Lifecycle<P> {
         #[cfg(feature = "tracing")]
         let _span = tracing::info_span!("final_cleanup", generation).entered();
         let start = Instant::now();
-        let deadline = close::after(start, self.raw.config.drain_deadline());
+        let deadline = after(start, self.raw.config.drain_deadline());
         let mut report = DrainReport {
             generation,
             ..DrainReport::default()
@@ -334,6 +336,7 @@ impl<P: Provider> Lifecycle<P> {
         // for every guard (O2).
         let waited_for = frame.shut_out_guards();
         let (cancelled, cancel) = hook_value(|| self.provider.cancel_pending());
+        frame.cancel_blocking();
         let overran_deadline = frame.wait_for_guards(deadline);
         report.operations = OperationsReport {
             cancelled,
@@ -346,12 +349,14 @@ impl<P: Provider> Lifecycle<P> {
 
         // L6.2 and L6.3: open sockets by policy, then every graceful one
         // flushed concurrently until done or its deadline.
+        // The background flusher thread, if any, is joined here (L13).
+        let handover = self.background.lock().take();
         let open = self.sockets.lock().drain_open(generation);
-        let background = self.background.lock().take();
         let policy = self.raw.config.open_socket_policy();
-        report.sockets = close::close_all(policy, open, background.closing, deadline);
-        report.sockets.extend(background.finished);
-        report.summarized = background.summarized;
+        report.sockets = close::close_all(policy, open, handover.endings, deadline);
+        report.sockets.extend(handover.books.lines);
+        report.summarized = handover.books.summarized;
+        report.flushed_in_background = handover.books.flushed;
         report.deadline_hit = report
             .sockets
             .iter()
@@ -512,8 +517,8 @@ impl<P: Provider> Lifecycle<P> {
         let cell = self.lookup(handle, w)?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        let probed = close::probe(socket);
-        if probed.as_ref().is_ok_and(close::Probe::would_block) {
+        let probed = Probe::of(socket);
+        if probed.as_ref().is_ok_and(Probe::would_block) {
             return Err(Error::WouldBlock);
         }
         let Some(socket) = slot.take() else {
@@ -522,40 +527,36 @@ impl<P: Provider> Lifecycle<P> {
         drop(slot);
         self.sockets.lock().remove(handle, &cell);
         drop(cell);
-        match close::close_active(handle, socket, probed) {
+        match close::close_active(&self.raw, handle, socket, probed) {
             Closed::Done(report) => Ok(report),
-            Closed::Background(c) => {
-                let line = close::background_line(handle, c.linger);
-                self.background.lock().closing.push(c);
+            Closed::Background(ending) => {
+                let line = close::background_line(handle, ending.linger);
+                let mode = self.raw.config.background_flush();
+                self.background.lock().push(ending, mode);
                 Ok(line)
             }
         }
     }
 
-    /// Makes one round of flush progress on the sockets closed in the
-    /// background (`Linger::Background` with data left), releasing those that
-    /// are done. A provider with an I/O loop calls this from it; otherwise the
-    /// final cleanup finishes them. Returns how many are still flushing.
-    /// Sockets whose background flush fails are aborted, and their lines
-    /// appear in the final drain report.
+    /// Makes one pass of flush progress on the sockets closed in the
+    /// background (`Linger::Background` with data left): polls those whose
+    /// waker fired since the last pass, and releases those that are done.
+    /// Returns how many are still flushing.
+    ///
+    /// With the default [`BackgroundFlush::Thread`](crate::BackgroundFlush)
+    /// the lifecycle's own flusher thread does this and nobody needs to call
+    /// it ([S4](crate::contract#S4)); with `BackgroundFlush::Manual` a
+    /// provider calls it from its own I/O loop (when the sockets' wakers
+    /// fire), and the final cleanup finishes whatever is left. Sockets whose
+    /// background flush fails are aborted, and their lines appear in the
+    /// final drain report.
     ///
     /// # Errors
     ///
     /// [`Error::NotInitialised`] unless Active.
     pub fn poll_closing(&self) -> Result<usize, Error> {
         let (_guard, _) = OperationGuard::enter(&self.raw)?;
-        let closing = std::mem::take(&mut self.background.lock().closing);
-        if closing.is_empty() {
-            return Ok(0);
-        }
-        let (pending, reports) = close::poll_background(closing);
-        let left = pending.len();
-        let mut bg = self.background.lock();
-        bg.closing.extend(pending);
-        for r in reports.into_iter().filter(|r| !r.is_clean()) {
-            bg.record_finished(r);
-        }
-        Ok(left)
+        Ok(self.background.lock().poll())
     }
 
     /// Sockets currently open (registered and not closed).
@@ -565,7 +566,7 @@ impl<P: Provider> Lifecycle<P> {
 
     /// Sockets closed in the background that are still flushing.
     pub fn closing_sockets(&self) -> usize {
-        self.background.lock().closing.len()
+        self.background.lock().len()
     }
 }
 
@@ -627,9 +628,9 @@ impl<P: Provider> Drop for Lifecycle<P> {
         if !w.is_active() {
             return;
         }
+        let handover = self.background.lock().take();
         let open = self.sockets.lock().drain_open(w.generation());
-        let background = self.background.lock().take();
-        close::abort_all(open, background.closing);
+        close::abort_all(open, handover.endings);
         release_resources(self.raw.take_resources());
     }
 }

@@ -68,6 +68,7 @@
 //! to Draining happened-before an `enter`, that `enter` fails even on a shard
 //! the drainer has not closed yet ([O1](crate::contract#O1)).
 
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::config::{Config, StartupPolicy};
@@ -101,8 +102,18 @@ pub(crate) struct RawLifecycle {
     cv: Condvar,
     pub(crate) config: Config,
     /// A process-unique id, assigned on first use (0: not yet). Keys the
-    /// per-thread records ([L11](crate::contract#L11), the fast-path guess) instead of the address.
+    /// per-thread records ([L11](crate::contract#L11), the fast-path guess)
+    /// instead of the address.
     id: AtomicU64,
+    /// Wakers of blocking closes waiting on a linger timeout, woken by the
+    /// final cleanup's cancel step ([S6](crate::contract#S6)), by key.
+    cancels: Mutex<Cancels>,
+}
+
+/// The blocking waits the cancel step ends.
+struct Cancels {
+    next: u64,
+    wakers: Vec<(u64, Waker)>,
 }
 
 /// What the slow paths share under `RawLifecycle::control`.
@@ -137,6 +148,10 @@ impl RawLifecycle {
                 cv: Condvar::new(),
                 config,
                 id: AtomicU64::new(0),
+                cancels: Mutex::new(Cancels {
+                    next: 0,
+                    wakers: Vec::new(),
+                }),
             }
         }
     }
@@ -246,6 +261,26 @@ impl RawLifecycle {
         }
         ctl.resources.push(r);
         Ok(())
+    }
+
+    /// Registers `waker` to be woken by the final cleanup's cancel step;
+    /// `None` if that step has begun already (the state is not Active).
+    pub(crate) fn on_cancel(&self, waker: Waker) -> Option<u64> {
+        let mut c = self.cancels.lock();
+        // The cancel step takes this lock after the flip to Draining: if it
+        // ran first, this load (Acquire, after the lock) sees Draining.
+        if !self.word.load().is_active() {
+            return None;
+        }
+        c.next += 1;
+        let key = c.next;
+        c.wakers.push((key, waker));
+        Some(key)
+    }
+
+    /// Forgets a registration of [`on_cancel`](RawLifecycle::on_cancel).
+    pub(crate) fn forget_cancel(&self, key: u64) {
+        self.cancels.lock().wakers.retain(|(k, _)| *k != key);
     }
 
     /// Takes the current generation's resources, in registration order.
@@ -386,6 +421,17 @@ impl Teardown<'_> {
     /// to wake the drainer.
     pub(crate) fn shut_out_guards(&self) -> usize {
         self.raw.park_on_shards()
+    }
+
+    /// [L6.1](crate::contract#L6.1): ends the blocking waits that asked to
+    /// be cancelled ([S6](crate::contract#S6)). After the flip, so a wait
+    /// registering later sees Draining and does not wait at all.
+    pub(crate) fn cancel_blocking(&self) {
+        let wakers = std::mem::take(&mut self.raw.cancels.lock().wakers);
+        for (_, w) in wakers {
+            // These wakers are the crate's own (they interrupt a flusher).
+            w.wake();
+        }
     }
 
     /// [L6.1](crate::contract#L6.1): waits until no guard is live. Returns whether the wait went past

@@ -27,6 +27,11 @@ pub enum SocketOutcome {
     Failed,
     /// A socket method panicked; the rest was discarded.
     Panicked,
+    /// A blocking close with a linger timeout was ended by the final
+    /// cleanup's cancel step ([S6](crate::contract#S6)); the rest was
+    /// discarded. A Winsock shim answers `WSAEINTR`
+    /// ([`Error::Interrupted`](crate::Error::Interrupted)) for it.
+    Cancelled,
     /// Only from [`close_socket`](crate::Lifecycle::close_socket): closed
     /// with `Linger::Background` and data left; the lifecycle keeps flushing
     /// it, and its final line appears in a drain report. The handle is
@@ -44,6 +49,7 @@ impl fmt::Display for SocketOutcome {
             SocketOutcome::Failed => f.write_str("flush failed"),
             SocketOutcome::Panicked => f.write_str("panicked"),
             SocketOutcome::Background => f.write_str("flushing in the background"),
+            SocketOutcome::Cancelled => f.write_str("cancelled by the final cleanup"),
         }
     }
 }
@@ -166,12 +172,6 @@ pub struct SummarizedSockets {
 }
 
 impl SummarizedSockets {
-    pub(crate) const ZERO: SummarizedSockets = SummarizedSockets {
-        sockets: 0,
-        bytes_flushed: 0,
-        bytes_discarded: 0,
-    };
-
     pub(crate) fn add(&mut self, r: &SocketReport) {
         self.sockets += 1;
         self.bytes_flushed += r.bytes_flushed;
@@ -253,7 +253,7 @@ pub struct PhaseTimings {
 /// println!("{report}"); // a readable table
 /// # Ok::<(), Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct DrainReport {
@@ -266,6 +266,10 @@ pub struct DrainReport {
     pub sockets: Vec<SocketReport>,
     /// Background closes that ended badly while Active past the line limit.
     pub summarized: SummarizedSockets,
+    /// Background closes that delivered everything while Active
+    /// ([S4](crate::contract#S4)): counted, not listed. Their bytes are part
+    /// of [`bytes_flushed`](DrainReport::bytes_flushed).
+    pub flushed_in_background: SummarizedSockets,
     /// One line per resource, in release order (reverse of registration).
     pub resources: Vec<ResourceReport>,
     /// How the prepare-to-unload hook went.
@@ -274,7 +278,26 @@ pub struct DrainReport {
     pub deadline_hit: bool,
     /// Phase durations.
     pub timings: PhaseTimings,
+    /// Lookup index for [`socket`](DrainReport::socket), built on demand.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) index: std::sync::OnceLock<Box<[(u64, usize)]>>,
 }
+
+impl PartialEq for DrainReport {
+    fn eq(&self, other: &DrainReport) -> bool {
+        self.generation == other.generation
+            && self.operations == other.operations
+            && self.sockets == other.sockets
+            && self.summarized == other.summarized
+            && self.flushed_in_background == other.flushed_in_background
+            && self.resources == other.resources
+            && self.prepare_unload == other.prepare_unload
+            && self.deadline_hit == other.deadline_hit
+            && self.timings == other.timings
+    }
+}
+
+impl Eq for DrainReport {}
 
 impl DrainReport {
     /// Clean: nothing was discarded, no hook failed or panicked, and no
@@ -291,10 +314,13 @@ impl DrainReport {
             && self.resources.iter().all(|r| r.outcome.is_ok())
     }
 
-    /// Bytes delivered during the drain, over all sockets.
+    /// Bytes delivered over all sockets of the report: during the drain, and
+    /// by background closes of the generation.
     #[must_use]
     pub fn bytes_flushed(&self) -> u64 {
-        self.sockets.iter().map(|s| s.bytes_flushed).sum::<u64>() + self.summarized.bytes_flushed
+        self.sockets.iter().map(|s| s.bytes_flushed).sum::<u64>()
+            + self.summarized.bytes_flushed
+            + self.flushed_in_background.bytes_flushed
     }
 
     /// Bytes discarded, over all sockets.
@@ -304,10 +330,29 @@ impl DrainReport {
             + self.summarized.bytes_discarded
     }
 
-    /// The report line of one socket.
+    /// The report line of one socket, in O(log n) (an index sorted by
+    /// handle is built on the first call).
     #[must_use]
     pub fn socket(&self, handle: SocketHandle) -> Option<&SocketReport> {
-        self.sockets.iter().find(|s| s.handle == handle)
+        let index = self.index.get_or_init(|| {
+            let mut index: Vec<(u64, usize)> = self
+                .sockets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.handle.to_raw(), i))
+                .collect();
+            index.sort_unstable();
+            index.into_boxed_slice()
+        });
+        let raw = handle.to_raw();
+        let found = index
+            .binary_search_by_key(&raw, |&(r, _)| r)
+            .ok()
+            .and_then(|at| self.sockets.get(index[at].1))
+            .filter(|s| s.handle == handle);
+        // `sockets` is a public field: if it changed since the index was
+        // built, fall back to a scan.
+        found.or_else(|| self.sockets.iter().find(|s| s.handle == handle))
     }
 }
 
@@ -388,6 +433,13 @@ impl fmt::Display for DrainReport {
                 write!(f, "; release {}", s.release())?;
             }
             writeln!(f)?;
+        }
+        if self.flushed_in_background.sockets > 0 {
+            writeln!(
+                f,
+                "    and {} background closes that delivered everything while Active ({} bytes)",
+                self.flushed_in_background.sockets, self.flushed_in_background.bytes_flushed
+            )?;
         }
         if self.summarized.sockets > 0 {
             writeln!(

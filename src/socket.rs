@@ -4,6 +4,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::sync::Mutex;
@@ -41,15 +42,6 @@ impl Linger {
     }
 }
 
-/// What one [`Socket::poll_flush`] step achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FlushStatus {
-    /// Every accepted byte is delivered; the socket can be released.
-    Done,
-    /// Some data is still unsent; call again later.
-    Pending,
-}
-
 /// A provider's socket, as the lifecycle sees it.
 ///
 /// The lifecycle calls these methods with no lock held except the socket's
@@ -58,7 +50,69 @@ pub enum FlushStatus {
 ///
 /// Byte accounting: every byte the socket accepted ends up either delivered
 /// (`unsent()` going down through `poll_flush`) or discarded (counted from
-/// `unsent()` just before `abort`), and the drain report says which ([S3](crate::contract#S3), [D1](crate::contract#D1)).
+/// `unsent()` just before `abort`), and the drain report says which
+/// ([S3](crate::contract#S3), [D1](crate::contract#D1)).
+///
+/// # Flushing is event-driven ([S5](crate::contract#S5))
+///
+/// [`poll_flush`](Socket::poll_flush) has the shape of
+/// `AsyncWrite::poll_flush`: it makes what progress it can without blocking
+/// and returns `Poll::Ready(Ok(()))` once every accepted byte is delivered,
+/// or `Poll::Pending` after arranging for `cx.waker()` to be woken when it
+/// can progress again (the socket became writable, a timer fired). Only the
+/// waker of the most recent call needs to be woken. The lifecycle polls a
+/// socket again only after such a wake-up, or at a deadline, and sleeps
+/// otherwise: a socket that returns `Pending` without arranging a wake-up is
+/// not polled again until its linger or drain deadline ends it. A socket
+/// that can progress at once but wants to yield calls
+/// `cx.waker().wake_by_ref()` before returning `Pending`.
+///
+/// The crate has no reactor of its own: the waker is plain `std::task`.
+/// `examples/common/tcp.rs` wakes it from a `mio` readiness loop.
+///
+/// ```
+/// use std::task::{Context, Poll};
+/// use provider_lifecycle::{BoxError, Linger, Socket};
+///
+/// /// A socket over an in-memory pipe that a peer drains.
+/// struct Pipe {
+///     queued: Vec<u8>,
+///     linger: Linger,
+/// }
+///
+/// impl Socket for Pipe {
+///     fn linger(&self) -> Linger {
+///         self.linger
+///     }
+///     fn unsent(&self) -> u64 {
+///         self.queued.len() as u64
+///     }
+///     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+///         // A real socket writes what the transport takes here and, on
+///         // `WouldBlock`, registers `cx.waker()` with its reactor.
+///         let n = self.queued.len().min(4096);
+///         self.queued.drain(..n);
+///         if self.queued.is_empty() {
+///             Poll::Ready(Ok(()))
+///         } else {
+///             cx.waker().wake_by_ref(); // more can go at once: poll again soon
+///             Poll::Pending
+///         }
+///     }
+///     fn abort(&mut self) -> Result<(), BoxError> {
+///         self.queued.clear(); // the lifecycle counted it as discarded
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// # Migrating from the polled `poll_flush(&mut self) -> Result<FlushStatus, _>`
+///
+/// | before | now |
+/// |---|---|
+/// | `Ok(FlushStatus::Done)` | `Poll::Ready(Ok(()))` |
+/// | `Ok(FlushStatus::Pending)` | register `cx.waker()` where the socket's readiness is watched, then `Poll::Pending` (or `cx.waker().wake_by_ref()` first, to be polled again at once) |
+/// | `Err(e)` | `Poll::Ready(Err(e))` |
 pub trait Socket: Send + 'static {
     /// The socket's linger setting (`SO_LINGER`); read when it is closed.
     fn linger(&self) -> Linger {
@@ -73,16 +127,15 @@ pub trait Socket: Send + 'static {
     /// Bytes accepted from the application and not yet delivered.
     fn unsent(&self) -> u64;
 
-    /// Makes what flush progress it can **without blocking** and says whether
-    /// everything is out. The drain calls this round-robin over many sockets
-    /// from one thread, backing off briefly when no socket progressed, so a
-    /// step must return quickly (a non-blocking `send`, not a wait).
+    /// Makes what flush progress it can **without blocking**: `Ready(Ok(()))`
+    /// once everything is delivered, or `Pending` after arranging a wake-up
+    /// of `cx.waker()` (see the trait docs).
     ///
     /// # Errors
     ///
-    /// A failure ends the flush: the rest is discarded with [`abort`](Socket::abort)
-    /// and reported.
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError>;
+    /// `Ready(Err(e))` ends the flush: the rest is discarded with
+    /// [`abort`](Socket::abort) and reported.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
 
     /// Closes abortively: discards unsent data and resets the connection.
     ///
@@ -93,8 +146,9 @@ pub trait Socket: Send + 'static {
 
     /// Frees the socket's OS resources. Called exactly once, last: the
     /// lifecycle drops the socket right after, and neither `poll_flush` nor
-    /// `abort` is ever called after it (rule [S2](crate::contract#S2)). (It takes `&mut self`
-    /// rather than `self: Box<Self>` so that sockets need not be boxed.)
+    /// `abort` is ever called after it ([S2](crate::contract#S2)). (It takes
+    /// `&mut self` rather than `self: Box<Self>` so that sockets need not be
+    /// boxed.)
     ///
     /// # Errors
     ///
@@ -114,8 +168,8 @@ impl Socket for Box<dyn Socket> {
     fn unsent(&self) -> u64 {
         (**self).unsent()
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        (**self).poll_flush()
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        (**self).poll_flush(cx)
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         (**self).abort()
@@ -133,7 +187,7 @@ impl Socket for NoSocket {
     fn unsent(&self) -> u64 {
         match *self {}
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match *self {}
     }
     fn abort(&mut self) -> Result<(), BoxError> {

@@ -7,11 +7,11 @@
 //!
 //! | item | what |
 //! |---|---|
-//! | `AtomicU64`, `AtomicUsize`, `Ordering`, `CachePadded` | atomics |
+//! | `AtomicBool`, `AtomicU64`, `AtomicUsize`, `Ordering`, `CachePadded` | atomics |
+//! | `spawn`, `JoinHandle` | the background flusher thread (joined before any teardown step that needs it gone) |
 //! | `Mutex`, `MutexGuard` | a lock whose `lock` cannot fail (no poisoning) |
 //! | `Condvar` | waits that take the guard by value; a timed wait is a plain wait under loom (loom has no time) |
 //! | `next_id(Counter)` | process-wide unique numbers (thread tokens, lifecycle ids, shard choice) |
-//! | `backoff(d)` | a short sleep; a yield under loom |
 //! | `loom_const_fn!` | `const fn` outside loom, plain `fn` under it |
 //! | `thread_local!` | std's or loom's |
 
@@ -32,11 +32,20 @@ pub(crate) use imp::*;
 
 #[cfg(not(loom))]
 mod imp {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     pub(crate) use parking_lot::{Mutex, MutexGuard};
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::thread::JoinHandle;
     pub(crate) use std::thread_local;
+
+    /// Starts a named helper thread; `None` if the OS refuses one.
+    pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(f)
+            .ok()
+    }
 
     use super::Counter;
 
@@ -75,6 +84,10 @@ mod imp {
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
     }
 
     static COUNTERS: [AtomicU64; 3] = [AtomicU64::new(1), AtomicU64::new(1), AtomicU64::new(0)];
@@ -85,23 +98,20 @@ mod imp {
         // Relaxed: uniqueness only needs the RMW's atomicity.
         COUNTERS[counter as usize].fetch_add(1, Ordering::Relaxed)
     }
-
-    /// Sleeps for a short back-off (a yield for zero).
-    pub(crate) fn backoff(d: Duration) {
-        if d.is_zero() {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(d);
-        }
-    }
 }
 
 #[cfg(loom)]
 mod imp {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::thread::JoinHandle;
     pub(crate) use loom::thread_local;
+
+    /// Starts a modelled thread.
+    pub(crate) fn spawn(_name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+        Some(loom::thread::spawn(f))
+    }
 
     use super::Counter;
 
@@ -158,6 +168,10 @@ mod imp {
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
     }
 
     loom::lazy_static! {
@@ -166,11 +180,5 @@ mod imp {
 
     pub(crate) fn next_id(counter: Counter) -> u64 {
         COUNTERS[counter as usize].fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// A yield, so the model explores other threads.
-    pub(crate) fn backoff(d: Duration) {
-        let _ = d;
-        loom::thread::yield_now();
     }
 }

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 use provider_lifecycle::*;
 use support::*;
 
+/// A started lifecycle over the fakes. Background closes are driven by hand
+/// (`BackgroundFlush::Manual`) so that these tests see exactly what the
+/// final cleanup and `poll_closing` do; `tests/background.rs` tests the
+/// lifecycle's own flusher thread.
 fn started(config: Config, names: &[&str]) -> (Lifecycle<FakeProvider>, Log, Arc<Knobs>) {
     let p = FakeProvider::with_resources(names);
     let (log, knobs) = (p.log.clone(), p.knobs.clone());
-    let l = Lifecycle::with_config(p, config);
+    let l = Lifecycle::with_config(p, config.with_background_flush(BackgroundFlush::Manual));
     l.startup(v(2, 2)).unwrap();
     (l, log, knobs)
 }
@@ -555,7 +559,7 @@ fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
     assert_eq!(l.with_socket(h, |s| s.id), Ok(1), "handle still valid");
     // Once its data is out (the application flushed), the close completes.
     l.with_socket(h, |s| {
-        let _ = s.poll_flush();
+        let _ = s.poll_flush(&mut std::task::Context::from_waker(std::task::Waker::noop()));
     })
     .unwrap();
     assert_eq!(l.close_socket(h).unwrap().outcome, SocketOutcome::Flushed);

@@ -2,7 +2,7 @@
 //! serialize) and `tracing` (a span per final cleanup, an event per phase,
 //! a warning per failed hook). Run with `cargo test --all-features --test
 //! features`; without the features this file compiles to nothing.
-#![cfg(not(loom))]
+#![cfg(all(not(loom), any(feature = "serde", feature = "tracing")))]
 
 mod support;
 

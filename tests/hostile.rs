@@ -8,6 +8,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -266,8 +267,8 @@ fn socket_registry_full_is_process_limit_and_releases_the_socket() {
         fn unsent(&self) -> u64 {
             0
         }
-        fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-            Ok(FlushStatus::Done)
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
         }
         fn abort(&mut self) -> Result<(), BoxError> {
             Ok(())

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 mod support;
@@ -50,9 +51,9 @@ impl Socket for BaseSocket {
     fn unsent(&self) -> u64 {
         self.unsent
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.unsent = 0;
-        Ok(FlushStatus::Done)
+        Poll::Ready(Ok(()))
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.log.push(format!("base abort {}", self.id));
@@ -108,8 +109,13 @@ impl Socket for LayerSocket {
             .with_socket(self.lower, |s| s.unsent())
             .unwrap_or(0)
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        self.base.with_socket(self.lower, |s| s.poll_flush())?
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The lower socket registers the layer's waker: a wake below wakes
+        // the flush above.
+        match self.base.with_socket(self.lower, |s| s.poll_flush(cx)) {
+            Ok(poll) => poll,
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.log.push(format!("layer abort {}", self.id));

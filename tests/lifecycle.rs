@@ -349,7 +349,12 @@ fn l12_dropping_an_active_lifecycle_releases_abortively() {
     let (mut s, st) = FakeSocket::new(7, SockPlan::default(), &log);
     s.write(100);
     l.register_socket(s).unwrap();
-    let (s2, st2) = FakeSocket::new(8, SockPlan::default(), &log);
+    // A background close that cannot progress: still flushing at the drop.
+    let stuck = SockPlan {
+        stuck: true,
+        ..SockPlan::default()
+    };
+    let (s2, st2) = FakeSocket::new(8, stuck, &log);
     let h2 = l.register_socket(s2).unwrap();
     l.with_socket(h2, |s| s.write(5)).unwrap();
     l.close_socket(h2).unwrap(); // background close, data left

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -67,18 +68,20 @@ impl Socket for StressSocket {
     fn unsent(&self) -> u64 {
         self.c.unsent.load(Ordering::SeqCst)
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.c.releases.load(Ordering::SeqCst) > 0 {
             self.c.used_after_release.store(true, Ordering::SeqCst);
         }
         let n = self.unsent().min(self.rate);
         self.c.unsent.fetch_sub(n, Ordering::SeqCst);
         self.c.delivered.fetch_add(n, Ordering::SeqCst);
-        Ok(if self.unsent() == 0 {
-            FlushStatus::Done
+        if self.unsent() == 0 {
+            Poll::Ready(Ok(()))
         } else {
-            FlushStatus::Pending
-        })
+            // Rate-limited, not blocked: ask to be polled again at once.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         if self.c.releases.load(Ordering::SeqCst) > 0 {

@@ -10,6 +10,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use provider_lifecycle::*;
@@ -73,12 +74,12 @@ impl Socket for HostileSocket {
     fn unsent(&self) -> u64 {
         self.unsent
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.plan.flush_error_display_panics.load(SeqCst) {
-            return Err(Box::new(LoudDisplay));
+            return Poll::Ready(Err(Box::new(LoudDisplay)));
         }
         self.unsent = 0;
-        Ok(FlushStatus::Done)
+        Poll::Ready(Ok(()))
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.unsent = 0;
@@ -406,8 +407,8 @@ impl Socket for PlainSocket {
     fn unsent(&self) -> u64 {
         0
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        Ok(FlushStatus::Done)
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         Ok(())

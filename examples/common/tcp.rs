@@ -1,16 +1,24 @@
 //! A real TCP socket for the provider-lifecycle examples and tests: a
 //! non-blocking loopback `TcpStream` with a user-space send queue, whose
 //! abortive close sets `SO_LINGER {on, 0}` (through `socket2`) so the peer
-//! sees a reset, exactly as `closesocket` with `l_linger = 0` does.
+//! sees a reset, exactly as `closesocket` with `l_linger = 0` does. Its
+//! flush is event-driven: when the kernel will not take more, it leaves the
+//! lifecycle's waker with the `mio` reactor in `reactor.rs`, which wakes it
+//! at the next writability edge.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use provider_lifecycle::{BoxError, FlushStatus, Linger, Socket};
+use provider_lifecycle::{BoxError, Linger, Socket};
 use socket2::SockRef;
+
+#[path = "reactor.rs"]
+mod reactor;
+use reactor::reactor;
 
 /// The byte at stream offset `i`: peers check order with it.
 pub fn pattern(i: u64) -> u8 {
@@ -20,7 +28,9 @@ pub fn pattern(i: u64) -> u8 {
 /// A provider-side TCP socket.
 #[derive(Debug)]
 pub struct TcpSocket {
-    stream: Option<TcpStream>,
+    stream: Option<mio::net::TcpStream>,
+    /// The stream's token with the reactor.
+    token: usize,
     queue: VecDeque<u8>,
     /// Bytes the application handed to `send`.
     pub accepted: u64,
@@ -36,8 +46,11 @@ impl TcpSocket {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         SockRef::from(&stream).set_send_buffer_size(16 * 1024)?;
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        let token = reactor().register(&mut stream)?;
         Ok(TcpSocket {
             stream: Some(stream),
+            token,
             queue: VecDeque::new(),
             accepted: 0,
             linger,
@@ -72,27 +85,40 @@ impl Socket for TcpSocket {
         self.queue.len() as u64
     }
 
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        let stream = self.stream.as_mut().ok_or("socket already closed")?;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(Err("socket already closed".into()));
+        };
+        let mut waker_left = false;
         while !self.queue.is_empty() {
             let (front, _) = self.queue.as_slices();
             match stream.write(front) {
-                Ok(0) => return Err("peer closed the connection".into()),
+                Ok(0) => return Poll::Ready(Err("peer closed the connection".into())),
                 Ok(n) => drop(self.queue.drain(..n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(FlushStatus::Pending),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if waker_left {
+                        return Poll::Pending;
+                    }
+                    // Leave the waker, then try once more: an edge that came
+                    // between the failed write and now would otherwise be
+                    // lost (mio is edge-triggered).
+                    reactor().wake_on_ready(self.token, cx.waker());
+                    waker_left = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
         // Everything is with the kernel: send FIN; the kernel delivers the
         // rest in the background (l_onoff = 0 at the OS level).
         let _ = stream.shutdown(Shutdown::Write);
-        Ok(FlushStatus::Done)
+        Poll::Ready(Ok(()))
     }
 
     fn abort(&mut self) -> Result<(), BoxError> {
         self.queue.clear();
-        if let Some(stream) = self.stream.take() {
+        if let Some(mut stream) = self.stream.take() {
+            reactor().deregister(&mut stream, self.token);
             // SO_LINGER {on, 0}: close sends RST and drops the kernel's
             // unsent data too.
             SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
@@ -102,7 +128,9 @@ impl Socket for TcpSocket {
     }
 
     fn release(&mut self) -> Result<(), BoxError> {
-        drop(self.stream.take());
+        if let Some(mut stream) = self.stream.take() {
+            reactor().deregister(&mut stream, self.token);
+        }
         Ok(())
     }
 }

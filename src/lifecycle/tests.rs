@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::state::State;
-use crate::{FlushStatus, Linger, Socket, VersionRange};
+use std::task::{Context, Poll};
+
+use crate::{Linger, Socket, VersionRange};
 
 struct Sock(u32);
 
@@ -13,8 +15,8 @@ impl Socket for Sock {
     fn unsent(&self) -> u64 {
         0
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
-        Ok(FlushStatus::Done)
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         Ok(())

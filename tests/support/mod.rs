@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -283,7 +284,7 @@ impl Socket for FakeSocket {
     fn unsent(&self) -> u64 {
         self.state.lock().unsent
     }
-    fn poll_flush(&mut self) -> Result<FlushStatus, BoxError> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.log.push(Event::SockFlush(self.id));
         let mut s = self.state.lock();
         s.flush_calls += 1;
@@ -295,7 +296,7 @@ impl Socket for FakeSocket {
             panic!("flush of socket {} exploded", self.id);
         }
         if self.plan.fail_flush {
-            return Err("peer went away".into());
+            return Poll::Ready(Err("peer went away".into()));
         }
         let ready = self.plan.ready_at.is_none_or(|t| Instant::now() >= t);
         if ready && !self.plan.stuck {
@@ -305,11 +306,18 @@ impl Socket for FakeSocket {
                 .extend((start..start + n as usize).map(|i| i as u8));
             s.unsent -= n;
         }
-        Ok(if s.unsent == 0 {
-            FlushStatus::Done
-        } else {
-            FlushStatus::Pending
-        })
+        if s.unsent == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        // Arrange the wake-up, as a real socket would: a stuck socket never
+        // wakes (only a deadline ends it); one that is not ready yet wakes
+        // when it becomes ready; a rate-limited one can go on at once.
+        match self.plan.ready_at {
+            _ if self.plan.stuck => {}
+            Some(at) if !ready => wake_at(at, cx.waker().clone()),
+            _ => cx.waker().wake_by_ref(),
+        }
+        Poll::Pending
     }
     fn abort(&mut self) -> Result<(), BoxError> {
         self.log.push(Event::SockAbort(self.id));
@@ -403,3 +411,11 @@ pub fn watchdog(secs: u64) -> Watchdog {
 /// See [`watchdog`].
 #[derive(Debug)]
 pub struct Watchdog(std::sync::mpsc::Sender<()>);
+
+/// Wakes `waker` at `at`, from a timer thread (the fakes' "reactor").
+pub fn wake_at(at: Instant, waker: Waker) {
+    std::thread::spawn(move || {
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        waker.wake();
+    });
+}
