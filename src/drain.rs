@@ -473,3 +473,123 @@ impl Wake for Interrupt {
         self.0.interrupt();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::report::SocketOutcome;
+
+    /// Pending until `open`; counts polls; leaves its waker.
+    struct Gate {
+        open: bool,
+        polls: Arc<std::sync::atomic::AtomicUsize>,
+        waker: Arc<std::sync::Mutex<Option<Waker>>>,
+    }
+
+    impl Socket for Gate {
+        fn unsent(&self) -> u64 {
+            u64::from(!self.open)
+        }
+        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), crate::BoxError>> {
+            self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            if self.open {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+        fn abort(&mut self) -> Result<(), crate::BoxError> {
+            Ok(())
+        }
+    }
+
+    fn gate() -> (
+        Ending<Gate>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::Mutex<Option<Waker>>>,
+    ) {
+        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let waker = Arc::new(std::sync::Mutex::new(None));
+        let socket = Gate {
+            open: false,
+            polls: polls.clone(),
+            waker: waker.clone(),
+        };
+        let probe = Probe {
+            linger: Linger::Background,
+            blocking: true,
+            unsent: 1,
+        };
+        (
+            Ending::new(SocketHandle::from_raw(1), socket, &probe),
+            polls,
+            waker,
+        )
+    }
+
+    // S5: wakes between two polls coalesce into one queue entry, one poll.
+    #[test]
+    fn s5_wakes_before_the_next_poll_coalesce() {
+        let mut f = Flusher::new();
+        let (ending, polls, waker) = gate();
+        f.push(ending);
+        f.pass(&mut |_| panic!("still pending"));
+        assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let w = waker.lock().unwrap().clone().unwrap();
+        for _ in 0..3 {
+            w.wake_by_ref();
+        }
+        assert_eq!(
+            f.queue.state.lock().woken.len(),
+            1,
+            "three wakes, one entry"
+        );
+        f.pass(&mut |_| panic!("still pending"));
+        assert_eq!(
+            polls.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one poll"
+        );
+        f.pass(&mut |_| panic!("not woken"));
+        assert_eq!(
+            polls.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "not woken: no poll"
+        );
+    }
+
+    // S5, S2: a waker of a finished ending, fired after its slot was reused
+    // by another ending, polls neither.
+    #[test]
+    fn s5_stale_wake_of_a_reused_slot_polls_nothing() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut f = Flusher::new();
+        let mut lines = Vec::new();
+        let (a, polls_a, waker_a) = gate();
+        let soon = Instant::now() + Duration::from_millis(20);
+        f.push(a.bound(None, soon));
+        f.pass(&mut |l| lines.push(l));
+        assert_eq!(polls_a.load(SeqCst), 1);
+        let stale = waker_a.lock().unwrap().clone().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        f.pass(&mut |l| lines.push(l));
+        assert_eq!(lines.len(), 1, "the first ending met its deadline");
+        assert_eq!(lines[0].outcome, SocketOutcome::Deadline);
+
+        let (b, polls_b, _) = gate();
+        f.push(b);
+        assert_eq!(f.slots.len(), 1, "the slot was reused");
+        f.pass(&mut |l| lines.push(l));
+        assert_eq!(polls_b.load(SeqCst), 1);
+        stale.wake();
+        f.pass(&mut |l| lines.push(l));
+        assert_eq!(
+            polls_a.load(SeqCst),
+            1,
+            "the finished one is never polled again"
+        );
+        assert_eq!(polls_b.load(SeqCst), 1, "the new one was not woken");
+        assert_eq!(lines.len(), 1);
+    }
+}
