@@ -151,13 +151,17 @@ struct Gate {
     unsent: u64,
 }
 
+/// A gate with the test's handles on its poll count, its latch and the
+/// waker it leaves.
+type GateParts = (
+    Gate,
+    Arc<AtomicU64>,
+    Arc<AtomicBool>,
+    Arc<Mutex<Option<Waker>>>,
+);
+
 impl Gate {
-    fn new() -> (
-        Gate,
-        Arc<AtomicU64>,
-        Arc<AtomicBool>,
-        Arc<Mutex<Option<Waker>>>,
-    ) {
+    fn new() -> GateParts {
         let g = Gate {
             polls: Arc::default(),
             open: Arc::default(),
