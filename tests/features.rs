@@ -57,15 +57,15 @@ mod tracing_capture {
 
     /// What the subscriber saw: span names, and each event's level and fields.
     #[derive(Default, Debug)]
-    pub struct Seen {
-        pub spans: Vec<String>,
-        pub events: Vec<(Level, String)>,
+    pub(crate) struct Seen {
+        pub(crate) spans: Vec<String>,
+        pub(crate) events: Vec<(Level, String)>,
     }
 
-    pub struct Capture(pub Arc<Mutex<Seen>>, AtomicU64);
+    pub(crate) struct Capture(pub Arc<Mutex<Seen>>, AtomicU64);
 
     impl Capture {
-        pub fn new() -> (Capture, Arc<Mutex<Seen>>) {
+        pub(crate) fn new() -> (Capture, Arc<Mutex<Seen>>) {
             let seen = Arc::new(Mutex::new(Seen::default()));
             (Capture(seen.clone(), AtomicU64::new(1)), seen)
         }
