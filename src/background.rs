@@ -91,9 +91,11 @@ pub(crate) struct Background<S> {
     thread: Option<JoinHandle<()>>,
 }
 
-/// What the final cleanup takes over from the background.
+/// What the final cleanup takes over from the background: the flusher
+/// itself (its wakers stay valid, so nothing is polled again unless woken)
+/// and the books.
 pub(crate) struct Handover<S> {
-    pub(crate) endings: Vec<Ending<S>>,
+    pub(crate) flusher: Flusher<S>,
     pub(crate) books: Books,
 }
 
@@ -142,7 +144,7 @@ impl<S: Socket> Background<S> {
     pub(crate) fn take(&mut self) -> Handover<S> {
         let Some(engine) = self.engine.take() else {
             return Handover {
-                endings: Vec::new(),
+                flusher: Flusher::new(),
                 books: Books::default(),
             };
         };
@@ -154,9 +156,6 @@ impl<S: Socket> Background<S> {
         }
         let flusher = std::mem::replace(&mut *engine.flusher.lock(), Flusher::new());
         let books = std::mem::take(&mut *engine.books.lock());
-        Handover {
-            endings: flusher.into_endings().collect(),
-            books,
-        }
+        Handover { flusher, books }
     }
 }

@@ -98,16 +98,17 @@ pub(crate) fn background_line(handle: SocketHandle, linger: Linger) -> SocketRep
 }
 
 /// L6.2 + L6.3: closes the open sockets by `policy` and flushes every
-/// graceful one (open, or handed over from the background) concurrently,
-/// until done, its own linger deadline or the drain `deadline`.
+/// graceful one (open, or still flushing in the background's `flusher`,
+/// which the drain adopts) concurrently, until done, its own linger
+/// deadline or the drain `deadline`.
 pub(crate) fn close_all<S: Socket>(
     policy: OpenSocketPolicy,
     open: Vec<(SocketHandle, Cell<S>)>,
-    handover: Vec<Ending<S>>,
+    mut flusher: Flusher<S>,
     deadline: Instant,
 ) -> Vec<SocketReport> {
-    let mut reports = Vec::with_capacity(open.len() + handover.len());
-    let mut flusher = Flusher::new();
+    let mut reports = Vec::with_capacity(open.len() + flusher.len());
+    flusher.bound_all(deadline);
     let now = Instant::now();
     for (handle, cell) in open {
         let Some(socket) = take(cell) else {
@@ -132,22 +133,19 @@ pub(crate) fn close_all<S: Socket>(
         };
         flusher.push(ending.bound(own, deadline));
     }
-    for ending in handover {
-        flusher.push(ending.bound(None, deadline));
-    }
     flusher.run(&mut |line| reports.push(line));
     reports
 }
 
 /// L12: ends every socket abortively, with no flush and no report.
-pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, handover: Vec<Ending<S>>) {
+pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, handover: Flusher<S>) {
     for (handle, cell) in open {
         if let Some(socket) = take(cell) {
             let p = Probe::of(&socket).unwrap_or(PANICKED);
             let _ = Ending::new(handle, socket, &p).abort(SocketOutcome::Reset, None);
         }
     }
-    for ending in handover {
+    for ending in handover.into_endings() {
         let _ = ending.abort(SocketOutcome::Reset, None);
     }
 }

@@ -226,6 +226,12 @@ impl ReadyQueue {
         self.cv.notify_one();
     }
 
+    /// Undoes [`interrupt`](ReadyQueue::interrupt): the queue's sleeper
+    /// changes (the background thread hands its flusher to the drain).
+    pub(crate) fn resume(&self) {
+        self.state.lock().interrupted = false;
+    }
+
     pub(crate) fn is_interrupted(&self) -> bool {
         self.state.lock().interrupted
     }
@@ -426,9 +432,24 @@ impl<S: Socket> Flusher<S> {
         }
     }
 
-    /// Takes every unfinished ending out (to hand them to another flusher).
+    /// Takes every unfinished ending out.
     pub(crate) fn into_endings(self) -> impl Iterator<Item = Ending<S>> {
         self.slots.into_iter().flatten().map(|s| s.ending)
+    }
+
+    /// Bounds every ending by `drain` too (the final cleanup adopting the
+    /// background's flusher): wakers, and wakes already queued, stay valid,
+    /// so nothing is polled again unless woken.
+    pub(crate) fn bound_all(&mut self, drain: Instant) {
+        self.queue.resume();
+        for slot in self.slots.iter_mut().flatten() {
+            if drain < slot.ending.deadline {
+                slot.ending.deadline = drain;
+                slot.ending.deadline_outcome = SocketOutcome::Deadline;
+                self.deadlines
+                    .push(Reverse((drain, slot.flag.slot, slot.token)));
+            }
+        }
     }
 }
 

@@ -353,7 +353,7 @@ impl<P: Provider> Lifecycle<P> {
         let handover = self.background.lock().take();
         let open = self.sockets.lock().drain_open(generation);
         let policy = self.raw.config.open_socket_policy();
-        report.sockets = close::close_all(policy, open, handover.endings, deadline);
+        report.sockets = close::close_all(policy, open, handover.flusher, deadline);
         report.sockets.extend(handover.books.lines);
         report.summarized = handover.books.summarized;
         report.flushed_in_background = handover.books.flushed;
@@ -630,7 +630,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
         }
         let handover = self.background.lock().take();
         let open = self.sockets.lock().drain_open(w.generation());
-        close::abort_all(open, handover.endings);
+        close::abort_all(open, handover.flusher);
         release_resources(self.raw.take_resources());
     }
 }
