@@ -78,6 +78,15 @@
 //! (5) runs [`Provider::prepare_unload`]; (6) becomes Released with the next
 //! generation and wakes waiting startups. It returns a [`DrainReport`].
 //!
+//! # Sockets
+//!
+//! Sockets implement [`Socket`]; flushing is event-driven: `poll_flush` has
+//! the `std::task` shape of `AsyncWrite::poll_flush`, and the lifecycle
+//! polls a socket only after the waker it was given fires, or at a deadline.
+//! A close with [`Linger::Background`] returns at once and the lifecycle's
+//! background flusher finishes it while Active ([`BackgroundFlush`]). The
+//! whole contract, rule by rule, is in [`contract`].
+//!
 //! # Correctness
 //!
 //! - The state, count and generation are one packed `AtomicU64`; every
@@ -87,8 +96,14 @@
 //! - Initialization and teardown run exactly once per generation; user hooks
 //!   run with no lock of the lifecycle held, and their panics are caught and
 //!   reported.
-//! - No helper thread is ever spawned: the drain polls every socket from the
-//!   cleanup's own thread (rule [L13](crate::contract#L13)).
+//! - No thread outlives a cleanup ([L13](crate::contract#L13)): the drain
+//!   runs on the cleanup's own thread, and the background flusher thread
+//!   (started by the first background close of a generation) is joined by
+//!   the final cleanup before it touches any socket.
+//! - No panic in user code (hooks, sockets, their `Drop`, an error's
+//!   `Display`) escapes a cleanup or leaves the state in Draining
+//!   ([L14](crate::contract#L14)): the teardown's frame publishes Released
+//!   when it is dropped, however the teardown ends.
 //! - `tests/loom.rs` model-checks the races (run with
 //!   `RUSTFLAGS="--cfg loom" cargo test --release --test loom`);
 //!   `tests/state_machine.rs` checks the whole state machine against a
