@@ -97,14 +97,15 @@ pub(crate) fn background_line(handle: SocketHandle, linger: Linger) -> SocketRep
     }
 }
 
-/// L6.2 + L6.3: closes the open sockets by `policy` and flushes every
-/// graceful one (open, or still flushing in the background's `flusher`,
-/// which the drain adopts) concurrently, until done, its own linger
-/// deadline or the drain `deadline`.
-pub(crate) fn close_all<S: Socket>(
+/// L6.2 (and the start of L6.3): closes the open sockets by `policy`:
+/// abortive ones end at once (their lines are returned), graceful ones join
+/// `flusher` — the background's, adopted by the drain, whose endings are
+/// bounded by the drain `deadline` too. The caller then runs the flusher
+/// until it is empty.
+pub(crate) fn close_open<S: Socket>(
     policy: OpenSocketPolicy,
     open: Vec<(SocketHandle, Cell<S>)>,
-    mut flusher: Flusher<S>,
+    flusher: &mut Flusher<S>,
     deadline: Instant,
 ) -> Vec<SocketReport> {
     let mut reports = Vec::with_capacity(open.len() + flusher.len());
@@ -133,7 +134,6 @@ pub(crate) fn close_all<S: Socket>(
         };
         flusher.push(ending.bound(own, deadline));
     }
-    flusher.run(&mut |line| reports.push(line));
     reports
 }
 

@@ -205,6 +205,8 @@ pub(crate) struct ReadyQueue {
 struct Ready {
     woken: Vec<(usize, u64)>,
     interrupted: bool,
+    /// An async task sleeping on this queue instead of a thread.
+    sleeper: Option<Waker>,
 }
 
 impl ReadyQueue {
@@ -216,8 +218,26 @@ impl ReadyQueue {
     }
 
     fn push(&self, slot: usize, token: u64) {
-        self.state.lock().woken.push((slot, token));
+        let mut state = self.state.lock();
+        state.woken.push((slot, token));
+        let sleeper = state.sleeper.take();
+        drop(state);
         self.cv.notify_one();
+        if let Some(task) = sleeper {
+            task.wake();
+        }
+    }
+
+    /// For an async drain: `true` if something is woken already; otherwise
+    /// `task` is woken by the next push (checked under the queue's lock, so
+    /// the wake cannot be missed).
+    pub(crate) fn woken_or_register(&self, task: &Waker) -> bool {
+        let mut state = self.state.lock();
+        if !state.woken.is_empty() || state.interrupted {
+            return true;
+        }
+        state.sleeper = Some(task.clone());
+        false
     }
 
     /// Wakes the sleeper for good: its next `sleep` returns at once.
@@ -413,23 +433,6 @@ impl<S: Socket> Flusher<S> {
             self.deadlines.pop();
         }
         None
-    }
-
-    /// Runs passes until every ending is finished, or the queue is
-    /// interrupted; sleeps between passes until a wake or the next deadline.
-    /// Returns whether it stopped on an interrupt.
-    pub(crate) fn run(&mut self, done: &mut impl FnMut(SocketReport)) -> bool {
-        loop {
-            self.pass(done);
-            if self.queue.is_interrupted() {
-                return true;
-            }
-            if self.live == 0 {
-                return false;
-            }
-            let next = self.next_deadline();
-            self.queue.sleep(next);
-        }
     }
 
     /// Takes every unfinished ending out.

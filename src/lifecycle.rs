@@ -4,7 +4,8 @@
 //! slow-path frames in `raw.rs`, every close decision in `close.rs`.
 
 use std::fmt;
-use std::time::Instant;
+use std::future::Future;
+use std::task::{Poll, Waker};
 
 use crate::background::Background;
 use crate::close::{self, Closed};
@@ -73,6 +74,15 @@ impl Cleanup {
     pub fn is_final(&self) -> bool {
         matches!(self, Cleanup::Final(_))
     }
+}
+
+/// How a cleanup began.
+enum Begin<'a, P: Provider> {
+    /// Only decremented; the count left.
+    Decremented(u32),
+    /// The final cleanup: its drain, to drive (boxed: this enum is the
+    /// return value of the cleanup fast path, kept small).
+    Final(Box<teardown::Drain<'a, P>>),
 }
 
 /// A consistent reading of the state, count and generation.
@@ -211,22 +221,65 @@ impl<P: Provider> Lifecycle<P> {
         requested: Version,
         policy: StartupPolicy,
     ) -> Result<Started, Error> {
-        let negotiated = self.provider.versions().negotiate(requested)?;
+        loop {
+            // Without a waker the slow path blocks instead of answering
+            // Pending, so this loop runs once.
+            if let Poll::Ready(r) = self.poll_startup(requested, policy, None) {
+                return r;
+            }
+        }
+    }
+
+    /// [`startup`](Lifecycle::startup) for async hosts: where `startup`
+    /// would block (a `Wait` startup during Draining, or while another
+    /// thread initializes) the future waits without blocking its thread,
+    /// woken when the state changes. Runtime-agnostic (plain `std::task`).
+    /// The first startup of a generation runs the initialization hook inside
+    /// `poll`.
+    ///
+    /// # Errors
+    ///
+    /// As [`startup`](Lifecycle::startup).
+    pub fn startup_async(
+        &self,
+        requested: Version,
+    ) -> impl Future<Output = Result<Started, Error>> + Send + '_ {
+        let policy = self.raw.config.startup_policy();
+        std::future::poll_fn(move |cx| self.poll_startup(requested, policy, Some(cx.waker())))
+    }
+
+    /// The startup engine: the fast path, then the slow path, which with a
+    /// `waker` registers it and answers `Pending` instead of blocking.
+    #[inline]
+    fn poll_startup(
+        &self,
+        requested: Version,
+        policy: StartupPolicy,
+        waker: Option<&Waker>,
+    ) -> Poll<Result<Started, Error>> {
+        let negotiated = match self.provider.versions().negotiate(requested) {
+            Ok(n) => n,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         let limit = self.raw.config.count_limit();
         let id = self.raw.id();
         loop {
             match self.raw.word.join(id, limit) {
                 Join::Joined(w) => {
-                    return Ok(Started {
+                    return Poll::Ready(Ok(Started {
                         negotiated,
                         generation: w.generation(),
                         initialized: false,
-                    });
+                    }));
                 }
-                Join::Limit => return Err(Error::ProcessLimit),
-                Join::NotActive(_) => match self.raw.startup_slow(policy)? {
-                    Slow::Retry => {}
-                    Slow::Initialize(init) => return self.initialize(init, negotiated),
+                Join::Limit => return Poll::Ready(Err(Error::ProcessLimit)),
+                Join::NotActive(_) => match self.raw.startup_slow(policy, waker) {
+                    Err(e) => return Poll::Ready(Err(e)),
+                    Ok(Slow::Retry) => {}
+                    Ok(Slow::Initialize(init)) => {
+                        return Poll::Ready(self.initialize(init, negotiated));
+                    }
+                    Ok(Slow::Pending) => return Poll::Pending,
                 },
             }
         }
@@ -298,92 +351,49 @@ impl<P: Provider> Lifecycle<P> {
     ///   ([L11](crate::contract#L11)).
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
+        Ok(match self.begin_cleanup()? {
+            Begin::Decremented(remaining) => Cleanup::Decremented { remaining },
+            Begin::Final(drain) => Cleanup::Final(Box::new(drain.run_blocking())),
+        })
+    }
+
+    /// [`cleanup`](Lifecycle::cleanup) for async hosts: the same engine,
+    /// driven from a future that never blocks its thread. A cleanup that only
+    /// decrements completes on its first poll; the final one waits for
+    /// guards and sockets by registering the task's waker (with the last
+    /// guard's leaver and with the sockets' wakers), and for socket deadlines
+    /// through one helper thread that it joins before completing
+    /// ([L13](crate::contract#L13)). Runtime-agnostic (plain `std::task`);
+    /// the report is the one `cleanup` would give.
+    ///
+    /// Dropped before it completes, the future finishes the teardown on the
+    /// dropping thread (a teardown cannot be abandoned halfway). Polled again
+    /// after it completed, it answers `NotInitialised`.
+    ///
+    /// # Errors
+    ///
+    /// As [`cleanup`](Lifecycle::cleanup).
+    #[cfg(not(loom))]
+    pub fn cleanup_async(&self) -> impl Future<Output = Result<Cleanup, Error>> + Send + '_ {
+        teardown::CleanupFuture::new(self)
+    }
+
+    /// The start of every cleanup: the fast-path decrement, or the 1 → 0
+    /// transition that begins the drain.
+    #[inline]
+    fn begin_cleanup(&self) -> Result<Begin<'_, P>, Error> {
         let id = self.raw.id();
         loop {
             match self.raw.word.leave(id) {
-                Leave::Left(w) => {
-                    return Ok(Cleanup::Decremented {
-                        remaining: w.count() - 1,
-                    });
-                }
+                Leave::Left(w) => return Ok(Begin::Decremented(w.count() - 1)),
                 Leave::NotActive => return Err(Error::NotInitialised),
                 Leave::Last(w) => {
                     if let Some(frame) = self.raw.begin_final(w)? {
-                        return Ok(Cleanup::Final(Box::new(self.teardown(frame))));
+                        return Ok(Begin::Final(Box::new(teardown::Drain::start(self, frame))));
                     }
                 }
             }
         }
-    }
-
-    /// Rule [L6](crate::contract#L6), steps 1–5, on the calling thread; step 6 is the frame's drop
-    /// (so it happens even if a step unwinds). Runs exactly once per
-    /// generation: only the thread whose CAS flipped Active → Draining gets
-    /// here.
-    #[cold]
-    fn teardown(&self, frame: Teardown<'_>) -> DrainReport {
-        let generation = frame.generation();
-        #[cfg(feature = "tracing")]
-        let _span = tracing::info_span!("final_cleanup", generation).entered();
-        let start = Instant::now();
-        let deadline = after(start, self.raw.config.drain_deadline());
-        let mut report = DrainReport {
-            generation,
-            ..DrainReport::default()
-        };
-
-        // L6.1: refuse new guards on every shard, cancel silently, then wait
-        // for every guard (O2).
-        let waited_for = frame.shut_out_guards();
-        let (cancelled, cancel) = hook_value(|| self.provider.cancel_pending());
-        frame.cancel_blocking();
-        let overran_deadline = frame.wait_for_guards(deadline);
-        report.operations = OperationsReport {
-            cancelled,
-            waited_for,
-            cancel,
-            overran_deadline,
-        };
-        let t_ops = Instant::now();
-        trace_phase("operations", &report);
-
-        // L6.2 and L6.3: open sockets by policy, then every graceful one
-        // flushed concurrently until done or its deadline.
-        // The background flusher thread, if any, is joined here (L13).
-        let handover = self.background.lock().take();
-        let open = self.sockets.lock().drain_open(generation);
-        let policy = self.raw.config.open_socket_policy();
-        report.sockets = close::close_all(policy, open, handover.flusher, deadline);
-        report.sockets.extend(handover.books.lines);
-        report.summarized = handover.books.summarized;
-        report.flushed_in_background = handover.books.flushed;
-        report.deadline_hit = report
-            .sockets
-            .iter()
-            .any(|s| s.outcome == SocketOutcome::Deadline);
-        let t_sockets = Instant::now();
-        trace_phase("sockets", &report);
-
-        // L6.4: resources in reverse order of registration.
-        report.resources = release_resources(frame.take_resources());
-        let t_resources = Instant::now();
-        trace_phase("resources", &report);
-
-        // L6.5
-        report.prepare_unload = hook(|| self.provider.prepare_unload());
-        let end = Instant::now();
-        report.timings = PhaseTimings {
-            operations: t_ops - start,
-            sockets: t_sockets - t_ops,
-            resources: t_resources - t_sockets,
-            prepare_unload: end - t_resources,
-            total: end - start,
-        };
-        trace_phase("prepare_unload", &report);
-
-        // L6.6: Released, next generation, wake waiting startups.
-        drop(frame);
-        report
     }
 
     // ------------------------------------------------------------------
@@ -570,54 +580,6 @@ impl<P: Provider> Lifecycle<P> {
     }
 }
 
-/// With the `tracing` feature: one event per finished phase of the final
-/// cleanup, and a warning per failed hook.
-#[cfg(feature = "tracing")]
-fn trace_phase(phase: &'static str, report: &DrainReport) {
-    match phase {
-        "operations" => {
-            let o = &report.operations;
-            tracing::info!(
-                phase,
-                cancelled = o.cancelled,
-                waited_for = o.waited_for,
-                overran = o.overran_deadline
-            );
-            if !o.cancel.is_ok() {
-                tracing::warn!(hook = "cancel_pending", outcome = %o.cancel, "hook failed");
-            }
-        }
-        "sockets" => {
-            tracing::info!(
-                phase,
-                sockets = report.sockets.len(),
-                bytes_flushed = report.bytes_flushed(),
-                bytes_discarded = report.bytes_discarded(),
-                deadline_hit = report.deadline_hit
-            );
-            for s in report.sockets.iter().filter(|s| !s.is_clean()) {
-                tracing::warn!(socket = %s.handle, outcome = %s.outcome, discarded = s.bytes_discarded, "socket not drained cleanly");
-            }
-        }
-        "resources" => {
-            tracing::info!(phase, resources = report.resources.len());
-            for r in report.resources.iter().filter(|r| !r.outcome.is_ok()) {
-                tracing::warn!(resource = %r.name, outcome = %r.outcome, "release failed");
-            }
-        }
-        _ => {
-            tracing::info!(phase, clean = report.is_clean(), total = ?report.timings.total);
-            if !report.prepare_unload.is_ok() {
-                tracing::warn!(hook = "prepare_unload", outcome = %report.prepare_unload, "hook failed");
-            }
-        }
-    }
-}
-
-#[cfg(not(feature = "tracing"))]
-#[inline(always)]
-fn trace_phase(_phase: &'static str, _report: &DrainReport) {}
-
 /// [L12](crate::contract#L12): a lifecycle dropped while Active (a process
 /// ending without cleanup) aborts its sockets and releases its resources,
 /// without calling the cancel or prepare-to-unload hooks, without blocking
@@ -652,3 +614,5 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+mod teardown;

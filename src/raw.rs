@@ -8,21 +8,24 @@
 //! (each line lists what a module imports from the crate):
 //!
 //! ```text
-//! session   → lifecycle, provider, error, version
-//! lifecycle → close, guard, raw, provider, resource, hook, report, socket, state, config, sync, version, error
-//! close     → drain, report, socket, hook, config, sync
-//! guard     → raw, state, thread, error
-//! raw       → state, resource, thread, config, sync, error
-//! provider  → resource, socket, version, error
-//! resource  → report, hook, error
-//! drain     → report, socket, hook, sync
-//! report    → socket, hook
-//! socket    → sync, error
-//! config    → state
-//! state     → thread, sync
-//! thread    → sync
-//! hook      → error
-//! version   → error
+//! session    → lifecycle, provider, error, version
+//! lifecycle  → background, close, drain, guard, raw, provider, resource, hook,
+//!              report, socket, state, config, sync, version, error
+//!              (with its child module lifecycle/teardown.rs)
+//! background → drain, report, config, sync
+//! close      → drain, raw, report, socket, config
+//! drain      → report, socket, hook, sync
+//! guard      → raw, state, thread, error
+//! raw        → state, resource, thread, config, sync, error
+//! provider   → resource, socket, version, error
+//! resource   → report, hook, error
+//! report     → socket, hook
+//! socket     → sync, error
+//! config     → state
+//! state      → thread, sync
+//! thread     → sync
+//! hook       → error
+//! version    → error
 //! sync, error: nothing
 //! ```
 //!
@@ -124,6 +127,19 @@ struct Control {
     init_token: u64,
     /// The thread running the final cleanup (0: none).
     drain_token: u64,
+    /// Async startups waiting for the state to change (woken with `cv`).
+    waiters: Vec<Waker>,
+    /// An async final cleanup waiting for the last guard (woken with `cv`).
+    drainer: Option<Waker>,
+}
+
+impl Control {
+    /// Takes the async waiters to wake after the lock is released.
+    fn take_wakers(&mut self) -> Vec<Waker> {
+        let mut w = std::mem::take(&mut self.waiters);
+        w.extend(self.drainer.take());
+        w
+    }
 }
 
 /// What a startup's slow path decided.
@@ -132,6 +148,8 @@ pub(crate) enum Slow<'a> {
     Retry,
     /// This thread initializes the next generation.
     Initialize(Initializing<'a>),
+    /// (Async only) the waker is registered: poll again when it fires.
+    Pending,
 }
 
 impl RawLifecycle {
@@ -144,6 +162,8 @@ impl RawLifecycle {
                     resources: Vec::new(),
                     init_token: 0,
                     drain_token: 0,
+                    waiters: Vec::new(),
+                    drainer: None,
                 }),
                 cv: Condvar::new(),
                 config,
@@ -215,8 +235,35 @@ impl RawLifecycle {
     #[cold]
     fn wake(&self) {
         // Taking the lock orders this wake after the waiter's check-then-wait.
-        let _ctl = self.control.lock();
+        let mut ctl = self.control.lock();
         self.cv.notify_all();
+        let drainer = ctl.drainer.take();
+        drop(ctl);
+        if let Some(w) = drainer {
+            w.wake();
+        }
+    }
+
+    /// For an async final cleanup: `true` if no guard is live; otherwise
+    /// `waker` is woken when the last one leaves (checked under the lock the
+    /// leaver's wake takes, so the wake cannot be missed).
+    pub(crate) fn guards_gone_or_register(&self, waker: &Waker) -> bool {
+        let mut ctl = self.control.lock();
+        if self.guards() == 0 {
+            return true;
+        }
+        ctl.drainer = Some(waker.clone());
+        false
+    }
+
+    /// Wakes every waiter after a slow-path transition (under `ctl`).
+    fn notify(&self, mut ctl: crate::sync::MutexGuard<'_, Control>) {
+        self.cv.notify_all();
+        let wakers = ctl.take_wakers();
+        drop(ctl);
+        for w in wakers {
+            w.wake();
+        }
     }
 
     /// Guards currently counted (exact once every shard is closed).
@@ -295,7 +342,13 @@ impl RawLifecycle {
     /// Not Active: initialize, or wait for whoever is initializing or
     /// draining, as `policy` says ([L9](crate::contract#L9)).
     #[cold]
-    pub(crate) fn startup_slow(&self, policy: StartupPolicy) -> Result<Slow<'_>, Error> {
+    /// With `waker` (an async startup), a wait registers it and answers
+    /// [`Slow::Pending`] instead of blocking.
+    pub(crate) fn startup_slow(
+        &self,
+        policy: StartupPolicy,
+        waker: Option<&Waker>,
+    ) -> Result<Slow<'_>, Error> {
         let me = thread::token();
         let mut ctl = self.control.lock();
         loop {
@@ -309,11 +362,19 @@ impl RawLifecycle {
                     {
                         return Err(Error::InProgress);
                     }
+                    if let Some(waker) = waker {
+                        ctl.waiters.push(waker.clone());
+                        return Ok(Slow::Pending);
+                    }
                     ctl = self.cv.wait(ctl);
                 }
                 State::Uninitialized | State::Released if w.initializing() => {
                     if policy == StartupPolicy::NoWait || ctl.init_token == me {
                         return Err(Error::InProgress);
+                    }
+                    if let Some(waker) = waker {
+                        ctl.waiters.push(waker.clone());
+                        return Ok(Slow::Pending);
                     }
                     ctl = self.cv.wait(ctl);
                 }
@@ -386,7 +447,7 @@ impl Initializing<'_> {
             Err(()) => self.before.with_initializing(false),
         };
         self.raw.word.publish(published);
-        self.raw.cv.notify_all();
+        self.raw.notify(ctl);
     }
 }
 
@@ -396,7 +457,7 @@ impl Drop for Initializing<'_> {
             let mut ctl = self.raw.control.lock();
             ctl.init_token = 0;
             self.raw.word.publish(self.before.with_initializing(false));
-            self.raw.cv.notify_all();
+            self.raw.notify(ctl);
         }
     }
 }
@@ -434,27 +495,38 @@ impl Teardown<'_> {
         }
     }
 
-    /// [L6.1](crate::contract#L6.1): waits until no guard is live. Returns whether the wait went past
-    /// `deadline` (it never gives up: [O2](crate::contract#O2)).
-    pub(crate) fn wait_for_guards(&self, deadline: Instant) -> bool {
+    /// [L6.1](crate::contract#L6.1): blocks until no guard is live (it
+    /// never gives up: [O2](crate::contract#O2)); `deadline` only bounds
+    /// each timed wait.
+    pub(crate) fn block_until_no_guards(&self, deadline: Instant) {
         let raw = self.raw;
         let mut ctl = raw.control.lock();
-        let mut overran = false;
         while raw.guards() != 0 {
             if Instant::now() >= deadline {
-                overran = true;
                 ctl = raw.cv.wait(ctl);
             } else {
                 ctl = raw.cv.wait_until(ctl, deadline);
             }
         }
-        drop(ctl);
-        for s in &raw.shards {
+    }
+
+    /// Whether no guard is live; else `task` is woken when the last leaves.
+    pub(crate) fn guards_gone_or_register(&self, task: &Waker) -> bool {
+        self.raw.guards_gone_or_register(task)
+    }
+
+    /// Guards currently counted.
+    pub(crate) fn guards(&self) -> usize {
+        self.raw.guards()
+    }
+
+    /// After the last guard left: leavers no longer need to wake anyone.
+    pub(crate) fn unpark(&self) {
+        for s in &self.raw.shards {
             // Relaxed: the bit only asks leavers to wake a waiting drainer;
             // once the wait is over nobody needs to see it go.
             s.fetch_and(!PARKED, Ordering::Relaxed);
         }
-        overran
     }
 
     /// [L6.4](crate::contract#L6.4): takes the generation's resources, in registration order.
@@ -475,7 +547,7 @@ impl Drop for Teardown<'_> {
         self.raw
             .word
             .publish(Word::new(State::Released, 0, self.active.next_generation()));
-        self.raw.cv.notify_all();
+        self.raw.notify(ctl);
     }
 }
 
@@ -498,7 +570,7 @@ mod tests {
 
     fn active() -> RawLifecycle {
         let raw = RawLifecycle::new(Config::new());
-        match raw.startup_slow(StartupPolicy::Wait) {
+        match raw.startup_slow(StartupPolicy::Wait, None) {
             Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
             _ => panic!("a new lifecycle initializes"),
         }
@@ -563,8 +635,9 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
                 raw.leave(shard);
             });
-            assert!(!frame.wait_for_guards(Instant::now() + Duration::from_secs(30)));
+            frame.block_until_no_guards(Instant::now() + Duration::from_secs(30));
         });
+        frame.unpark();
         assert!(
             raw.shards
                 .iter()

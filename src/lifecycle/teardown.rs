@@ -1,0 +1,410 @@
+//! The final cleanup ([L6](crate::contract#L6)) as one resumable state
+//! machine. [`Lifecycle::cleanup`] drives it on the calling thread, blocking
+//! whenever it must wait; [`Lifecycle::cleanup_async`] drives the very same
+//! machine from a future, registering its task's waker instead of blocking.
+//!
+//! | phase | runs | waits for |
+//! |---|---|---|
+//! | start | L6.1: shut out guards, cancel hook, end blocking closes | — |
+//! | `Guards` | — | every guard to leave (the last leaver wakes us) |
+//! | `Sockets` | L6.2 and passes of L6.3 | a socket's waker, or the next deadline |
+//! | finish | L6.4, L6.5; the frame's drop is L6.6 | — |
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::*;
+use crate::drain::Flusher;
+use crate::report::SummarizedSockets;
+
+enum Phase<S> {
+    Guards,
+    Sockets(Flusher<S>),
+    Done,
+}
+
+/// What the machine is waiting for when it cannot go on.
+enum Wait {
+    Guards,
+    Sockets,
+}
+
+/// One final cleanup in progress (see the module docs).
+pub(super) struct Drain<'a, P: Provider> {
+    l: &'a Lifecycle<P>,
+    /// Dropped when the machine is done: L6.6 (Released, next generation,
+    /// waiters woken), and on any unwind too (L14).
+    frame: Option<Teardown<'a>>,
+    report: DrainReport,
+    phase: Phase<P::Socket>,
+    start: Instant,
+    deadline: Instant,
+    waited: bool,
+    t_ops: Instant,
+    /// Background closes that ended while Active: bad lines, bad beyond the
+    /// limit, clean ones (for the report once the sockets are done).
+    books: Option<(Vec<SocketReport>, SummarizedSockets, SummarizedSockets)>,
+}
+
+impl<'a, P: Provider> Drain<'a, P> {
+    /// L6.1 up to the wait: guards shut out, the provider's cancel hook, and
+    /// blocking linger closes ended (S6).
+    pub(super) fn start(l: &'a Lifecycle<P>, frame: Teardown<'a>) -> Drain<'a, P> {
+        let start = Instant::now();
+        let mut report = DrainReport {
+            generation: frame.generation(),
+            ..DrainReport::default()
+        };
+        let waited_for = frame.shut_out_guards();
+        let (cancelled, cancel) = hook_value(|| l.provider.cancel_pending());
+        frame.cancel_blocking();
+        report.operations = OperationsReport {
+            cancelled,
+            waited_for,
+            cancel,
+            overran_deadline: false,
+        };
+        Drain {
+            l,
+            frame: Some(frame),
+            report,
+            phase: Phase::Guards,
+            start,
+            deadline: after(start, l.raw.config.drain_deadline()),
+            waited: false,
+            t_ops: start,
+            books: None,
+        }
+    }
+
+    /// Runs as far as it can without waiting.
+    fn advance(&mut self) -> Result<DrainReport, Wait> {
+        loop {
+            match &mut self.phase {
+                Phase::Guards => {
+                    let frame = self.frame.as_ref().expect("frame lives until Done");
+                    if frame.guards() != 0 {
+                        self.waited = true;
+                        return Err(Wait::Guards);
+                    }
+                    frame.unpark();
+                    // O2: the drain never frees under a live guard, so guards
+                    // that outlive the deadline delay it; the report says so.
+                    self.report.operations.overran_deadline =
+                        self.waited && Instant::now() >= self.deadline;
+                    self.t_ops = Instant::now();
+                    trace_phase("operations", &self.report);
+                    self.phase = Phase::Sockets(self.open_sockets());
+                }
+                Phase::Sockets(flusher) => {
+                    let lines = &mut self.report.sockets;
+                    flusher.pass(&mut |line| lines.push(line));
+                    if flusher.len() > 0 {
+                        return Err(Wait::Sockets);
+                    }
+                    return Ok(self.finish());
+                }
+                Phase::Done => return Ok(DrainReport::default()),
+            }
+        }
+    }
+
+    /// L6.2: joins the background flusher (L13) and adopts its endings,
+    /// closes the open sockets by policy; graceful ones join the flusher.
+    fn open_sockets(&mut self) -> Flusher<P::Socket> {
+        let generation = self.report.generation;
+        let handover = self.l.background.lock().take();
+        let open = self.l.sockets.lock().drain_open(generation);
+        let mut flusher = handover.flusher;
+        let policy = self.l.raw.config.open_socket_policy();
+        self.report.sockets = close::close_open(policy, open, &mut flusher, self.deadline);
+        let b = handover.books;
+        self.books = Some((b.lines, b.summarized, b.flushed));
+        flusher
+    }
+
+    /// L6.3's accounting, then L6.4, L6.5 and (dropping the frame) L6.6.
+    fn finish(&mut self) -> DrainReport {
+        let t_sockets = Instant::now();
+        let r = &mut self.report;
+        if let Some((lines, summarized, flushed)) = self.books.take() {
+            r.sockets.extend(lines);
+            r.summarized = summarized;
+            r.flushed_in_background = flushed;
+        }
+        r.deadline_hit = r
+            .sockets
+            .iter()
+            .any(|s| s.outcome == SocketOutcome::Deadline);
+        trace_phase("sockets", r);
+
+        let frame = self.frame.take().expect("finish runs once");
+        // L6.4: resources in reverse order of registration.
+        r.resources = release_resources(frame.take_resources());
+        let t_resources = Instant::now();
+        trace_phase("resources", r);
+
+        // L6.5
+        r.prepare_unload = hook(|| self.l.provider.prepare_unload());
+        let end = Instant::now();
+        r.timings = PhaseTimings {
+            operations: self.t_ops - self.start,
+            sockets: t_sockets - self.t_ops,
+            resources: t_resources - t_sockets,
+            prepare_unload: end - t_resources,
+            total: end - self.start,
+        };
+        trace_phase("prepare_unload", r);
+        self.phase = Phase::Done;
+        // L6.6: Released, next generation, wake waiting startups.
+        drop(frame);
+        std::mem::take(r)
+    }
+
+    /// Drives the machine to the end on this thread, blocking between steps.
+    pub(super) fn run_blocking(mut self: Box<Self>) -> DrainReport {
+        loop {
+            match self.advance() {
+                Ok(report) => return report,
+                Err(Wait::Guards) => {
+                    let frame = self.frame.as_ref().expect("frame lives until Done");
+                    frame.block_until_no_guards(self.deadline);
+                }
+                Err(Wait::Sockets) => {
+                    if let Phase::Sockets(flusher) = &mut self.phase {
+                        let next = flusher.next_deadline();
+                        flusher.queue().sleep(next);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drives the machine from a future: `Pending` after registering the
+    /// task's waker wherever the next step will come from, and arming
+    /// `alarm` for the next socket deadline.
+    #[cfg(not(loom))]
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>, alarm: &mut Alarm) -> Poll<DrainReport> {
+        loop {
+            match self.advance() {
+                Ok(report) => return Poll::Ready(report),
+                Err(Wait::Guards) => {
+                    let frame = self.frame.as_ref().expect("frame lives until Done");
+                    if !frame.guards_gone_or_register(cx.waker()) {
+                        return Poll::Pending;
+                    }
+                }
+                Err(Wait::Sockets) => {
+                    if let Phase::Sockets(flusher) = &mut self.phase {
+                        if let Some(at) = flusher.next_deadline() {
+                            alarm.set(at, cx.waker());
+                        }
+                        if !flusher.queue().woken_or_register(cx.waker()) {
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+}
+
+/// The future of [`Lifecycle::cleanup_async`].
+#[cfg(not(loom))]
+pub(super) struct CleanupFuture<'a, P: Provider> {
+    l: &'a Lifecycle<P>,
+    state: FutureState<'a, P>,
+    alarm: Alarm,
+}
+
+#[cfg(not(loom))]
+enum FutureState<'a, P: Provider> {
+    Start,
+    Draining(Box<Drain<'a, P>>),
+    Done,
+}
+
+#[cfg(not(loom))]
+impl<'a, P: Provider> CleanupFuture<'a, P> {
+    pub(super) fn new(l: &'a Lifecycle<P>) -> CleanupFuture<'a, P> {
+        CleanupFuture {
+            l,
+            state: FutureState::Start,
+            alarm: Alarm::new(),
+        }
+    }
+}
+
+// The future never pins what it holds (no pin projection, no self
+// references): moving it between polls is fine whatever the socket type.
+#[cfg(not(loom))]
+impl<P: Provider> Unpin for CleanupFuture<'_, P> {}
+
+#[cfg(not(loom))]
+impl<P: Provider> std::future::Future for CleanupFuture<'_, P> {
+    type Output = Result<Cleanup, Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let FutureState::Start = this.state {
+            match this.l.begin_cleanup() {
+                Err(e) => {
+                    this.state = FutureState::Done;
+                    return Poll::Ready(Err(e));
+                }
+                Ok(Begin::Decremented(remaining)) => {
+                    this.state = FutureState::Done;
+                    return Poll::Ready(Ok(Cleanup::Decremented { remaining }));
+                }
+                Ok(Begin::Final(drain)) => this.state = FutureState::Draining(drain),
+            }
+        }
+        let FutureState::Draining(drain) = &mut this.state else {
+            return Poll::Ready(Err(Error::NotInitialised));
+        };
+        match drain.poll(cx, &mut this.alarm) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(report) => {
+                this.state = FutureState::Done;
+                Poll::Ready(Ok(Cleanup::Final(Box::new(report))))
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<P: Provider> Drop for CleanupFuture<'_, P> {
+    fn drop(&mut self) {
+        // A teardown cannot be abandoned halfway: finish it here.
+        if let FutureState::Draining(drain) = std::mem::replace(&mut self.state, FutureState::Done)
+            && !drain.is_done()
+        {
+            let _ = drain.run_blocking();
+        }
+    }
+}
+
+/// A helper thread that wakes a task at a deadline: the one timer a
+/// runtime-agnostic future needs (the drain's socket deadlines). Started on
+/// first use, joined when dropped (L13).
+#[cfg(not(loom))]
+pub(super) struct Alarm {
+    shared: Option<std::sync::Arc<AlarmShared>>,
+    thread: Option<crate::sync::JoinHandle<()>>,
+}
+
+#[cfg(not(loom))]
+struct AlarmShared {
+    state: crate::sync::Mutex<(Option<(Instant, std::task::Waker)>, bool)>,
+    cv: crate::sync::Condvar,
+}
+
+#[cfg(not(loom))]
+impl Alarm {
+    pub(super) fn new() -> Alarm {
+        Alarm {
+            shared: None,
+            thread: None,
+        }
+    }
+
+    /// Wakes `task` at `at` (replacing any earlier setting).
+    fn set(&mut self, at: Instant, task: &std::task::Waker) {
+        let shared = self.shared.get_or_insert_with(|| {
+            std::sync::Arc::new(AlarmShared {
+                state: crate::sync::Mutex::new((None, false)),
+                cv: crate::sync::Condvar::new(),
+            })
+        });
+        shared.state.lock().0 = Some((at, task.clone()));
+        shared.cv.notify_all();
+        if self.thread.is_none() {
+            let shared = std::sync::Arc::clone(shared);
+            self.thread = crate::sync::spawn("provider-lifecycle alarm", move || {
+                let mut state = shared.state.lock();
+                loop {
+                    if state.1 {
+                        return;
+                    }
+                    match state.0.take() {
+                        None => state = shared.cv.wait(state),
+                        Some((at, task)) if Instant::now() >= at => {
+                            drop(state);
+                            task.wake();
+                            state = shared.state.lock();
+                        }
+                        Some((at, task)) => {
+                            state.0 = Some((at, task));
+                            state = shared.cv.wait_until(state, at);
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.state.lock().1 = true;
+            shared.cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// With the `tracing` feature: one event per finished phase of the final
+/// cleanup, and a warning per failed hook.
+#[cfg(feature = "tracing")]
+fn trace_phase(phase: &'static str, report: &DrainReport) {
+    match phase {
+        "operations" => {
+            let o = &report.operations;
+            tracing::info!(
+                phase,
+                cancelled = o.cancelled,
+                waited_for = o.waited_for,
+                overran = o.overran_deadline
+            );
+            if !o.cancel.is_ok() {
+                tracing::warn!(hook = "cancel_pending", outcome = %o.cancel, "hook failed");
+            }
+        }
+        "sockets" => {
+            tracing::info!(
+                phase,
+                sockets = report.sockets.len(),
+                bytes_flushed = report.bytes_flushed(),
+                bytes_discarded = report.bytes_discarded(),
+                deadline_hit = report.deadline_hit
+            );
+            for s in report.sockets.iter().filter(|s| !s.is_clean()) {
+                tracing::warn!(socket = %s.handle, outcome = %s.outcome, discarded = s.bytes_discarded, "socket not drained cleanly");
+            }
+        }
+        "resources" => {
+            tracing::info!(phase, resources = report.resources.len());
+            for r in report.resources.iter().filter(|r| !r.outcome.is_ok()) {
+                tracing::warn!(resource = %r.name, outcome = %r.outcome, "release failed");
+            }
+        }
+        _ => {
+            tracing::info!(phase, clean = report.is_clean(), total = ?report.timings.total);
+            if !report.prepare_unload.is_ok() {
+                tracing::warn!(hook = "prepare_unload", outcome = %report.prepare_unload, "hook failed");
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+fn trace_phase(_phase: &'static str, _report: &DrainReport) {}
