@@ -12,9 +12,9 @@
 //! lifecycle  → background, close, drain, guard, raw, provider, resource, hook,
 //!              report, socket, state, config, sync, version, error
 //!              (with its child module lifecycle/teardown.rs)
-//! background → drain, report, config, sync
+//! background → drain, report, socket, config, sync
 //! close      → drain, raw, report, socket, config
-//! drain      → report, socket, hook, sync
+//! drain      → report, socket, hook, sync, error
 //! guard      → raw, state, thread, error
 //! raw        → state, resource, thread, config, sync, error
 //! provider   → resource, socket, version, error
