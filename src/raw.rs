@@ -593,6 +593,27 @@ mod tests {
         assert_eq!(raw.guards(), 0, "the refused enter was undone");
     }
 
+    // L2: an initialization abandoned by an unwind (its frame dropped
+    // without `publish`) puts the state back and lets the next startup in.
+    #[test]
+    fn l2_abandoned_initialization_puts_the_state_back() {
+        let raw = RawLifecycle::new(Config::new());
+        match raw.startup_slow(StartupPolicy::Wait, None) {
+            Ok(Slow::Initialize(init)) => {
+                assert!(raw.word.load().initializing());
+                drop(init);
+            }
+            _ => panic!("a new lifecycle initializes"),
+        }
+        let w = raw.word.load();
+        assert!(!w.initializing());
+        assert_eq!(w.state(), State::Uninitialized);
+        assert!(matches!(
+            raw.startup_slow(StartupPolicy::NoWait, None),
+            Ok(Slow::Initialize(_))
+        ));
+    }
+
     // A refused enter costs what a success does: it never takes the control
     // mutex (a refusal that locked would block here, where the test holds it).
     #[test]

@@ -347,6 +347,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn state_display_and_flag_idempotence() {
+        let names: Vec<String> = [
+            State::Uninitialized,
+            State::Active,
+            State::Draining,
+            State::Released,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(names, ["Uninitialized", "Active", "Draining", "Released"]);
+        // Setting the flag twice keeps it set; clearing twice keeps it clear.
+        let w = Word::new(State::Released, 0, 5);
+        assert!(
+            w.with_initializing(true)
+                .with_initializing(true)
+                .initializing()
+        );
+        assert!(
+            !w.with_initializing(false)
+                .with_initializing(false)
+                .initializing()
+        );
+        assert_eq!(w.with_initializing(true).generation(), 5);
+    }
+
+    #[test]
     fn fields_round_trip() {
         let w = Word::new(State::Active, MAX_COUNT, GEN_MASK);
         assert_eq!(w.state(), State::Active);
