@@ -491,3 +491,25 @@ fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
     // The provider's OnceLock keeps an Arc to its own lifecycle: this test
     // leaks that one value on purpose.
 }
+
+// L10: a thread whose last startup took the count to the limit remembers
+// that word as its fast-path guess; after another thread's cleanup the
+// count is below the limit again, and this thread's next startup must be
+// counted, not refused from its stale guess.
+#[test]
+fn l10_a_stale_guess_at_the_limit_is_not_a_refusal() {
+    let _watchdog = support::watchdog(120);
+    let l = Lifecycle::with_config(FakeProvider::default(), Config::new().with_count_limit(2));
+    l.startup(v(2, 2)).unwrap();
+    l.startup(v(2, 2)).unwrap(); // count 2 = the limit, remembered here
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(!l.cleanup().unwrap().is_final()));
+    });
+    assert_eq!(l.count(), 1);
+    assert!(
+        l.startup(v(2, 2)).is_ok(),
+        "counted: the limit is not reached"
+    );
+    assert_eq!(l.count(), 2);
+    assert_eq!(l.startup(v(2, 2)), Err(Error::ProcessLimit));
+}
