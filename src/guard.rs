@@ -79,3 +79,145 @@ impl fmt::Debug for OperationGuard<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// An owned, `Send` operation guard ([O4](crate::contract#O4)): the same
+/// guarantees as [`OperationGuard`] ([O1](crate::contract#O1),
+/// [O2](crate::contract#O2): while it lives the final cleanup frees
+/// nothing, and the drain counts it exactly), but it can cross threads and
+/// `.await` points, so work handed to a pool or an async task can carry
+/// it. Taken with [`Lifecycle::token`](crate::Lifecycle::token); for a
+/// `static` lifecycle it is `'static`.
+///
+/// Its holder can learn that the final cleanup has begun: cheaply with
+/// [`is_cancelled`](OperationToken::is_cancelled) (one load), or by waiting
+/// with [`cancelled`](OperationToken::cancelled) (a future) or
+/// [`wait_cancelled`](OperationToken::wait_cancelled) (blocking). The
+/// signal fires at the final cleanup's cancel step, right after the flip to
+/// Draining and before the drain waits for guards and tokens
+/// ([L6.1](crate::contract#L6.1)); it is silent to the application.
+///
+/// # Tokens and L11
+///
+/// A token is not tied to a thread, so unlike a guard it cannot make a
+/// final cleanup issued by its own holder answer `InProgress`
+/// ([L11](crate::contract#L11)): that cleanup would wait for the token.
+/// Drop the token (or end the work it protects) before the final cleanup;
+/// code that must clean up from inside an operation takes a guard instead.
+#[must_use = "the operation is only protected while the token lives"]
+pub struct OperationToken<'a> {
+    raw: &'a RawLifecycle,
+    shard: usize,
+    generation: u64,
+}
+
+impl<'a> OperationToken<'a> {
+    /// Takes a token if the state is Active (O1).
+    pub(crate) fn enter(raw: &'a RawLifecycle) -> Result<OperationToken<'a>, Error> {
+        let (shard, w) = raw.enter()?;
+        Ok(OperationToken {
+            raw,
+            shard,
+            generation: w.generation(),
+        })
+    }
+
+    /// The generation this token's operation runs in.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the final cleanup of this token's generation has begun (one
+    /// load of the state word). While the token lives the generation cannot
+    /// end, so this only ever turns from `false` to `true`.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        !self.raw.word.load().is_active()
+    }
+
+    /// A future that completes when the final cleanup has begun (at its
+    /// cancel step). Runtime-agnostic (plain `std::task`).
+    pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        Cancelled {
+            raw: self.raw,
+            key: None,
+        }
+    }
+
+    /// Blocks the calling thread until the final cleanup has begun.
+    pub fn wait_cancelled(&self) {
+        let thread = std::thread::current();
+        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread)));
+        let mut key = None;
+        loop {
+            if let Some(k) = key.take() {
+                self.raw.forget_cancel(k);
+            }
+            match self.raw.on_cancel(waker.clone()) {
+                None => return,
+                Some(k) => key = Some(k),
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl Drop for OperationToken<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // The shard it was counted on, whichever thread drops it.
+        self.raw.leave(self.shard);
+    }
+}
+
+impl fmt::Debug for OperationToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperationToken")
+            .field("generation", &self.generation)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wakes a parked thread.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The future of [`OperationToken::cancelled`].
+struct Cancelled<'a> {
+    raw: &'a RawLifecycle,
+    key: Option<u64>,
+}
+
+impl std::future::Future for Cancelled<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let Some(k) = self.key.take() {
+            self.raw.forget_cancel(k);
+        }
+        match self.raw.on_cancel(cx.waker().clone()) {
+            None => std::task::Poll::Ready(()),
+            Some(k) => {
+                self.key = Some(k);
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Cancelled<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.raw.forget_cancel(k);
+        }
+    }
+}

@@ -151,7 +151,7 @@ pub use config::{
     BackgroundFlush, Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy,
 };
 pub use error::{BoxError, Error};
-pub use guard::OperationGuard;
+pub use guard::{OperationGuard, OperationToken};
 pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
 pub use provider::{Provider, Registrar};
 pub use report::{
@@ -203,6 +203,7 @@ const _: () = {
     send_sync::<State>();
     send_sync::<Version>();
     send_sync::<VersionRange>();
+    send_sync::<OperationToken<'static>>();
     send::<Registrar>();
     send::<Session<'static, P>>();
     send_sync::<Session<'static, P>>();

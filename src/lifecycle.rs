@@ -11,7 +11,7 @@ use crate::background::Background;
 use crate::close::{self, Closed};
 use crate::config::{Config, StartupPolicy};
 use crate::drain::{Probe, after};
-use crate::guard::OperationGuard;
+use crate::guard::{OperationGuard, OperationToken};
 use crate::hook::{call, hook, hook_value};
 use crate::provider::Registrar;
 use crate::raw::{Initializing, RawLifecycle, Slow, Teardown};
@@ -419,6 +419,38 @@ impl<P: Provider> Lifecycle<P> {
     #[inline]
     pub fn enter(&self) -> Result<OperationGuard<'_>, Error> {
         OperationGuard::enter(&self.raw).map(|(g, _)| g)
+    }
+
+    /// Takes an operation token ([O4](crate::contract#O4)): an owned,
+    /// `Send` form of [`enter`](Lifecycle::enter)'s guard, with the same
+    /// guarantees, for work that crosses threads or `.await` points, and a
+    /// signal that the final cleanup has begun (see [`OperationToken`]).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// # }
+    /// static L: Lifecycle<P> = Lifecycle::new(P);
+    /// L.startup(Version::new(2, 2))?;
+    /// let token = L.token()?;
+    /// let worker = std::thread::spawn(move || {
+    ///     token.wait_cancelled(); // returns once the final cleanup began
+    ///     assert!(token.is_cancelled());
+    /// }); // the token is dropped here: the drain was waiting for it
+    /// L.cleanup()?;
+    /// worker.join().unwrap();
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialised`] unless the state is Active.
+    #[inline]
+    pub fn token(&self) -> Result<OperationToken<'_>, Error> {
+        OperationToken::enter(&self.raw)
     }
 
     /// Registers a resource for the current generation, released in reverse

@@ -823,3 +823,31 @@ fn s4_flusher_thread_racing_the_final_cleanup() {
         );
     });
 }
+
+// O4, O2: a token taken on one thread and dropped on another, racing the
+// final cleanup: nothing of its generation is released while it lives, and
+// the drain's wait ends when it goes (or it was refused). (The lifecycle is
+// leaked so that the token can be `'static`, as with a `static` lifecycle.)
+#[test]
+fn o4_token_moved_across_threads_racing_the_final_cleanup() {
+    loom::model(|| {
+        let c = StdArc::new(Counts::default());
+        let manual = Config::new().with_background_flush(BackgroundFlush::Manual);
+        let l: &'static Lifecycle<Model> =
+            Box::leak(Box::new(Lifecycle::with_config(Model(c.clone()), manual)));
+        l.startup(V).unwrap();
+        let c2 = c.clone();
+        let t = thread::spawn(move || {
+            if let Ok(token) = l.token() {
+                let moved = thread::spawn(move || {
+                    assert!(!c2.released.load(SeqCst), "released under a live token");
+                    drop(token);
+                });
+                moved.join().unwrap();
+            }
+        });
+        l.cleanup().unwrap();
+        t.join().unwrap();
+        assert_eq!(c.releases.load(SeqCst), 1);
+    });
+}
