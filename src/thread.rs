@@ -100,11 +100,16 @@ pub(crate) fn shard(shards: usize) -> usize {
         if s != NO_SHARD {
             return s;
         }
-        let s = sync::next_id(Counter::Shard) as usize % shards;
+        let s = pick(sync::next_id(Counter::Shard), shards);
         r.shard.set(s);
         s
     })
     .unwrap_or(0)
+}
+
+/// The shard of the `n`-th thread to ask: round-robin, always in range.
+fn pick(n: u64, shards: usize) -> usize {
+    (n % shards as u64) as usize
 }
 
 /// The word this thread last wrote to lifecycle `id`'s state word, if any.
@@ -216,4 +221,44 @@ pub(crate) fn holds(id: u64) -> bool {
                 .unwrap_or(false)
     })
     .unwrap_or(false)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    // O3: threads spread over the shards round-robin, and however many
+    // threads a process starts, the choice stays in range.
+    #[test]
+    fn o3_shard_choice_is_round_robin_and_in_range() {
+        let picks: Vec<usize> = (0..6).map(|n| pick(n, 4)).collect();
+        assert_eq!(picks, [0, 1, 2, 3, 0, 1]);
+        for n in [31, 32, 1023, 1024, 1025, u64::MAX] {
+            assert!(pick(n, 32) < 32, "thread {n}");
+        }
+        assert_eq!(pick(1025, 32), 1);
+    }
+
+    // L11, L15: the held table keeps every lifecycle a thread holds, past
+    // the inline slots, and forgets each once its last guard goes.
+    #[test]
+    fn l15_held_table_tracks_every_lifecycle() {
+        let ids: Vec<u64> = (1_000_001..1_000_011).collect();
+        let held: Vec<Held> = ids.iter().map(|&id| hold(id)).collect();
+        assert!(
+            held[..INLINE_HELD]
+                .iter()
+                .all(|h| matches!(h, Held::Inline(_)))
+        );
+        assert!(held[INLINE_HELD..].iter().all(|h| *h == Held::More));
+        assert!(ids.iter().all(|&id| holds(id)));
+        let again = hold(ids[0]);
+        assert_eq!(again, held[0], "a second guard of the same lifecycle");
+        for (&id, h) in ids.iter().zip(&held) {
+            unhold(id, *h);
+        }
+        assert!(holds(ids[0]), "its second guard still lives");
+        unhold(ids[0], again);
+        assert!(ids.iter().all(|&id| !holds(id)));
+    }
 }
