@@ -252,13 +252,19 @@ mod tests {
         );
         assert!(held[INLINE_HELD..].iter().all(|h| *h == Held::More));
         assert!(ids.iter().all(|&id| holds(id)));
-        let again = hold(ids[0]);
-        assert_eq!(again, held[0], "a second guard of the same lifecycle");
+        // A second guard of an inline and of an overflow lifecycle.
+        let again = [hold(ids[0]), hold(ids[7])];
+        assert_eq!(again, [held[0], Held::More]);
         for (&id, h) in ids.iter().zip(&held) {
             unhold(id, *h);
         }
-        assert!(holds(ids[0]), "its second guard still lives");
-        unhold(ids[0], again);
+        assert!(
+            holds(ids[0]) && holds(ids[7]),
+            "their second guards still live"
+        );
+        assert!(ids.iter().filter(|&&id| holds(id)).count() == 2);
+        unhold(ids[0], again[0]);
+        unhold(ids[7], again[1]);
         assert!(ids.iter().all(|&id| !holds(id)));
     }
 }

@@ -568,3 +568,60 @@ fn config_is_the_one_given() {
     assert_eq!(l.config().count_limit(), 77);
     assert_eq!(l.config().drain_deadline(), Duration::from_millis(1234));
 }
+
+thread_local! {
+    static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs a closure from a thread-local destructor.
+struct AtExit(Option<Box<dyn FnOnce() + Send>>);
+
+impl Drop for AtExit {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+// L15 from a thread-local destructor: guards taken there, more than the
+// inline table holds, after the growable table is gone (destroyed first:
+// it was created after this destructor was registered), are tracked
+// conservatively: a final cleanup from that thread answers InProgress
+// rather than waiting for itself.
+#[test]
+fn l15_guards_taken_in_a_thread_local_destructor_still_refuse_a_self_wait() {
+    let _watchdog = watchdog(120);
+    let ls: &'static [Lifecycle<FakeProvider>] = Box::leak(
+        (0..6)
+            .map(|_| Lifecycle::new(FakeProvider::default()))
+            .collect(),
+    );
+    for l in ls {
+        l.startup(V).unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Registered first, so destroyed last.
+        AT_EXIT.with(|a| {
+            *a.borrow_mut() = Some(AtExit(Some(Box::new(move || {
+                let guards: Vec<_> = ls.iter().map(|l| l.enter().unwrap()).collect();
+                let answers: Vec<_> = ls.iter().map(Lifecycle::cleanup).collect();
+                drop(guards);
+                let _ = tx.send(answers);
+            }))));
+        });
+        // Now create the growable table (it is destroyed before AT_EXIT).
+        let guards: Vec<_> = ls.iter().map(|l| l.enter().unwrap()).collect();
+        drop(guards);
+    });
+    let answers = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the destructor's cleanups answered instead of waiting");
+    for a in answers {
+        assert_eq!(a, Err(Error::InProgress));
+    }
+    for l in ls {
+        assert!(l.cleanup().unwrap().is_final());
+    }
+}
