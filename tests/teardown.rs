@@ -608,20 +608,27 @@ fn l15_guards_taken_in_a_thread_local_destructor_still_refuse_a_self_wait() {
                 let guards: Vec<_> = ls.iter().map(|l| l.enter().unwrap()).collect();
                 let answers: Vec<_> = ls.iter().map(Lifecycle::cleanup).collect();
                 drop(guards);
-                let _ = tx.send(answers);
+                // No guard left: the same thread's final cleanup now runs.
+                let after = ls[0].cleanup().map(|c| c.is_final());
+                let _ = tx.send((answers, after));
             }))));
         });
         // Now create the growable table (it is destroyed before AT_EXIT).
         let guards: Vec<_> = ls.iter().map(|l| l.enter().unwrap()).collect();
         drop(guards);
     });
-    let answers = rx
+    let (answers, after) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the destructor's cleanups answered instead of waiting");
     for a in answers {
         assert_eq!(a, Err(Error::InProgress));
     }
-    for l in ls {
+    assert_eq!(
+        after,
+        Ok(true),
+        "untracked guards are forgotten when dropped"
+    );
+    for l in &ls[1..] {
         assert!(l.cleanup().unwrap().is_final());
     }
 }
