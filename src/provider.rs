@@ -9,8 +9,15 @@ use crate::{BoxError, Error, Socket, VersionRange};
 /// The provider a [`Lifecycle`](crate::Lifecycle) manages.
 ///
 /// Every hook is called with no lock of the lifecycle held, so a hook may call
-/// back into the lifecycle (read its state, register a resource, take a guard).
-/// A panic in any hook is caught: in [`initialize`](Provider::initialize) it
+/// back into the lifecycle without deadlocking — but mind the state it runs
+/// in: [`initialize`](Provider::initialize) runs before the state is Active,
+/// so there `enter`, `token`, `register_resource` and `register_socket`
+/// answer `NotInitialised` (register through the [`Registrar`] instead);
+/// [`cancel_pending`](Provider::cancel_pending) and
+/// [`prepare_unload`](Provider::prepare_unload) run during Draining, where the
+/// same calls are refused too, and a startup from them answers `InProgress`
+/// rather than wait for the drain that runs them. Reading the state always
+/// works. A panic in any hook is caught: in [`initialize`](Provider::initialize) it
 /// fails the startup with [`Error::SystemNotReady`]; in the teardown hooks it is
 /// recorded in the [`DrainReport`](crate::DrainReport) and the teardown goes on.
 pub trait Provider: Send + Sync {

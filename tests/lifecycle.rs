@@ -513,3 +513,39 @@ fn l10_a_stale_guess_at_the_limit_is_not_a_refusal() {
     assert_eq!(l.count(), 2);
     assert_eq!(l.startup(v(2, 2)), Err(Error::ProcessLimit));
 }
+
+// The Provider docs' promise: inside `initialize` the lifecycle can be read
+// but not used (not Active yet), and nothing deadlocks; resources go
+// through the Registrar.
+#[test]
+fn initialize_can_read_the_lifecycle_but_not_use_it() {
+    let _watchdog = support::watchdog(120);
+    struct Curious(std::sync::OnceLock<&'static Lifecycle<Curious>>);
+    impl Provider for Curious {
+        type Socket = NoSocket;
+        fn versions(&self) -> VersionRange {
+            VersionRange::new(v(2, 2), v(2, 2))
+        }
+        fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+            let l = self.0.get().expect("set");
+            assert_ne!(l.state(), State::Active);
+            assert_eq!(l.enter().err(), Some(Error::NotInitialised));
+            assert_eq!(l.token().err(), Some(Error::NotInitialised));
+            assert_eq!(
+                l.register_resource_fn("too early", || Ok(())),
+                Err(Error::NotInitialised)
+            );
+            assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
+            init.register_fn("through the registrar", || Ok(()));
+            Ok(())
+        }
+    }
+    let l: &'static Lifecycle<Curious> = Box::leak(Box::new(Lifecycle::new(Curious(
+        std::sync::OnceLock::new(),
+    ))));
+    l.provider().0.set(l).ok().unwrap();
+    assert!(l.startup(v(2, 2)).unwrap().initialized);
+    let report = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(report.resources.len(), 1);
+    assert_eq!(report.resources[0].name, "through the registrar");
+}
