@@ -366,7 +366,9 @@ fn l15_wait_startup_from_a_deep_guard_during_draining_is_in_progress() {
     };
     assert_eq!(holder.join().unwrap(), Err(Error::InProgress));
     let report = drainer.join().unwrap();
-    assert_eq!(report.operations.waited_for, 1);
+    // The holder may drop its guard between the flip it saw and the
+    // drain's count of guards: counted or not, the drain completed.
+    assert!(report.operations.waited_for <= 1);
     for l in &ls[..4] {
         l.cleanup().unwrap();
     }
