@@ -221,3 +221,38 @@ impl Drop for Cancelled<'_> {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::config::{Config, StartupPolicy};
+    use crate::raw::Slow;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn active() -> RawLifecycle {
+        let raw = RawLifecycle::new(Config::new());
+        match raw.startup_slow(StartupPolicy::Wait, None) {
+            Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
+            _ => panic!("a new lifecycle initializes"),
+        }
+        raw
+    }
+
+    // O4: a `cancelled()` future that is polled and dropped (a select loop)
+    // leaves no waker behind; re-polling one replaces its registration.
+    #[test]
+    fn o4_cancelled_futures_do_not_pile_up_wakers() {
+        let raw = active();
+        let token = OperationToken::enter(&raw).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100 {
+            let mut f = std::pin::pin!(token.cancelled());
+            assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
+            assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
+            assert_eq!(raw.cancel_waiters(), 1, "one registration per live future");
+        }
+        assert_eq!(raw.cancel_waiters(), 0, "dropped futures forget theirs");
+        assert!(!token.is_cancelled());
+    }
+}

@@ -325,6 +325,13 @@ impl RawLifecycle {
         Some(key)
     }
 
+    /// How many wakers wait for the cancel step (tests check they do not
+    /// pile up).
+    #[cfg(test)]
+    pub(crate) fn cancel_waiters(&self) -> usize {
+        self.cancels.lock().wakers.len()
+    }
+
     /// Forgets a registration of [`on_cancel`](RawLifecycle::on_cancel).
     pub(crate) fn forget_cancel(&self, key: u64) {
         self.cancels.lock().wakers.retain(|(k, _)| *k != key);
