@@ -634,3 +634,36 @@ fn l15_guards_taken_in_a_thread_local_destructor_still_refuse_a_self_wait() {
         assert!(l.cleanup().unwrap().is_final());
     }
 }
+
+// L6.4: a `Resource` registered while Active (the trait form) is released
+// at the final cleanup, once, under its own name; one refused while not
+// Active is released at once.
+#[test]
+fn l6_4_register_resource_trait_form_is_released_and_reported() {
+    let _watchdog = watchdog(120);
+    struct Table(Arc<AtomicUsize>);
+    impl Resource for Table {
+        fn name(&self) -> &str {
+            "routing table"
+        }
+        fn release(self: Box<Self>) -> Result<(), BoxError> {
+            self.0.fetch_add(1, SeqCst);
+            Ok(())
+        }
+    }
+    let l = Lifecycle::new(FakeProvider::default());
+    let hits = Arc::new(AtomicUsize::new(0));
+    assert_eq!(
+        l.register_resource(Table(hits.clone())),
+        Err(Error::NotInitialised)
+    );
+    assert_eq!(hits.load(SeqCst), 1, "refused: released at once");
+    l.startup(V).unwrap();
+    l.register_resource(Table(hits.clone())).unwrap();
+    assert_eq!(hits.load(SeqCst), 1, "not released while Active");
+    let report = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(hits.load(SeqCst), 2);
+    assert_eq!(report.resources.len(), 1);
+    assert_eq!(report.resources[0].name, "routing table");
+    assert_eq!(report.resources[0].outcome, HookOutcome::Ok);
+}
