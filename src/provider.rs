@@ -57,6 +57,18 @@ pub trait Provider: Send + Sync {
         Ok(0)
     }
 
+    /// Receives the report of every final cleanup, however it was issued
+    /// (`cleanup`, `cleanup_async`, or the drop of the last
+    /// [`Session`](crate::Session)), after prepare-to-unload and before the
+    /// state becomes Released: the one place a provider whose `WSPCleanup`
+    /// can only return an `int`, or whose callers drop sessions, sees what
+    /// the drain did. It runs during Draining: a startup from it answers
+    /// `InProgress`. A panic in it is caught (the report is already final,
+    /// so it is not recorded there).
+    fn on_drained(&self, report: &crate::DrainReport) {
+        let _ = report;
+    }
+
     /// Runs after every socket and resource is released, just before the
     /// lifecycle becomes Released (rule [L6.5](crate::contract#L6.5)).
     ///

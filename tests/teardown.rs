@@ -667,3 +667,65 @@ fn l6_4_register_resource_trait_form_is_released_and_reported() {
     assert_eq!(report.resources[0].name, "routing table");
     assert_eq!(report.resources[0].outcome, HookOutcome::Ok);
 }
+
+/// A provider that keeps every final report its hook receives.
+#[derive(Default)]
+struct Observed {
+    reports: parking_lot::Mutex<Vec<DrainReport>>,
+    panic_in_hook: AtomicBool,
+}
+
+impl Provider for Observed {
+    type Socket = NoSocket;
+    fn versions(&self) -> VersionRange {
+        VersionRange::new(V, V)
+    }
+    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+        init.register_fn("r", || Ok(()));
+        Ok(())
+    }
+    fn on_drained(&self, report: &DrainReport) {
+        self.reports.lock().push(report.clone());
+        if self.panic_in_hook.load(SeqCst) {
+            panic!("observer exploded");
+        }
+    }
+}
+
+// D1: the report is never lost — a final Session drop, cleanup and
+// cleanup_async all hand it to the provider's hook, which runs before
+// Released; a panic in the hook is caught.
+#[test]
+fn d1_every_final_report_reaches_the_provider_hook() {
+    let _watchdog = watchdog(120);
+    let l = Lifecycle::new(Observed::default());
+    {
+        let _s = l.session(V).unwrap();
+    } // the final cleanup runs in the drop, its report is not returned
+    assert_eq!(l.provider().reports.lock().len(), 1);
+    assert_eq!(l.provider().reports.lock()[0].generation, 0);
+    assert_eq!(l.provider().reports.lock()[0].resources[0].name, "r");
+
+    l.startup(V).unwrap();
+    let returned = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(l.provider().reports.lock()[1], returned);
+
+    l.startup(V).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let returned = rt
+        .block_on(l.cleanup_async())
+        .unwrap()
+        .into_report()
+        .unwrap();
+    assert_eq!(l.provider().reports.lock()[2], returned);
+
+    l.provider().panic_in_hook.store(true, SeqCst);
+    l.startup(V).unwrap();
+    let cleaned = catch_unwind(AssertUnwindSafe(|| l.cleanup()));
+    assert!(cleaned.expect("no panic escapes").unwrap().is_final());
+    assert_eq!(l.state(), State::Released);
+    assert_eq!(l.generation(), 4);
+    assert_eq!(l.provider().reports.lock().len(), 4);
+}

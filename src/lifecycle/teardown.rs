@@ -155,6 +155,7 @@ impl<'a, P: Provider> Drain<'a, P> {
             total: end - self.start,
         };
         trace_phase("prepare_unload", r);
+        let _ = call(|| self.l.provider.on_drained(r));
         self.phase = Phase::Done;
         // L6.6: Released, next generation, wake waiting startups.
         drop(frame);
