@@ -203,3 +203,57 @@ fn l6_dropping_cleanup_async_halfway_finishes_the_teardown() {
     assert_eq!(l.state(), State::Released);
     assert_eq!(log.count(|e| matches!(e, Event::SockRelease(_))), 4);
 }
+
+// O2, L6.1: cleanup_async waits for a guard held on another thread without
+// blocking its own thread: nothing is freed while the guard lives, and the
+// future completes once it goes.
+#[test]
+fn o2_cleanup_async_waits_for_a_guard_held_elsewhere() {
+    let _watchdog = watchdog(120);
+    // No sockets: the drain is all guard wait, so the ticks below are
+    // counted while the future waits for the guard.
+    let p = FakeProvider::with_resources(&["table", "pool"]);
+    let log = p.log.clone();
+    let l = Arc::new(Lifecycle::new(p));
+    l.startup(V).unwrap();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let (l, log) = (l.clone(), log.clone());
+        std::thread::spawn(move || {
+            let _guard = l.enter().unwrap();
+            entered_tx.send(()).unwrap();
+            while l.state() != State::Draining {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let released = log.count(|e| matches!(e, Event::Release(_)));
+            assert_eq!(released, 0, "nothing freed under a live guard");
+        })
+    };
+    entered_rx.recv().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let report = rt.block_on(async {
+        let t = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                t.fetch_add(1, SeqCst);
+            }
+        });
+        let r = l.cleanup_async().await.unwrap();
+        ticker.abort();
+        r
+    });
+    holder.join().unwrap();
+    let report = report.into_report().unwrap();
+    assert!(report.operations.waited_for <= 1);
+    assert!(
+        ticks.load(SeqCst) >= 5,
+        "the runtime kept running meanwhile"
+    );
+    assert_eq!(log.count(|e| matches!(e, Event::Release(_))), 2);
+}
