@@ -44,12 +44,20 @@ pub(super) struct Drain<'a, P: Provider> {
     /// Background closes that ended while Active: bad lines, bad beyond the
     /// limit, clean ones (for the report once the sockets are done).
     books: Option<(Vec<SocketReport>, SummarizedSockets, SummarizedSockets)>,
+    /// With the `tracing` feature: the `final_cleanup` span, entered for
+    /// every step the machine takes.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl<'a, P: Provider> Drain<'a, P> {
     /// L6.1 up to the wait: guards shut out, the provider's cancel hook, and
     /// blocking linger closes ended (S6).
     pub(super) fn start(l: &'a Lifecycle<P>, frame: Teardown<'a>) -> Drain<'a, P> {
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!("final_cleanup", generation = frame.generation());
+        #[cfg(feature = "tracing")]
+        let entered = span.enter();
         let start = Instant::now();
         let mut report = DrainReport {
             generation: frame.generation(),
@@ -74,11 +82,20 @@ impl<'a, P: Provider> Drain<'a, P> {
             waited: false,
             t_ops: start,
             books: None,
+            #[cfg(feature = "tracing")]
+            span: {
+                drop(entered);
+                span
+            },
         }
     }
 
     /// Runs as far as it can without waiting.
     fn advance(&mut self) -> Result<DrainReport, Wait> {
+        #[cfg(feature = "tracing")]
+        let span = self.span.clone();
+        #[cfg(feature = "tracing")]
+        let _entered = span.enter();
         loop {
             match &mut self.phase {
                 Phase::Guards => {
