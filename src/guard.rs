@@ -255,4 +255,30 @@ mod tests {
         assert_eq!(raw.cancel_waiters(), 0, "dropped futures forget theirs");
         assert!(!token.is_cancelled());
     }
+
+    // O4, S6: registrations are forgotten one by one: dropping one waiter
+    // leaves the others registered (each has its own key).
+    #[test]
+    fn o4_each_waiter_forgets_only_its_own_registration() {
+        let raw = active();
+        let token = OperationToken::enter(&raw).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut a = Box::pin(token.cancelled());
+        let mut b = Box::pin(token.cancelled());
+        let mut c = Box::pin(token.cancelled());
+        for f in [&mut a, &mut b, &mut c] {
+            assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
+        }
+        assert_eq!(raw.cancel_waiters(), 3);
+        drop(b);
+        assert_eq!(raw.cancel_waiters(), 2, "only b's registration went");
+        assert_eq!(a.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(
+            raw.cancel_waiters(),
+            2,
+            "a re-registered in place of its own"
+        );
+        drop((a, c));
+        assert_eq!(raw.cancel_waiters(), 0);
+    }
 }

@@ -72,7 +72,6 @@
 //! the drainer has not closed yet ([O1](crate::contract#O1)).
 
 use std::task::Waker;
-use std::time::Instant;
 
 use crate::config::{Config, StartupPolicy};
 use crate::resource::{Registered, release_resources};
@@ -502,18 +501,15 @@ impl Teardown<'_> {
         }
     }
 
-    /// [L6.1](crate::contract#L6.1): blocks until no guard is live (it
-    /// never gives up: [O2](crate::contract#O2)); `deadline` only bounds
-    /// each timed wait.
-    pub(crate) fn block_until_no_guards(&self, deadline: Instant) {
+    /// [L6.1](crate::contract#L6.1): blocks until no guard is live. It
+    /// never gives up ([O2](crate::contract#O2)), so it needs no timeout:
+    /// the last leaver wakes it (whether the wait overran the drain deadline
+    /// is judged when it ends).
+    pub(crate) fn block_until_no_guards(&self) {
         let raw = self.raw;
         let mut ctl = raw.control.lock();
         while raw.guards() != 0 {
-            if Instant::now() >= deadline {
-                ctl = raw.cv.wait(ctl);
-            } else {
-                ctl = raw.cv.wait_until(ctl, deadline);
-            }
+            ctl = raw.cv.wait(ctl);
         }
     }
 
@@ -663,7 +659,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
                 raw.leave(shard);
             });
-            frame.block_until_no_guards(Instant::now() + Duration::from_secs(30));
+            frame.block_until_no_guards();
         });
         frame.unpark();
         assert!(

@@ -314,3 +314,52 @@ fn guards_work_from_thread_local_destructors() {
         assert_eq!(l.state(), State::Released);
     }
 }
+
+/// CPU time the calling thread has used so far.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the struct we own;
+    // CLOCK_THREAD_CPUTIME_ID is a valid clock on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+// L6.1, S5: a final cleanup waiting for a guard sleeps — before its drain
+// deadline and after it — instead of spinning: its thread's CPU time stays a
+// small part of the wait (a spin would use all of it).
+#[test]
+fn l6_1_waiting_for_a_guard_sleeps_before_and_after_the_deadline() {
+    let _watchdog = support::watchdog(120);
+    let l = Arc::new(Lifecycle::with_config(
+        FakeProvider::default(),
+        Config::new().with_drain_deadline(Duration::from_millis(100)),
+    ));
+    l.startup(v(2, 2)).unwrap();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let l = l.clone();
+        std::thread::spawn(move || {
+            let _guard = l.enter().unwrap();
+            entered_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(400)); // past the deadline
+        })
+    };
+    entered_rx.recv().unwrap();
+    let cpu0 = thread_cpu();
+    let t0 = std::time::Instant::now();
+    let report = l.cleanup().unwrap().into_report().unwrap();
+    let (wall, cpu) = (t0.elapsed(), thread_cpu() - cpu0);
+    holder.join().unwrap();
+    assert!(
+        wall >= Duration::from_millis(300),
+        "it waited for the guard"
+    );
+    assert!(report.operations.overran_deadline);
+    assert!(
+        cpu < wall / 4,
+        "the waiting thread used {cpu:?} of CPU in {wall:?}: it spun"
+    );
+}

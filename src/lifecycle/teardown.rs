@@ -186,7 +186,7 @@ impl<'a, P: Provider> Drain<'a, P> {
                 Ok(report) => return report,
                 Err(Wait::Guards) => {
                     let frame = self.frame.as_ref().expect("frame lives until Done");
-                    frame.block_until_no_guards(self.deadline);
+                    frame.block_until_no_guards();
                 }
                 Err(Wait::Sockets) => {
                     if let Phase::Sockets(flusher) = &mut self.phase {
