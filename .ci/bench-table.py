@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Prints README's performance table from criterion's results.
+
+Usage:
+  python3 .ci/bench-table.py --runs 3     # runs both benches 3 times, then prints
+  python3 .ci/bench-table.py              # prints from the runs already saved
+
+Each run's medians (criterion's `median.point_estimate` in
+target/criterion/<group>/<bench>/new/estimates.json) are copied to
+target/bench-runs/<n>/; the table shows, per benchmark, the median of the
+runs' medians, and every ratio is taken between numbers of the same run set.
+"""
+import glob, json, os, shutil, statistics, subprocess, sys, time
+
+os.chdir(os.path.join(os.path.dirname(__file__), ".."))
+RUNS_DIR = "target/bench-runs"
+
+def run_benches(n):
+    shutil.rmtree(RUNS_DIR, ignore_errors=True)
+    for i in range(n):
+        for bench in ("contention", "drain"):
+            subprocess.run(["cargo", "bench", "--bench", bench], check=True,
+                           stdout=subprocess.DEVNULL)
+        dest = os.path.join(RUNS_DIR, str(i))
+        for est in glob.glob("target/criterion/**/new/estimates.json", recursive=True):
+            name = os.path.relpath(os.path.dirname(os.path.dirname(est)), "target/criterion")
+            os.makedirs(os.path.join(dest, name), exist_ok=True)
+            shutil.copy(est, os.path.join(dest, name, "estimates.json"))
+
+def medians():
+    runs = sorted(glob.glob(os.path.join(RUNS_DIR, "*")))
+    if not runs:
+        sys.exit("no saved runs: use --runs N")
+    values = {}
+    for r in runs:
+        for est in glob.glob(os.path.join(r, "**/estimates.json"), recursive=True):
+            name = os.path.relpath(os.path.dirname(est), r)
+            ns = json.load(open(est))["median"]["point_estimate"]
+            values.setdefault(name, []).append(ns)
+    return {k: statistics.median(v) for k, v in values.items()}, len(runs)
+
+def fmt(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.0f} µs"
+    return f"{ns:.1f} ns"
+
+def main():
+    if "--runs" in sys.argv:
+        run_benches(int(sys.argv[sys.argv.index("--runs") + 1]))
+    m, n = medians()
+    rows = [
+        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/arc/1", "`Arc` clone + drop"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/arc/2", "`Arc` clone + drop"),
+        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/mutex/1", "`Mutex<usize>` counter"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/mutex/2", "`Mutex<usize>` counter"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/load_cas/2", "bare load-then-CAS pair"),
+        ("guard enter + exit, 1 thread", "enter_exit/lifecycle/1", "enter_exit/atomic/1", "shared `AtomicUsize` pair"),
+        ("guard enter + exit, 2 threads", "enter_exit/lifecycle/2", "enter_exit/atomic/2", "shared `AtomicUsize` pair"),
+        ("guard enter + exit, 4 threads (2 cores)", "enter_exit/lifecycle/4", "enter_exit/atomic/4", "shared `AtomicUsize` pair"),
+        ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
+        ("final cleanup, 100,000 + 100,000", "final_cleanup/lifecycle/100000", "final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
+    ]
+    print(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain`, "
+          f"{time.strftime('%Y-%m-%d')}; medians of the runs' criterion medians -->")
+    print("| benchmark | lifecycle | baseline | ratio |")
+    print("|---|---|---|---|")
+    for label, ours, base, base_label in rows:
+        if ours in m and base in m:
+            print(f"| {label} | {fmt(m[ours])} | {base_label} {fmt(m[base])} | {m[ours] / m[base]:.2f}× |")
+    g = "graceful_drain/1000x1ms"
+    if g in m:
+        print(f"| drain of 1,000 closed graceful sockets that each need 1 ms | {fmt(m[g])} | one after another: ≥ 1,000 ms | — |")
+
+main()
