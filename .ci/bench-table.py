@@ -59,6 +59,9 @@ def main():
         ("guard enter + exit, 1 thread", "enter_exit/lifecycle/1", "enter_exit/atomic/1", "shared `AtomicUsize` pair"),
         ("guard enter + exit, 2 threads", "enter_exit/lifecycle/2", "enter_exit/atomic/2", "shared `AtomicUsize` pair"),
         ("guard enter + exit, 4 threads (2 cores)", "enter_exit/lifecycle/4", "enter_exit/atomic/4", "shared `AtomicUsize` pair"),
+        ("operation token take + drop, 1 thread", "token/lifecycle/1", "token/task_tracker/1", "tokio-util `TaskTracker::token()`"),
+        ("operation token take + drop, 2 threads", "token/lifecycle/2", "token/task_tracker/2", "tokio-util `TaskTracker::token()`"),
+        ("operation token take + drop, 4 threads (2 cores)", "token/lifecycle/4", "token/task_tracker/4", "tokio-util `TaskTracker::token()`"),
         ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
         ("final cleanup, 100,000 + 100,000", "final_cleanup/lifecycle/100000", "final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
     ]

@@ -9,6 +9,9 @@
 //! - `enter_exit/{lifecycle,atomic,arc}/T`: one operation guard taken and
 //!   dropped, against a single shared `AtomicUsize` fetch_add + fetch_sub and
 //!   an `Arc` clone + drop, at T = 1, 2 and 4 threads.
+//! - `token/{lifecycle,task_tracker}/T`: one `OperationToken` taken and
+//!   dropped, against tokio-util's `TaskTracker::token()` (the peer users of
+//!   async runtimes know), at T = 1, 2 and 4 threads.
 //!
 //! Reported times are per operation pair *per thread*: each worker runs
 //! `iters` pairs after a spin barrier and the slowest worker's time is
@@ -158,5 +161,35 @@ fn enter_exit(c: &mut Criterion) {
     lifecycle.cleanup().unwrap();
 }
 
-criterion_group!(benches, startup_cleanup, enter_exit);
+fn token(c: &mut Criterion) {
+    let mut g = c.benchmark_group("token");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    let lifecycle = Lifecycle::new(Bench);
+    lifecycle.startup(V).unwrap();
+    let tracker = tokio_util::task::TaskTracker::new();
+    for threads in [1, 2, 4] {
+        g.bench_with_input(BenchmarkId::new("lifecycle", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &lifecycle, |l| {
+                    drop(black_box(l.token().unwrap()))
+                })
+            });
+        });
+        g.bench_with_input(
+            BenchmarkId::new("task_tracker", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    run_threads(t, iters, &tracker, |tr| drop(black_box(tr.token())))
+                });
+            },
+        );
+    }
+    g.finish();
+    lifecycle.cleanup().unwrap();
+}
+
+criterion_group!(benches, startup_cleanup, enter_exit, token);
 criterion_main!(benches);
