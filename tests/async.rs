@@ -14,6 +14,24 @@ use support::*;
 
 const V: Version = Version::new(2, 2);
 
+/// One test at a time: one of them measures the process's CPU time.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// CPU time of the whole process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own;
+    // RUSAGE_SELF is a valid `who`.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// A lifecycle with a deterministic teardown: two resources (one failing),
 /// an open socket (reset), two background closes that become flushable after
 /// `delay` (woken by a timer thread), one stuck one (drain deadline).
@@ -64,6 +82,7 @@ fn untimed(mut r: DrainReport) -> DrainReport {
 #[test]
 fn l6_cleanup_async_under_tokio_gives_the_same_report_as_cleanup() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     let (blocking, _) = scenario(Duration::from_millis(50));
     let expected = blocking.cleanup().unwrap().into_report().unwrap();
 
@@ -95,6 +114,7 @@ fn l6_cleanup_async_under_tokio_gives_the_same_report_as_cleanup() {
 #[test]
 fn l6_cleanup_async_does_not_block_a_current_thread_runtime() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     let (l, _) = scenario(Duration::from_millis(100));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -127,6 +147,7 @@ fn l6_cleanup_async_does_not_block_a_current_thread_runtime() {
 #[test]
 fn l5_cleanup_async_that_only_decrements() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     let l = Lifecycle::new(FakeProvider::default());
     l.startup(V).unwrap();
     l.startup(V).unwrap();
@@ -148,6 +169,7 @@ fn l5_cleanup_async_that_only_decrements() {
 #[test]
 fn l9_startup_async_waits_for_the_drain_without_blocking() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     let (l, _) = scenario(Duration::from_millis(150));
     let l = Arc::new(l);
     let drainer = {
@@ -189,6 +211,7 @@ fn l9_startup_async_waits_for_the_drain_without_blocking() {
 #[test]
 fn l6_dropping_cleanup_async_halfway_finishes_the_teardown() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     let (l, log) = scenario(Duration::from_millis(100));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -210,6 +233,7 @@ fn l6_dropping_cleanup_async_halfway_finishes_the_teardown() {
 #[test]
 fn o2_cleanup_async_waits_for_a_guard_held_elsewhere() {
     let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
     // No sockets: the drain is all guard wait, so the ticks below are
     // counted while the future waits for the guard.
     let p = FakeProvider::with_resources(&["table", "pool"]);
@@ -256,4 +280,41 @@ fn o2_cleanup_async_waits_for_a_guard_held_elsewhere() {
         "the runtime kept running meanwhile"
     );
     assert_eq!(log.count(|e| matches!(e, Event::Release(_))), 2);
+}
+
+// S5: cleanup_async waiting for a socket's deadline sleeps (its alarm
+// thread wakes it once, at the deadline): the process's CPU time stays a
+// small part of the wait.
+#[test]
+fn s5_cleanup_async_sleeps_until_a_socket_deadline() {
+    let _watchdog = watchdog(120);
+    let _serial = SERIAL.lock();
+    let log = Log::default();
+    let l = Lifecycle::with_config(
+        FakeProvider::default(),
+        Config::new()
+            .with_open_socket_policy(OpenSocketPolicy::Graceful)
+            .with_drain_deadline(Duration::from_millis(300)),
+    );
+    l.startup(V).unwrap();
+    let stuck = SockPlan {
+        stuck: true,
+        ..SockPlan::default()
+    };
+    let (mut s, _) = FakeSocket::new(1, stuck, &log);
+    s.write(9);
+    l.register_socket(s).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (cpu0, t0) = (process_cpu(), Instant::now());
+    let report = rt
+        .block_on(l.cleanup_async())
+        .unwrap()
+        .into_report()
+        .unwrap();
+    let (wall, cpu) = (t0.elapsed(), process_cpu() - cpu0);
+    assert!(wall >= Duration::from_millis(300));
+    assert!(report.deadline_hit);
+    assert!(cpu < wall / 4, "{cpu:?} of CPU in {wall:?}: the wait spun");
 }

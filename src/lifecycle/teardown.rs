@@ -225,10 +225,6 @@ impl<'a, P: Provider> Drain<'a, P> {
             }
         }
     }
-
-    pub(super) fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done)
-    }
 }
 
 /// The future of [`Lifecycle::cleanup_async`].
@@ -297,9 +293,9 @@ impl<P: Provider> std::future::Future for CleanupFuture<'_, P> {
 #[cfg(not(loom))]
 impl<P: Provider> Drop for CleanupFuture<'_, P> {
     fn drop(&mut self) {
-        // A teardown cannot be abandoned halfway: finish it here.
+        // A teardown cannot be abandoned halfway: finish it here. (A drain
+        // that completed already left the Draining state.)
         if let FutureState::Draining(drain) = std::mem::replace(&mut self.state, FutureState::Done)
-            && !drain.is_done()
         {
             let _ = drain.run_blocking();
         }
