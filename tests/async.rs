@@ -317,4 +317,20 @@ fn s5_cleanup_async_sleeps_until_a_socket_deadline() {
     assert!(wall >= Duration::from_millis(300));
     assert!(report.deadline_hit);
     assert!(cpu < wall / 4, "{cpu:?} of CPU in {wall:?}: the wait spun");
+    // L13: the future's alarm thread is joined before it completes.
+    assert_eq!(threads_named("provider-lifecy"), 0, "no helper thread left");
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux keeps the
+/// first 15 bytes of a thread's name in `comm`).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
 }
