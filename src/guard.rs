@@ -225,18 +225,11 @@ impl Drop for Cancelled<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::config::{Config, StartupPolicy};
-    use crate::raw::Slow;
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
     fn active() -> RawLifecycle {
-        let raw = RawLifecycle::new(Config::new());
-        match raw.startup_slow(StartupPolicy::Wait, None) {
-            Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
-            _ => panic!("a new lifecycle initializes"),
-        }
-        raw
+        RawLifecycle::active_for_tests()
     }
 
     // O4: a `cancelled()` future that is polled and dropped (a select loop)

@@ -331,6 +331,18 @@ impl RawLifecycle {
         self.cancels.lock().wakers.len()
     }
 
+    /// A lifecycle already Active with count 1 and no resources (unit tests).
+    #[cfg(test)]
+    pub(crate) fn active_for_tests() -> RawLifecycle {
+        let raw = RawLifecycle::new(Config::new());
+        match raw.startup_slow(StartupPolicy::Wait, None) {
+            Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
+            _ => unreachable!("a new lifecycle initializes"),
+        }
+        assert!(raw.word.load().is_active());
+        raw
+    }
+
     /// Forgets a registration of [`on_cancel`](RawLifecycle::on_cancel).
     pub(crate) fn forget_cancel(&self, key: u64) {
         self.cancels.lock().wakers.retain(|(k, _)| *k != key);
@@ -572,13 +584,7 @@ mod tests {
     use std::time::Duration;
 
     fn active() -> RawLifecycle {
-        let raw = RawLifecycle::new(Config::new());
-        match raw.startup_slow(StartupPolicy::Wait, None) {
-            Ok(Slow::Initialize(init)) => init.publish(Ok(Vec::new())),
-            _ => panic!("a new lifecycle initializes"),
-        }
-        assert!(raw.word.load().is_active());
-        raw
+        RawLifecycle::active_for_tests()
     }
 
     // O1: once the word says Draining, an enter fails even on a shard the

@@ -14,6 +14,14 @@ use support::*;
 
 const V: Version = Version::new(2, 2);
 
+/// Counts in `ticks` every 5 ms, for as long as its runtime thread is free.
+async fn tick_every_5ms(ticks: Arc<AtomicU64>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        ticks.fetch_add(1, SeqCst);
+    }
+}
+
 /// One test at a time: one of them measures the process's CPU time.
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
@@ -122,13 +130,7 @@ fn l6_cleanup_async_does_not_block_a_current_thread_runtime() {
         .unwrap();
     let ticks = Arc::new(AtomicU64::new(0));
     let report = rt.block_on(async {
-        let t = ticks.clone();
-        let ticker = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                t.fetch_add(1, SeqCst);
-            }
-        });
+        let ticker = tokio::spawn(tick_every_5ms(ticks.clone()));
         let report = l.cleanup_async().await.unwrap();
         ticker.abort();
         report
@@ -261,13 +263,7 @@ fn o2_cleanup_async_waits_for_a_guard_held_elsewhere() {
         .unwrap();
     let ticks = Arc::new(AtomicU64::new(0));
     let report = rt.block_on(async {
-        let t = ticks.clone();
-        let ticker = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                t.fetch_add(1, SeqCst);
-            }
-        });
+        let ticker = tokio::spawn(tick_every_5ms(ticks.clone()));
         let r = l.cleanup_async().await.unwrap();
         ticker.abort();
         r
@@ -319,18 +315,4 @@ fn s5_cleanup_async_sleeps_until_a_socket_deadline() {
     assert!(cpu < wall / 4, "{cpu:?} of CPU in {wall:?}: the wait spun");
     // L13: the future's alarm thread is joined before it completes.
     assert_eq!(threads_named("provider-lifecy"), 0, "no helper thread left");
-}
-
-/// Threads of this process whose name starts with `prefix` (Linux keeps the
-/// first 15 bytes of a thread's name in `comm`).
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|tasks| {
-            tasks
-                .filter_map(Result::ok)
-                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-                .filter(|comm| comm.trim_end().starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
 }

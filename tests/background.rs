@@ -42,20 +42,6 @@ fn bare<S: Socket>(config: Config) -> Lifecycle<Bare<S>> {
     l
 }
 
-/// Threads of this process whose name starts with `prefix` (Linux: the
-/// kernel keeps the first 15 bytes of a thread's name in `comm`).
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|tasks| {
-            tasks
-                .filter_map(Result::ok)
-                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-                .filter(|comm| comm.trim_end().starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 // S4 (and L13): a background close on real TCP delivers every byte, in
 // order, to a slow peer while Active, with nobody calling `poll_closing`;
 // the bytes appear in the next drain report, and the lifecycle's flusher

@@ -419,3 +419,17 @@ pub fn wake_at(at: Instant, waker: Waker) {
         waker.wake();
     });
 }
+
+/// Threads of this process whose name starts with `prefix` (Linux keeps the
+/// first 15 bytes of a thread's name in `/proc/self/task/*/comm`).
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
