@@ -19,6 +19,8 @@
 //! cargo run --release --example drain_cost -- 100000 2000
 //! ```
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/timer.rs"]
 mod timer;
 
@@ -84,21 +86,6 @@ impl Provider for Mem {
     }
 }
 
-/// CPU time of the whole process so far (user + system).
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own
-    // and reads nothing else; RUSAGE_SELF is a valid `who`.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
@@ -127,11 +114,11 @@ fn main() {
         l.close_socket(h).expect("close");
     }
 
-    let cpu0 = process_cpu();
+    let cpu0 = cpu::process_cpu();
     let start = Instant::now();
     let report = l.cleanup().expect("cleanup").into_report().expect("final");
     let wall = start.elapsed();
-    let cpu = process_cpu() - cpu0;
+    let cpu = cpu::process_cpu() - cpu0;
 
     let lines = report.sockets.len() as u64 + report.flushed_in_background.sockets;
     assert_eq!(lines, u64::from(n), "every socket accounted");

@@ -169,24 +169,9 @@ pub use version::{Negotiated, Version, VersionRange};
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     const fn send<T: Send>() {}
-    struct Sock;
-    impl Socket for Sock {
-        fn unsent(&self) -> u64 {
-            0
-        }
-        fn poll_flush(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), BoxError>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn abort(&mut self) -> Result<(), BoxError> {
-            Ok(())
-        }
-    }
     struct P;
     impl Provider for P {
-        type Socket = Sock;
+        type Socket = NoSocket;
         fn versions(&self) -> VersionRange {
             VersionRange::new(Version::new(1, 0), Version::new(1, 0))
         }

@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "../examples/common/cpu.rs"]
+mod cpu;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -13,6 +16,15 @@ use provider_lifecycle::*;
 use support::*;
 
 const V: Version = Version::new(2, 2);
+
+/// A single-threaded runtime with timers: the harshest host for a future
+/// that might block its thread.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
 
 /// Counts in `ticks` every 5 ms, for as long as its runtime thread is free.
 async fn tick_every_5ms(ticks: Arc<AtomicU64>) {
@@ -24,21 +36,6 @@ async fn tick_every_5ms(ticks: Arc<AtomicU64>) {
 
 /// One test at a time: one of them measures the process's CPU time.
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-/// CPU time of the whole process so far.
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own;
-    // RUSAGE_SELF is a valid `who`.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// A lifecycle with a deterministic teardown: two resources (one failing),
 /// an open socket (reset), two background closes that become flushable after
@@ -95,10 +92,7 @@ fn l6_cleanup_async_under_tokio_gives_the_same_report_as_cleanup() {
     let expected = blocking.cleanup().unwrap().into_report().unwrap();
 
     let (l, _) = scenario(Duration::from_millis(50));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let got = rt
         .block_on(l.cleanup_async())
         .unwrap()
@@ -124,10 +118,7 @@ fn l6_cleanup_async_does_not_block_a_current_thread_runtime() {
     let _watchdog = watchdog(120);
     let _serial = SERIAL.lock();
     let (l, _) = scenario(Duration::from_millis(100));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ticks = Arc::new(AtomicU64::new(0));
     let report = rt.block_on(async {
         let ticker = tokio::spawn(tick_every_5ms(ticks.clone()));
@@ -181,10 +172,7 @@ fn l9_startup_async_waits_for_the_drain_without_blocking() {
     while l.state() != State::Draining {
         std::thread::yield_now();
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ticks = Arc::new(AtomicU64::new(0));
     let started = rt
         .block_on(async {
@@ -215,10 +203,7 @@ fn l6_dropping_cleanup_async_halfway_finishes_the_teardown() {
     let _watchdog = watchdog(120);
     let _serial = SERIAL.lock();
     let (l, log) = scenario(Duration::from_millis(100));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let cleanup = l.cleanup_async();
         // Poll it once (the drain begins), then give up on it.
@@ -257,10 +242,7 @@ fn o2_cleanup_async_waits_for_a_guard_held_elsewhere() {
         })
     };
     entered_rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ticks = Arc::new(AtomicU64::new(0));
     let report = rt.block_on(async {
         let ticker = tokio::spawn(tick_every_5ms(ticks.clone()));
@@ -303,13 +285,13 @@ fn s5_cleanup_async_sleeps_until_a_socket_deadline() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (cpu0, t0) = (process_cpu(), Instant::now());
+    let (cpu0, t0) = (cpu::process_cpu(), Instant::now());
     let report = rt
         .block_on(l.cleanup_async())
         .unwrap()
         .into_report()
         .unwrap();
-    let (wall, cpu) = (t0.elapsed(), process_cpu() - cpu0);
+    let (wall, cpu) = (t0.elapsed(), cpu::process_cpu() - cpu0);
     assert!(wall >= Duration::from_millis(300));
     assert!(report.deadline_hit);
     assert!(cpu < wall / 4, "{cpu:?} of CPU in {wall:?}: the wait spun");
