@@ -31,8 +31,15 @@ struct Bench;
 
 impl Provider for Bench {
     type Socket = NoSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+    fn initialize(
+        &self,
+        _: &mut provider_lifecycle::Registrar,
+    ) -> Result<(), provider_lifecycle::Error> {
+        Ok(())
     }
 }
 

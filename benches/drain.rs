@@ -25,8 +25,15 @@ struct Bench;
 
 impl Provider for Bench {
     type Socket = BenchSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+    fn initialize(
+        &self,
+        _: &mut provider_lifecycle::Registrar,
+    ) -> Result<(), provider_lifecycle::Error> {
+        Ok(())
     }
 }
 

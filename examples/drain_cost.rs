@@ -81,8 +81,15 @@ struct Mem;
 
 impl Provider for Mem {
     type Socket = MemSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+    fn initialize(
+        &self,
+        _: &mut provider_lifecycle::Registrar,
+    ) -> Result<(), provider_lifecycle::Error> {
+        Ok(())
     }
 }
 

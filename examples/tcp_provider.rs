@@ -10,7 +10,6 @@ mod tcp;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,35 +18,43 @@ use provider_lifecycle::{
 };
 use tcp::{PeerResult, TcpSocket, pair, slow_reader};
 
-/// The provider: a listener created at initialization and registered as a
-/// resource, so the final cleanup releases it.
+/// The provider. Its per-generation state is the listener `initialize`
+/// opens: reachable only through a guard, closed by the final cleanup after
+/// the sockets.
 #[derive(Default)]
-struct TcpProvider {
-    listener: Arc<Mutex<Option<TcpListener>>>,
+struct TcpProvider;
+
+/// The generation's state.
+struct Listening(TcpListener);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        println!("  state dropped: listener closed");
+    }
 }
 
 impl Provider for TcpProvider {
     type Socket = TcpSocket;
+    type State = Listening;
 
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(1, 1), Version::new(2, 2))
     }
 
-    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::system_not_ready)?;
+    fn initialize(&self, init: &mut Registrar) -> Result<Listening, Error> {
+        // `?` on an io::Error: a failed bind fails the startup with
+        // SystemNotReady, the io::Error as its source.
+        let listener = TcpListener::bind("127.0.0.1:0")?;
         println!(
             "  initialize: generation {} listening on {}",
             init.generation(),
-            listener.local_addr().map_err(Error::system_not_ready)?
+            listener.local_addr()?
         );
-        *self.listener.lock().unwrap() = Some(listener);
-        let slot = Arc::clone(&self.listener);
-        init.register_fn("listener", move || {
-            drop(slot.lock().unwrap().take());
-            println!("  release: listener closed");
+        init.register_fn("address book", || {
+            println!("  release: address book");
             Ok(())
         });
-        Ok(())
+        Ok(Listening(listener))
     }
 
     fn prepare_unload(&self) -> Result<(), provider_lifecycle::BoxError> {
@@ -94,15 +101,10 @@ fn main() -> ExitCode {
     );
 
     println!("2. five connections, 2 MiB each, peers reading slowly");
-    let listener = provider
-        .provider()
-        .listener
-        .lock()
-        .unwrap()
-        .as_ref()
-        .expect("listening")
-        .try_clone()
-        .expect("listener clone");
+    // The listener is the generation's state: reached through a guard.
+    let guard = provider.enter().expect("active");
+    let listener = guard.state().0.try_clone().expect("listener clone");
+    drop(guard);
     let specs = [
         ("background", Linger::Background, true, true),
         ("abort", Linger::Abort, true, false),

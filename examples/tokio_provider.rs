@@ -15,29 +15,32 @@ use provider_lifecycle::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The provider: its state for this example is a counter of echoed bytes,
-/// and the resource it registers is "the service".
-struct Echo {
+/// The provider; the resource it registers is "the service".
+struct Echo;
+
+/// The per-generation state: what this generation echoed. Tasks reach it
+/// through their token (`token.state()`), never without one.
+#[derive(Default)]
+struct Service {
     echoed: AtomicU64,
 }
 
 impl Provider for Echo {
     type Socket = NoSocket;
+    type State = Service;
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
     }
-    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+    fn initialize(&self, init: &mut Registrar) -> Result<Service, Error> {
         init.register_fn("echo service", || Ok(()));
-        Ok(())
+        Ok(Service::default())
     }
 }
 
-static ECHO: Lifecycle<Echo> = Lifecycle::new(Echo {
-    echoed: AtomicU64::new(0),
-});
+static ECHO: Lifecycle<Echo> = Lifecycle::new(Echo);
 
 /// Serves one connection until the peer closes or the final cleanup begins.
-async fn serve(mut stream: TcpStream, token: OperationToken<'static>) {
+async fn serve(mut stream: TcpStream, token: OperationToken<'static, Service>) {
     let mut buf = [0u8; 1024];
     loop {
         tokio::select! {
@@ -46,10 +49,14 @@ async fn serve(mut stream: TcpStream, token: OperationToken<'static>) {
             read = stream.read(&mut buf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
+                    // Counted before the echo goes out, so a client that
+                    // read its echo back finds it counted. The `StateRef`
+                    // ends with the statement (it is `!Send`: never held
+                    // across an `.await`).
+                    token.state().echoed.fetch_add(n as u64, Ordering::Relaxed);
                     if stream.write_all(&buf[..n]).await.is_err() {
                         return;
                     }
-                    ECHO.provider().echoed.fetch_add(n as u64, Ordering::Relaxed);
                 }
             },
         }
@@ -57,7 +64,7 @@ async fn serve(mut stream: TcpStream, token: OperationToken<'static>) {
 }
 
 /// Accepts connections; every connection task carries its own token.
-async fn accept_loop(listener: TcpListener, token: OperationToken<'static>) {
+async fn accept_loop(listener: TcpListener, token: OperationToken<'static, Service>) {
     loop {
         tokio::select! {
             () = token.cancelled() => return,
@@ -93,6 +100,12 @@ async fn run(clients: usize) -> (DrainReport, u64) {
         assert_eq!(back, msg.as_bytes());
         open.push(c); // still connected: its task holds a token
     }
+    let echoed = ECHO
+        .token()
+        .expect("token")
+        .state()
+        .echoed
+        .load(Ordering::Relaxed);
     // The final cleanup: the connection tasks see the signal, drop their
     // tokens, and only then is the service released.
     let report = tokio::time::timeout(Duration::from_secs(30), ECHO.cleanup_async())
@@ -101,7 +114,6 @@ async fn run(clients: usize) -> (DrainReport, u64) {
         .expect("cleanup")
         .into_report()
         .expect("final");
-    let echoed = ECHO.provider().echoed.load(Ordering::Relaxed);
     (report, echoed)
 }
 

@@ -134,6 +134,7 @@ pub struct ShimProvider {
 
 impl Provider for ShimProvider {
     type Socket = MemSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 0), Version::new(2, 2))
     }

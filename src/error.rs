@@ -1,5 +1,8 @@
 //! The crate's one error type ([D2](crate::contract#D2)), each variant with its Winsock code.
 
+use std::fmt;
+use std::sync::Arc;
+
 /// Everything that can go wrong in the lifecycle, as one enum ([D2](crate::contract#D2)).
 ///
 /// Every variant maps to the Winsock error code a provider would hand back to
@@ -21,58 +24,91 @@
 /// | [`ProviderFailedInit`](Error::ProviderFailedInit) | 10106 | a provider's startup failed, as the layer above sees it |
 /// | [`Interrupted`](Error::Interrupted) | 10004 | a blocking call ended by the final cleanup's cancel step |
 /// | [`OperationAborted`](Error::OperationAborted) | 995 | a pending overlapped operation ended |
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The provider is not Active: cleanup at count 0, or any use while
     /// Uninitialized, Draining or Released (`WSANOTINITIALISED`).
-    #[error("the provider is not initialised (WSANOTINITIALISED, 10093)")]
     NotInitialised,
     /// The requested version is below the provider's lowest, or has major 0
     /// (`WSAVERNOTSUPPORTED`).
-    #[error("the requested version is not supported (WSAVERNOTSUPPORTED, 10092)")]
     VersionNotSupported,
-    /// The provider's initialization failed; the text is its cause
-    /// (`WSASYSNOTREADY`).
-    #[error("the provider is not ready (WSASYSNOTREADY, 10091): {0}")]
-    SystemNotReady(String),
+    /// The provider's initialization failed (`WSASYSNOTREADY`). The
+    /// [`Cause`] is the provider's own error, kept whole: it is this error's
+    /// [`source`](std::error::Error::source), so `downcast_ref` reaches,
+    /// say, the [`std::io::Error`] an `initialize` returned with `?`.
+    SystemNotReady(Cause),
     /// Counting one more startup would pass the configured limit
     /// (`WSAEPROCLIM`).
-    #[error("too many startups (WSAEPROCLIM, 10067)")]
     ProcessLimit,
     /// A teardown is under way, or a final cleanup was issued from inside an
     /// operation guard of the same lifecycle (`WSAEINPROGRESS`).
-    #[error("an operation is in progress (WSAEINPROGRESS, 10036)")]
     InProgress,
     /// The handle is unknown, already closed, or from an earlier generation
     /// (`WSAENOTSOCK`).
-    #[error("not a socket of this provider (WSAENOTSOCK, 10038)")]
     NotSocket,
     /// A non-blocking close with a linger timeout cannot finish now; the
     /// handle stays valid (`WSAEWOULDBLOCK`).
-    #[error("the operation would block (WSAEWOULDBLOCK, 10035)")]
     WouldBlock,
     /// A null or invalid pointer crossed an FFI boundary (`WSAEFAULT`).
-    #[error("bad pointer (WSAEFAULT, 10014)")]
     Fault,
     /// The provider reports that its network failed (`WSAENETDOWN`).
-    #[error("the network is down (WSAENETDOWN, 10050)")]
     NetworkDown,
     /// A lower provider's dispatch table has a null entry
     /// (`WSAEINVALIDPROCTABLE`).
-    #[error("the lower provider's dispatch table is invalid (WSAEINVALIDPROCTABLE, 10104)")]
     InvalidProcTable,
     /// A provider's startup failed, as the layer above it sees it
-    /// (`WSAEPROVIDERFAILEDINIT`).
-    #[error("the provider failed to initialize (WSAEPROVIDERFAILEDINIT, 10106)")]
+    /// (`WSAEPROVIDERFAILEDINIT`): the lower provider answered with an error
+    /// code, so there is no Rust error to keep.
     ProviderFailedInit,
     /// A blocking call was ended by the final cleanup's cancel step
     /// (`WSAEINTR`).
-    #[error("the blocking call was interrupted (WSAEINTR, 10004)")]
     Interrupted,
     /// A pending overlapped operation was ended (`WSA_OPERATION_ABORTED`).
-    #[error("the overlapped operation was aborted (WSA_OPERATION_ABORTED, 995)")]
     OperationAborted,
+}
+
+impl fmt::Display for Error {
+    /// The condition and its Winsock name and code. The cause of
+    /// [`SystemNotReady`](Error::SystemNotReady) is not repeated here: it is
+    /// the [`source`](std::error::Error::source), which error reporters
+    /// print after this line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            Error::NotInitialised => "the provider is not initialised",
+            Error::VersionNotSupported => "the requested version is not supported",
+            Error::SystemNotReady(_) => "the provider is not ready",
+            Error::ProcessLimit => "too many startups",
+            Error::InProgress => "an operation is in progress",
+            Error::NotSocket => "not a socket of this provider",
+            Error::WouldBlock => "the operation would block",
+            Error::Fault => "bad pointer",
+            Error::NetworkDown => "the network is down",
+            Error::InvalidProcTable => "the lower provider's dispatch table is invalid",
+            Error::ProviderFailedInit => "the provider failed to initialize",
+            Error::Interrupted => "the blocking call was interrupted",
+            Error::OperationAborted => "the overlapped operation was aborted",
+        };
+        write!(f, "{what} ({}, {})", self.wsa_name(), self.wsa_code())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::SystemNotReady(cause) => Some(cause.get()),
+            _ => None,
+        }
+    }
+}
+
+/// `?` on an I/O error inside [`Provider::initialize`](crate::Provider::initialize)
+/// fails the startup with [`Error::SystemNotReady`], the I/O error as its
+/// source.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::SystemNotReady(Cause::new(e))
+    }
 }
 
 impl Error {
@@ -102,12 +138,91 @@ impl Error {
         }
     }
 
-    /// A [`SystemNotReady`](Error::SystemNotReady) carrying `cause`, for a
-    /// provider's failed initialization.
-    pub fn system_not_ready(cause: impl std::fmt::Display) -> Error {
-        Error::SystemNotReady(cause.to_string())
+    /// The Winsock name of this error's code (`"WSANOTINITIALISED"`, ...).
+    #[must_use]
+    pub const fn wsa_name(&self) -> &'static str {
+        match self {
+            Error::NotInitialised => "WSANOTINITIALISED",
+            Error::VersionNotSupported => "WSAVERNOTSUPPORTED",
+            Error::SystemNotReady(_) => "WSASYSNOTREADY",
+            Error::ProcessLimit => "WSAEPROCLIM",
+            Error::InProgress => "WSAEINPROGRESS",
+            Error::NotSocket => "WSAENOTSOCK",
+            Error::WouldBlock => "WSAEWOULDBLOCK",
+            Error::Fault => "WSAEFAULT",
+            Error::NetworkDown => "WSAENETDOWN",
+            Error::InvalidProcTable => "WSAEINVALIDPROCTABLE",
+            Error::ProviderFailedInit => "WSAEPROVIDERFAILEDINIT",
+            Error::Interrupted => "WSAEINTR",
+            Error::OperationAborted => "WSA_OPERATION_ABORTED",
+        }
+    }
+
+    /// A [`SystemNotReady`](Error::SystemNotReady) caused by `cause`: any
+    /// error (kept whole, as the [`source`](std::error::Error::source)) or
+    /// a message (`&str`, `String`).
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// use std::error::Error as _;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "port 7 taken");
+    /// let e = Error::system_not_ready(io);
+    /// assert_eq!(e.wsa_code(), 10091);
+    /// let cause = e.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(cause.kind(), std::io::ErrorKind::AddrInUse);
+    /// ```
+    pub fn system_not_ready(cause: impl Into<BoxError>) -> Error {
+        Error::SystemNotReady(Cause::from(cause.into()))
     }
 }
+
+/// The provider's own error inside [`Error::SystemNotReady`]: shared (so
+/// [`Error`] stays `Clone`), shown by its `Display`, and reachable whole
+/// through [`get`](Cause::get) or the error's
+/// [`source`](std::error::Error::source). Two causes are equal when they
+/// are the same error or render the same text.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(e))
+    }
+
+    /// The error itself.
+    #[must_use]
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl From<BoxError> for Cause {
+    fn from(e: BoxError) -> Cause {
+        Cause(Arc::from(e))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
 
 /// The boxed error type user callbacks (sockets, resources, hooks) return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -137,6 +252,47 @@ mod tests {
         for (e, code) in table {
             assert_eq!(e.wsa_code(), code, "{e}");
             assert!(e.to_string().contains(&code.to_string()), "{e}");
+            assert!(e.to_string().contains(e.wsa_name()), "{e}");
+        }
+    }
+
+    // D2: the provider's failure is kept whole as the source; `?` on an
+    // io::Error produces SystemNotReady.
+    #[test]
+    fn d2_system_not_ready_keeps_its_source() {
+        use std::error::Error as _;
+        fn init() -> Result<(), Error> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "port taken",
+            ))?;
+            Ok(())
+        }
+        let e = init().unwrap_err();
+        assert_eq!(e.wsa_code(), 10091);
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
+        assert!(
+            !e.to_string().contains("port taken"),
+            "the cause is the source, not repeated"
+        );
+
+        let msg = Error::system_not_ready("disk on fire");
+        assert_eq!(
+            msg.source().map(|s| s.to_string()).as_deref(),
+            Some("disk on fire")
+        );
+        assert_eq!(msg, Error::system_not_ready(String::from("disk on fire")));
+        assert_ne!(msg, Error::system_not_ready("other"));
+        let clone = msg.clone();
+        assert_eq!(clone, msg);
+        assert!(Error::NotSocket.source().is_none());
+        if let Error::SystemNotReady(c) = &msg {
+            assert_eq!(format!("{c}"), "disk on fire");
+            assert!(format!("{c:?}").contains("disk on fire"));
         }
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::Error;
+use crate::generation::{StateCell, StateRef};
 use crate::raw::RawLifecycle;
 use crate::state::Word;
 use crate::thread::{self, Held};
@@ -34,27 +35,36 @@ use crate::thread::{self, Held};
 /// assert_send::<provider_lifecycle::OperationGuard<'static>>();
 /// ```
 ///
+/// The guard is also the only way to the provider's per-generation state
+/// ([`state`](OperationGuard::state)); `S` is the provider's
+/// [`State`](crate::Provider::State).
+///
 /// A guard that is leaked (`mem::forget`) is never released: the final
 /// cleanup then waits forever, since freeing anything under it would break
 /// rule [O2](crate::contract#O2). The leak does not affect other lifecycles, even one later built
 /// at the same address: threads key their records by a unique id.
 #[must_use = "the operation is only protected while the guard lives"]
-pub struct OperationGuard<'a> {
+pub struct OperationGuard<'a, S = ()> {
     raw: &'a RawLifecycle,
+    state: &'a StateCell<S>,
     shard: usize,
     held: Held,
     _not_send: PhantomData<*const ()>,
 }
 
-impl<'a> OperationGuard<'a> {
+impl<'a, S> OperationGuard<'a, S> {
     /// Takes a guard if the state is Active ([O1](crate::contract#O1)); also returns the word seen.
     #[inline]
-    pub(crate) fn enter(raw: &'a RawLifecycle) -> Result<(OperationGuard<'a>, Word), Error> {
+    pub(crate) fn enter(
+        raw: &'a RawLifecycle,
+        state: &'a StateCell<S>,
+    ) -> Result<(OperationGuard<'a, S>, Word), Error> {
         let (shard, w) = raw.enter()?;
         let held = thread::hold(raw.id());
         Ok((
             OperationGuard {
                 raw,
+                state,
                 shard,
                 held,
                 _not_send: PhantomData,
@@ -62,9 +72,17 @@ impl<'a> OperationGuard<'a> {
             w,
         ))
     }
+
+    /// The provider's state for this generation, as its
+    /// [`initialize`](crate::Provider::initialize) built it. The guard keeps
+    /// it alive: the final cleanup drops it only after every guard and token
+    /// is gone ([O2](crate::contract#O2)).
+    pub fn state(&self) -> StateRef<'_, S> {
+        self.state.read()
+    }
 }
 
-impl Drop for OperationGuard<'_> {
+impl<S> Drop for OperationGuard<'_, S> {
     #[inline]
     fn drop(&mut self) {
         thread::unhold(self.raw.id(), self.held);
@@ -72,7 +90,7 @@ impl Drop for OperationGuard<'_> {
     }
 }
 
-impl fmt::Debug for OperationGuard<'_> {
+impl<S> fmt::Debug for OperationGuard<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationGuard")
             .field("shard", &self.shard)
@@ -98,27 +116,72 @@ impl fmt::Debug for OperationGuard<'_> {
 ///
 /// # Tokens and L11
 ///
-/// A token is not tied to a thread, so unlike a guard it cannot make a
-/// final cleanup issued by its own holder answer `InProgress`
-/// ([L11](crate::contract#L11)): that cleanup would wait for the token.
-/// Drop the token (or end the work it protects) before the final cleanup;
-/// code that must clean up from inside an operation takes a guard instead.
+/// A token is not tied to a thread, so holding one does not by itself mark
+/// the thread that runs its work. Run that work *in the token's scope* and
+/// [L11](crate::contract#L11) holds exactly as for a guard: a final cleanup
+/// issued there, blocking or async, answers [`Error::InProgress`] instead
+/// of waiting for the token it runs under.
+///
+/// - [`track`](OperationToken::track) wraps a future (the
+///   `TaskTracker::track_future` shape): every `poll` of it runs in scope;
+/// - [`scope`](OperationToken::scope) runs a closure in scope, for work
+///   handed to a thread pool.
+///
+/// Outside a scope the token is simply waited for, like a guard held by
+/// another thread: a task that keeps a bare token and awaits the final
+/// cleanup waits for itself. The scope costs what a guard's own
+/// bookkeeping costs (a per-thread table entry), so take a guard instead of
+/// a token where the work stays on one thread.
+///
+/// The token also reaches the provider's per-generation state
+/// ([`state`](OperationToken::state)).
 #[must_use = "the operation is only protected while the token lives"]
-pub struct OperationToken<'a> {
+pub struct OperationToken<'a, S = ()> {
     raw: &'a RawLifecycle,
+    state: &'a StateCell<S>,
     shard: usize,
     generation: u64,
 }
 
-impl<'a> OperationToken<'a> {
+impl<'a, S> OperationToken<'a, S> {
     /// Takes a token if the state is Active (O1).
-    pub(crate) fn enter(raw: &'a RawLifecycle) -> Result<OperationToken<'a>, Error> {
+    pub(crate) fn enter(
+        raw: &'a RawLifecycle,
+        state: &'a StateCell<S>,
+    ) -> Result<OperationToken<'a, S>, Error> {
         let (shard, w) = raw.enter()?;
         Ok(OperationToken {
             raw,
+            state,
             shard,
             generation: w.generation(),
         })
+    }
+
+    /// The provider's state for this generation (see
+    /// [`OperationGuard::state`]).
+    pub fn state(&self) -> StateRef<'_, S> {
+        self.state.read()
+    }
+
+    /// Runs `f` in this token's scope: a final cleanup of the same
+    /// lifecycle issued inside it answers [`Error::InProgress`]
+    /// ([L11](crate::contract#L11)) instead of waiting for the token.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _scope = Scope::enter(self.raw);
+        f()
+    }
+
+    /// Wraps `future` so that it owns this token and every `poll` of it runs
+    /// in the token's scope (see [`scope`](OperationToken::scope)): a
+    /// `cleanup_async` awaited inside it answers `InProgress` rather than
+    /// wait for the token forever. The token is released when the wrapper is
+    /// dropped.
+    pub fn track<F: std::future::Future>(self, future: F) -> Tracked<'a, F, S> {
+        Tracked {
+            token: self,
+            future,
+        }
     }
 
     /// The generation this token's operation runs in.
@@ -162,7 +225,7 @@ impl<'a> OperationToken<'a> {
     }
 }
 
-impl Drop for OperationToken<'_> {
+impl<S> Drop for OperationToken<'_, S> {
     #[inline]
     fn drop(&mut self) {
         // The shard it was counted on, whichever thread drops it.
@@ -170,11 +233,66 @@ impl Drop for OperationToken<'_> {
     }
 }
 
-impl fmt::Debug for OperationToken<'_> {
+impl<S> fmt::Debug for OperationToken<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationToken")
             .field("generation", &self.generation)
             .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks the current thread as inside an operation of `raw` (L11) until
+/// dropped, unwinding included.
+struct Scope<'a> {
+    raw: &'a RawLifecycle,
+    held: Held,
+}
+
+impl<'a> Scope<'a> {
+    fn enter(raw: &'a RawLifecycle) -> Scope<'a> {
+        Scope {
+            raw,
+            held: thread::hold(raw.id()),
+        }
+    }
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        thread::unhold(self.raw.id(), self.held);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that owns an [`OperationToken`] and polls its inner future
+    /// in the token's scope ([L11](crate::contract#L11)); from
+    /// [`OperationToken::track`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Tracked<'a, F, S = ()> {
+        token: OperationToken<'a, S>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: std::future::Future, S> std::future::Future for Tracked<'_, F, S> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _scope = Scope::enter(this.token.raw);
+        this.future.poll(cx)
+    }
+}
+
+impl<F, S> fmt::Debug for Tracked<'_, F, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracked")
+            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -232,12 +350,14 @@ mod tests {
         RawLifecycle::active_for_tests()
     }
 
+    static NO_STATE: StateCell<()> = StateCell::new();
+
     // O4: a `cancelled()` future that is polled and dropped (a select loop)
     // leaves no waker behind; re-polling one replaces its registration.
     #[test]
     fn o4_cancelled_futures_do_not_pile_up_wakers() {
         let raw = active();
-        let token = OperationToken::enter(&raw).unwrap();
+        let token = OperationToken::enter(&raw, &NO_STATE).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..100 {
             let mut f = std::pin::pin!(token.cancelled());
@@ -254,7 +374,7 @@ mod tests {
     #[test]
     fn o4_each_waiter_forgets_only_its_own_registration() {
         let raw = active();
-        let token = OperationToken::enter(&raw).unwrap();
+        let token = OperationToken::enter(&raw, &NO_STATE).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         let mut a = Box::pin(token.cancelled());
         let mut b = Box::pin(token.cancelled());

@@ -18,6 +18,7 @@
 //!
 //! impl Provider for Echo {
 //!     type Socket = NoSocket;
+//!     type State = ();
 //!     fn versions(&self) -> VersionRange {
 //!         VersionRange::new(Version::new(1, 1), Version::new(2, 2))
 //!     }
@@ -128,6 +129,7 @@ mod config;
 pub mod contract;
 mod drain;
 mod error;
+mod generation;
 mod guard;
 mod hook;
 mod lifecycle;
@@ -150,8 +152,9 @@ struct ReadmeDoctests;
 pub use config::{
     BackgroundFlush, Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy,
 };
-pub use error::{BoxError, Error};
-pub use guard::{OperationGuard, OperationToken};
+pub use error::{BoxError, Cause, Error};
+pub use generation::StateRef;
+pub use guard::{OperationGuard, OperationToken, Tracked};
 pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
 pub use provider::{Provider, Registrar};
 pub use report::{
@@ -172,8 +175,12 @@ const _: () = {
     struct P;
     impl Provider for P {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(Version::new(1, 0), Version::new(1, 0))
+        }
+        fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+            Ok(())
         }
     }
     send_sync::<Lifecycle<P>>();

@@ -11,8 +11,9 @@ use crate::background::Background;
 use crate::close::{self, Closed};
 use crate::config::{Config, StartupPolicy};
 use crate::drain::{Probe, after};
+use crate::generation::StateCell;
 use crate::guard::{OperationGuard, OperationToken};
-use crate::hook::{call, hook, hook_value};
+use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::provider::Registrar;
 use crate::raw::{Initializing, RawLifecycle, Slow, Teardown};
 use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
@@ -111,6 +112,7 @@ pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
     sockets: Mutex<Registry<P::Socket>>,
     background: Mutex<Background<P::Socket>>,
+    state: StateCell<P::State>,
     provider: P,
 }
 
@@ -123,7 +125,9 @@ impl<P: Provider> Lifecycle<P> {
         /// # struct Mine;
         /// # impl Provider for Mine {
         /// #     type Socket = NoSocket;
+        /// #     type State = ();
         /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+        /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
         /// # }
         /// static PROVIDER: Lifecycle<Mine> = Lifecycle::new(Mine);
         /// assert_eq!(PROVIDER.state(), State::Uninitialized);
@@ -140,6 +144,7 @@ impl<P: Provider> Lifecycle<P> {
                 raw: RawLifecycle::new(config),
                 sockets: Mutex::new(Registry::new()),
                 background: Mutex::new(Background::new()),
+                state: StateCell::new(),
                 provider,
             }
         }
@@ -306,13 +311,16 @@ impl<P: Provider> Lifecycle<P> {
         let mut registrar = Registrar::new(generation);
         let result = match call(|| self.provider.initialize(&mut registrar)) {
             Ok(r) => r,
-            Err(panic) => Err(Error::SystemNotReady(format!(
+            Err(panic) => Err(Error::system_not_ready(format!(
                 "initialization panicked: {panic}"
             ))),
         };
         let resources = std::mem::take(&mut registrar.resources);
         match result {
-            Ok(()) => {
+            Ok(state) => {
+                // Stored before Active is published: no guard can see it
+                // missing.
+                self.state.set(state);
                 init.publish(Ok(resources));
                 Ok(Started {
                     negotiated,
@@ -417,8 +425,8 @@ impl<P: Provider> Lifecycle<P> {
     /// [`Error::NotInitialised`] unless the state is Active (Draining
     /// included, from the instant the final cleanup begins).
     #[inline]
-    pub fn enter(&self) -> Result<OperationGuard<'_>, Error> {
-        OperationGuard::enter(&self.raw).map(|(g, _)| g)
+    pub fn enter(&self) -> Result<OperationGuard<'_, P::State>, Error> {
+        OperationGuard::enter(&self.raw, &self.state).map(|(g, _)| g)
     }
 
     /// Takes an operation token ([O4](crate::contract#O4)): an owned,
@@ -431,7 +439,9 @@ impl<P: Provider> Lifecycle<P> {
     /// # struct P;
     /// # impl Provider for P {
     /// #     type Socket = NoSocket;
+    /// #     type State = ();
     /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
     /// # }
     /// static L: Lifecycle<P> = Lifecycle::new(P);
     /// L.startup(Version::new(2, 2))?;
@@ -449,8 +459,8 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// [`Error::NotInitialised`] unless the state is Active.
     #[inline]
-    pub fn token(&self) -> Result<OperationToken<'_>, Error> {
-        OperationToken::enter(&self.raw)
+    pub fn token(&self) -> Result<OperationToken<'_, P::State>, Error> {
+        OperationToken::enter(&self.raw, &self.state)
     }
 
     /// Registers a resource for the current generation, released in reverse
@@ -528,7 +538,7 @@ impl<P: Provider> Lifecycle<P> {
         handle: SocketHandle,
         f: impl FnOnce(&mut P::Socket) -> R,
     ) -> Result<R, Error> {
-        let (_guard, w) = OperationGuard::enter(&self.raw)?;
+        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
         let cell = self.lookup(handle, w)?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
@@ -555,7 +565,7 @@ impl<P: Provider> Lifecycle<P> {
     /// - [`Error::WouldBlock`]: a non-blocking socket with a `Timeout` linger
     ///   and unsent data; nothing was done and the handle stays valid.
     pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
-        let (_guard, w) = OperationGuard::enter(&self.raw)?;
+        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
         let cell = self.lookup(handle, w)?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
@@ -597,7 +607,7 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// [`Error::NotInitialised`] unless Active.
     pub fn poll_closing(&self) -> Result<usize, Error> {
-        let (_guard, _) = OperationGuard::enter(&self.raw)?;
+        let (_guard, _) = OperationGuard::enter(&self.raw, &self.state)?;
         Ok(self.background.lock().poll())
     }
 
@@ -625,6 +635,8 @@ impl<P: Provider> Drop for Lifecycle<P> {
         let handover = self.background.lock().take();
         let open = self.sockets.lock().drain_open(w.generation());
         close::abort_all(open, handover.flusher);
+        // The state before the resources, as at a final cleanup.
+        let _ = drop_quietly(self.state.take());
         release_resources(self.raw.take_resources());
     }
 }

@@ -26,23 +26,39 @@ pub trait Provider: Send + Sync {
     /// kinds use an enum or `Box<dyn Socket>`.
     type Socket: Socket;
 
+    /// The provider's per-generation state: what
+    /// [`initialize`](Provider::initialize) builds (a connection pool, a
+    /// listener, the upcall table of the startup that initialized it), held
+    /// by the lifecycle for the generation's life and reachable only through
+    /// a live [`OperationGuard::state`](crate::OperationGuard::state) or
+    /// [`OperationToken::state`](crate::OperationToken::state). Code that
+    /// uses it without a guard does not compile: rule
+    /// [O1](crate::contract#O1) enforced by types. The final cleanup drops
+    /// it after the sockets and before the registered resources (the
+    /// reverse of their building: `initialize` registers resources first and
+    /// returns the state last). Providers without one use `()`.
+    type State: Send + Sync + 'static;
+
     /// The versions this provider supports (rule [V2](crate::contract#V2)).
     fn versions(&self) -> VersionRange;
 
-    /// Initializes the provider for a new generation; runs once per generation,
-    /// on the first startup (rule [L1](crate::contract#L1)). Resources it registers through `init`
+    /// Initializes the provider for a new generation and builds its
+    /// [`State`](Provider::State); runs once per generation, on the first
+    /// startup (rule [L1](crate::contract#L1)). Resources it registers through `init`
     /// are released in reverse order at the final cleanup, or at once if this
     /// returns an error (rule [L2](crate::contract#L2)).
+    ///
+    /// A provider without state writes
+    /// `fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }`.
     ///
     /// # Errors
     ///
     /// Whatever the provider chooses; [`Error::SystemNotReady`] is the usual
-    /// one (use [`Error::system_not_ready`] to attach the cause). The startup
-    /// fails with this error and is not counted.
-    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
-        let _ = init;
-        Ok(())
-    }
+    /// one, and carries its cause as [`source`](std::error::Error::source):
+    /// `?` on an [`std::io::Error`] produces it, and
+    /// [`Error::system_not_ready`] wraps any other error or message. The
+    /// startup fails with this error and is not counted.
+    fn initialize(&self, init: &mut Registrar) -> Result<Self::State, Error>;
 
     /// Cancels every pending blocking and asynchronous operation, silently: no
     /// completion notification is delivered for them (rule [L6.1](crate::contract#L6.1)). Called once

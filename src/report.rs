@@ -234,6 +234,7 @@ pub struct PhaseTimings {
 /// struct P;
 /// impl Provider for P {
 ///     type Socket = NoSocket;
+///     type State = ();
 ///     fn versions(&self) -> VersionRange {
 ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
 ///     }
@@ -270,6 +271,11 @@ pub struct DrainReport {
     /// ([S4](crate::contract#S4)): counted, not listed. Their bytes are part
     /// of [`bytes_flushed`](DrainReport::bytes_flushed).
     pub flushed_in_background: SummarizedSockets,
+    /// How dropping the provider's per-generation
+    /// [`State`](crate::Provider::State) went: `Panicked` if its `Drop`
+    /// panicked. The state is dropped after the sockets and before the
+    /// resources ([L6.4](crate::contract#L6.4)).
+    pub state: HookOutcome,
     /// One line per resource, in release order (reverse of registration).
     pub resources: Vec<ResourceReport>,
     /// How the prepare-to-unload hook went.
@@ -290,6 +296,7 @@ impl PartialEq for DrainReport {
             && self.sockets == other.sockets
             && self.summarized == other.summarized
             && self.flushed_in_background == other.flushed_in_background
+            && self.state == other.state
             && self.resources == other.resources
             && self.prepare_unload == other.prepare_unload
             && self.deadline_hit == other.deadline_hit
@@ -309,6 +316,7 @@ impl DrainReport {
             && !self.operations.overran_deadline
             && self.operations.cancel.is_ok()
             && self.prepare_unload.is_ok()
+            && self.state.is_ok()
             && self.sockets.iter().all(SocketReport::is_clean)
             && self.summarized.sockets == 0
             && self.resources.iter().all(|r| r.outcome.is_ok())
@@ -449,6 +457,9 @@ impl fmt::Display for DrainReport {
                 self.summarized.bytes_flushed,
                 self.summarized.bytes_discarded
             )?;
+        }
+        if !self.state.is_ok() {
+            writeln!(f, "  provider state: {}", self.state)?;
         }
         writeln!(
             f,

@@ -39,9 +39,11 @@ impl<P: Provider> Lifecycle<P> {
 /// struct P;
 /// impl Provider for P {
 ///     type Socket = NoSocket;
+///     type State = ();
 ///     fn versions(&self) -> VersionRange {
 ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
 ///     }
+///     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
 /// }
 /// let l = Lifecycle::new(P);
 /// {

@@ -10,6 +10,7 @@
 //! | `AtomicBool`, `AtomicU64`, `AtomicUsize`, `Ordering`, `CachePadded` | atomics |
 //! | `spawn`, `JoinHandle` | the background flusher thread (joined before any teardown step that needs it gone) |
 //! | `Mutex`, `MutexGuard` | a lock whose `lock` cannot fail (no poisoning) |
+//! | `RwLock`, `RwLockReadGuard` | the per-generation provider state (written only while no guard can exist) |
 //! | `Condvar` | waits that take the guard by value; a timed wait is a plain wait under loom (loom has no time) |
 //! | `next_id(Counter)` | process-wide unique numbers (thread tokens, lifecycle ids, shard choice) |
 //! | `loom_const_fn!` | `const fn` outside loom, plain `fn` under it |
@@ -34,7 +35,7 @@ pub(crate) use imp::*;
 mod imp {
     use std::time::Instant;
 
-    pub(crate) use parking_lot::{Mutex, MutexGuard};
+    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::JoinHandle;
     pub(crate) use std::thread_local;
@@ -141,6 +142,26 @@ mod imp {
             // Poisoning only follows a panic inside the crate's own critical
             // sections, which never call user code; recover the data regardless.
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// loom's read-write lock behind the parking_lot shape (no poisoning).
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> loom::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|e| e.into_inner())
         }
     }
 

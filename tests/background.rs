@@ -31,8 +31,12 @@ struct Bare<S>(std::marker::PhantomData<fn() -> S>);
 
 impl<S: Socket> Provider for Bare<S> {
     type Socket = S;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
+    }
+    fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -92,6 +92,7 @@ fn l6_flip_to_draining_is_visible_to_hooks() {
     );
     impl Provider for Probe {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
         }
@@ -103,6 +104,9 @@ fn l6_flip_to_draining_is_visible_to_hooks() {
             seen.push(format!("{:?}", l.register_resource_fn("late", || Ok(()))));
             seen.push(format!("{:?}", l.cleanup().map(drop)));
             Ok(0)
+        }
+        fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+            Ok(())
         }
     }
     let l = Arc::new(Lifecycle::new(Probe(
@@ -598,6 +602,7 @@ fn l13_cleanup_spawns_no_thread_left_behind() {
     struct Where(parking_lot::Mutex<Vec<std::thread::ThreadId>>);
     impl Provider for Where {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
         }

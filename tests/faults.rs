@@ -236,6 +236,7 @@ fn cancel_hook_failing_or_panicking() {
             struct FailingCancel(FakeProvider);
             impl Provider for FailingCancel {
                 type Socket = FakeSocket;
+                type State = ();
                 fn versions(&self) -> VersionRange {
                     self.0.versions()
                 }

@@ -281,8 +281,12 @@ fn socket_registry_full_is_process_limit_and_releases_the_socket() {
     struct Many;
     impl Provider for Many {
         type Socket = Tiny;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
+        }
+        fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+            Ok(())
         }
     }
     let released = Arc::new(std::sync::atomic::AtomicU32::new(0));

@@ -68,6 +68,7 @@ impl Socket for BaseSocket {
 
 impl Provider for Base {
     type Socket = BaseSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 0), Version::new(2, 2))
     }
@@ -134,6 +135,7 @@ impl Socket for LayerSocket {
 
 impl Provider for Layer {
     type Socket = LayerSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
     }

@@ -85,7 +85,9 @@ fn l2_failed_init_releases_in_reverse_and_is_not_counted() {
     knobs.fail_init.store(true, Ordering::SeqCst);
     let err = l.startup(v(2, 2)).unwrap_err();
     assert_eq!(err.wsa_code(), 10091);
-    assert!(matches!(&err, Error::SystemNotReady(m) if m.contains("fake init failure")));
+    assert!(
+        matches!(&err, Error::SystemNotReady(m) if m.to_string().contains("fake init failure"))
+    );
     assert_eq!(l.snapshot().state, State::Uninitialized);
     assert_eq!(l.count(), 0);
     let releases: Vec<_> = log
@@ -137,7 +139,7 @@ fn l2_panicking_init_is_system_not_ready() {
     knobs.panic_init.store(true, Ordering::SeqCst);
     let err = l.startup(v(2, 2)).unwrap_err();
     assert!(
-        matches!(&err, Error::SystemNotReady(m) if m.contains("exploded")),
+        matches!(&err, Error::SystemNotReady(m) if m.to_string().contains("exploded")),
         "{err}"
     );
     assert_eq!(log.count(|e| *e == Event::Release("x".into())), 1);
@@ -152,6 +154,7 @@ fn l2_provider_can_choose_its_error_code() {
     struct Down;
     impl Provider for Down {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
         }
@@ -469,6 +472,7 @@ fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
     );
     impl Provider for Reenter {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
         }
@@ -523,6 +527,7 @@ fn initialize_can_read_the_lifecycle_but_not_use_it() {
     struct Curious(std::sync::OnceLock<&'static Lifecycle<Curious>>);
     impl Provider for Curious {
         type Socket = NoSocket;
+        type State = ();
         fn versions(&self) -> VersionRange {
             VersionRange::new(v(2, 2), v(2, 2))
         }

@@ -43,6 +43,7 @@ struct Model(StdArc<Counts>);
 
 impl Provider for Model {
     type Socket = Sock;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
     }
@@ -684,8 +685,12 @@ struct GatedProvider(StdArc<Counts>);
 
 impl Provider for GatedProvider {
     type Socket = Gated;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
+    }
+    fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+        Ok(())
     }
 }
 

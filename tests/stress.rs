@@ -135,6 +135,7 @@ struct StressProvider(Arc<Books>);
 
 impl Provider for StressProvider {
     type Socket = StressSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(1, 1), Version::new(2, 2))
     }

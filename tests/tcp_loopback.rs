@@ -18,8 +18,12 @@ struct Tcp;
 
 impl Provider for Tcp {
     type Socket = TcpSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+    fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -118,6 +118,7 @@ impl Hostile {
 
 impl Provider for Hostile {
     type Socket = HostileSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
     }
@@ -419,8 +420,12 @@ impl Socket for PlainSocket {
 
 impl Provider for Plain {
     type Socket = PlainSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
+    }
+    fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -673,6 +678,7 @@ struct Observed {
 
 impl Provider for Observed {
     type Socket = NoSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
     }

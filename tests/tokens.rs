@@ -17,6 +17,7 @@ struct Flagged(Arc<AtomicBool>);
 
 impl Provider for Flagged {
     type Socket = NoSocket;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(V, V)
     }

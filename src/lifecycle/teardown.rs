@@ -14,7 +14,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::*;
+use crate::HookOutcome;
 use crate::drain::Flusher;
+use crate::hook::drop_quietly;
 use crate::report::SummarizedSockets;
 
 enum Phase<S> {
@@ -156,7 +158,11 @@ impl<'a, P: Provider> Drain<'a, P> {
         trace_phase("sockets", r);
 
         let frame = self.frame.take().expect("finish runs once");
-        // L6.4: resources in reverse order of registration.
+        // L6.4: the provider's state (built last by `initialize`), then the
+        // resources in reverse order of registration. No guard is left.
+        if let Some(p) = drop_quietly(self.l.state.take()) {
+            r.state = HookOutcome::Panicked(p);
+        }
         r.resources = release_resources(frame.take_resources());
         let t_resources = Instant::now();
         trace_phase("resources", r);

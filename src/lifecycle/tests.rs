@@ -27,8 +27,12 @@ struct P;
 
 impl Provider for P {
     type Socket = Sock;
+    type State = ();
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    }
+    fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -137,6 +137,7 @@ impl Resource for FakeResource {
 
 impl Provider for FakeProvider {
     type Socket = FakeSocket;
+    type State = ();
 
     fn versions(&self) -> VersionRange {
         self.range

@@ -1,0 +1,76 @@
+//! The provider's per-generation state ([`Provider::State`](crate::Provider::State)):
+//! built by `initialize`, reachable only through a live guard or token
+//! ([O1](crate::contract#O1) enforced by types), dropped by the final cleanup
+//! after the sockets and before the registered resources.
+//!
+//! The cell is a read-write lock whose writes happen only while no guard
+//! can exist: the initializing thread stores the state before it publishes
+//! Active, and the final cleanup takes it after the drain saw zero guards
+//! ([O2](crate::contract#O2)). A reader therefore never waits for a writer,
+//! and a writer never waits at all.
+
+use std::fmt;
+use std::ops::Deref;
+
+use crate::sync::{RwLock, RwLockReadGuard};
+
+/// Holds the current generation's state, if any.
+pub(crate) struct StateCell<S>(RwLock<Option<S>>);
+
+impl<S> StateCell<S> {
+    crate::sync::loom_const_fn! {
+        pub(crate) fn new() -> StateCell<S> {
+            StateCell(RwLock::new(None))
+        }
+    }
+
+    /// Stores the state of the generation being initialized (no guard can
+    /// exist: the state is not Active yet).
+    pub(crate) fn set(&self, state: S) {
+        *self.0.write() = Some(state);
+    }
+
+    /// Takes the state of the generation being torn down (no guard can
+    /// exist: the drain saw zero, or the lifecycle is being dropped).
+    pub(crate) fn take(&self) -> Option<S> {
+        self.0.write().take()
+    }
+
+    /// The state, for a holder of a live guard or token.
+    pub(crate) fn read(&self) -> StateRef<'_, S> {
+        StateRef(self.0.read())
+    }
+}
+
+/// A shared reference to the provider's per-generation state
+/// ([`Provider::State`](crate::Provider::State)), from
+/// [`OperationGuard::state`](crate::OperationGuard::state) or
+/// [`OperationToken::state`](crate::OperationToken::state). It dereferences
+/// to the state and borrows the guard or token it came from, so it cannot
+/// outlive the operation: the final cleanup drops the state only after every
+/// guard and token is gone.
+///
+/// Taking one costs a shared read lock (one atomic add and one subtract); a
+/// writer never holds that lock while a guard lives, so it never waits. Take
+/// it once per operation rather than in an inner loop. It is `!Send`: keep
+/// it out of `.await` points and call `state()` again after one.
+pub struct StateRef<'g, S>(RwLockReadGuard<'g, Option<S>>);
+
+impl<S> Deref for StateRef<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        // Set before the generation was published Active, taken only after
+        // the drain saw zero guards: while a guard or token lives (and this
+        // borrows one), it is there.
+        self.0
+            .as_ref()
+            .expect("the generation's state lives as long as its guards")
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for StateRef<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
