@@ -43,11 +43,12 @@ struct Model(StdArc<Counts>);
 
 impl Provider for Model {
     type Socket = Sock;
-    type State = ();
+    /// The generation `initialize` built it for: a guard must see its own.
+    type State = u64;
     fn versions(&self) -> VersionRange {
         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
     }
-    fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+    fn initialize(&self, init: &mut Registrar) -> Result<u64, Error> {
         self.0.inits.fetch_add(1, SeqCst);
         if self
             .0
@@ -64,7 +65,7 @@ impl Provider for Model {
             c.released.store(true, SeqCst);
             Ok(())
         });
-        Ok(())
+        Ok(init.generation())
     }
     fn prepare_unload(&self) -> Result<(), BoxError> {
         self.0.teardowns.fetch_add(1, SeqCst);
@@ -170,11 +171,13 @@ fn spawn<T: Send + 'static>(
     thread::spawn(move || f(l, c))
 }
 
-/// A guard that checks O2 while it lives: nothing of its generation released.
+/// A guard that checks O2 while it lives: nothing of its generation
+/// released, and the state it reaches is its own generation's.
 fn guarded_check(l: &L, c: &Counts) -> bool {
     match l.enter() {
         Ok(g) => {
             assert!(!c.released.load(SeqCst), "released under a live guard");
+            assert_eq!(*g.state(), l.generation(), "another generation's state");
             drop(g);
             true
         }
