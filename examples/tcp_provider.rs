@@ -76,7 +76,7 @@ struct Conn {
 fn main() -> ExitCode {
     let started = Instant::now();
     let provider = Lifecycle::with_config(
-        TcpProvider::default(),
+        TcpProvider,
         Config::new()
             .with_open_socket_policy(OpenSocketPolicy::Graceful)
             .with_drain_deadline(Duration::from_secs(20)),

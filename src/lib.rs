@@ -90,10 +90,14 @@
 //!
 //! # Correctness
 //!
-//! - The state, count and generation are one packed `AtomicU64`; every
-//!   transition is a single CAS, so the count can neither go negative nor be
-//!   lost, and a startup racing the 1 → 0 transition can never revive the
-//!   generation being torn down.
+//! - The state, count and generation are one packed `AtomicU64`. A startup
+//!   is one `fetch_add` and a cleanup one `fetch_sub` (a *checked add*: the
+//!   state is read from the word the add returns, and an add that should
+//!   not have happened is undone); only a compare-and-swap of Active with
+//!   count exactly 0 ends a generation. So the count is never lost and never
+//!   stays negative, never passes its limit, and a startup racing the 1 → 0
+//!   transition never revives the generation being torn down (the rules and
+//!   their argument are in `src/state.rs`; loom checks each).
 //! - Initialization and teardown run exactly once per generation; user hooks
 //!   run with no lock of the lifecycle held, and their panics are caught and
 //!   reported.
@@ -113,9 +117,9 @@
 //!
 //! # Performance
 //!
-//! Startup and cleanup while the count stays at least 1 take no lock: one
-//! compare-and-swap, from the value this thread last wrote (a load when it
-//! has none). [`Lifecycle::enter`] counts on a per-thread,
+//! Startup and cleanup while the count stays at least 1 take no lock and
+//! never retry: one `fetch_add` and one `fetch_sub`, what an `Arc` clone and
+//! drop cost. [`Lifecycle::enter`] counts on a per-thread,
 //! cache-padded shard (no allocation, no syscall), so the guard hot path
 //! scales with threads. `benches/contention.rs` measures both against `Arc`
 //! and `Mutex` baselines in the same run; the README quotes the ratios.

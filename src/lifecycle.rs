@@ -267,9 +267,8 @@ impl<P: Provider> Lifecycle<P> {
             Err(e) => return Poll::Ready(Err(e)),
         };
         let limit = self.raw.config.count_limit();
-        let id = self.raw.id();
         loop {
-            match self.raw.word.join(id, limit) {
+            match self.raw.word.join(limit) {
                 Join::Joined(w) => {
                     return Poll::Ready(Ok(Started {
                         negotiated,
@@ -278,7 +277,7 @@ impl<P: Provider> Lifecycle<P> {
                     }));
                 }
                 Join::Limit => return Poll::Ready(Err(Error::ProcessLimit)),
-                Join::NotActive(_) => match self.raw.startup_slow(policy, waker) {
+                Join::NotActive => match self.raw.startup_slow(policy, waker) {
                     Err(e) => return Poll::Ready(Err(e)),
                     Ok(Slow::Retry) => {}
                     Ok(Slow::Initialize(init)) => {
@@ -390,17 +389,13 @@ impl<P: Provider> Lifecycle<P> {
     /// transition that begins the drain.
     #[inline]
     fn begin_cleanup(&self) -> Result<Begin<'_, P>, Error> {
-        let id = self.raw.id();
-        loop {
-            match self.raw.word.leave(id) {
-                Leave::Left(w) => return Ok(Begin::Decremented(w.count() - 1)),
-                Leave::NotActive => return Err(Error::NotInitialised),
-                Leave::Last(w) => {
-                    if let Some(frame) = self.raw.begin_final(w)? {
-                        return Ok(Begin::Final(Box::new(teardown::Drain::start(self, frame))));
-                    }
-                }
-            }
+        match self.raw.word.leave() {
+            Leave::Left(remaining) => Ok(Begin::Decremented(remaining)),
+            Leave::NotActive => Err(Error::NotInitialised),
+            Leave::Last(last) => match self.raw.begin_final(last)? {
+                Ok(frame) => Ok(Begin::Final(Box::new(teardown::Drain::start(self, frame)))),
+                Err(remaining) => Ok(Begin::Decremented(remaining)),
+            },
         }
     }
 

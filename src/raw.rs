@@ -75,7 +75,7 @@ use std::task::Waker;
 
 use crate::config::{Config, StartupPolicy};
 use crate::resource::{Registered, release_resources};
-use crate::state::{State, StateWord, Word};
+use crate::state::{Last, State, StateWord, Word};
 use crate::sync::{self, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering};
 use crate::{Error, thread};
 
@@ -104,7 +104,7 @@ pub(crate) struct RawLifecycle {
     cv: Condvar,
     pub(crate) config: Config,
     /// A process-unique id, assigned on first use (0: not yet). Keys the
-    /// per-thread records ([L11](crate::contract#L11), the fast-path guess)
+    /// per-thread records ([L11](crate::contract#L11))
     /// instead of the address.
     id: AtomicU64,
     /// Wakers of blocking closes waiting on a linger timeout, woken by the
@@ -397,7 +397,7 @@ impl RawLifecycle {
                     ctl = self.cv.wait(ctl);
                 }
                 State::Uninitialized | State::Released => {
-                    self.word.mark_initializing(w);
+                    self.word.mark_initializing();
                     ctl.init_token = me;
                     return Ok(Slow::Initialize(Initializing {
                         raw: self,
@@ -413,26 +413,39 @@ impl RawLifecycle {
     // the final cleanup's frame
     // ------------------------------------------------------------------
 
-    /// The 1 → 0 transition ([L6](crate::contract#L6)): on success the caller owns the teardown of
-    /// `active`'s generation, and the returned value publishes Released when
-    /// it is dropped, however the teardown ends. `Ok(None)`: the word
-    /// changed, retry.
+    /// After a cleanup took the count from 1 to 0 (`last`, the word it
+    /// left): the flip to Draining ([L6](crate::contract#L6)). `Ok(Ok(frame))`:
+    /// the caller owns the teardown of `last`'s generation, and the frame
+    /// publishes Released when it is dropped, however the teardown ends.
+    /// `Ok(Err(n))`: a startup joined first; the cleanup was a plain
+    /// decrement leaving `n`.
     ///
     /// # Errors
     ///
     /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
-    /// ([L11](crate::contract#L11)); nothing changes.
+    /// ([L11](crate::contract#L11)); the count is put back.
     #[cold]
-    pub(crate) fn begin_final(&self, active: Word) -> Result<Option<Teardown<'_>>, Error> {
+    pub(crate) fn begin_final(&self, last: Word) -> Result<Result<Teardown<'_>, u32>, Error> {
         if self.held_by_current_thread() {
-            return Err(Error::InProgress);
+            return if self.word.restore(last) {
+                Err(Error::InProgress)
+            } else {
+                // The generation ended meanwhile: a startup joined, and its
+                // cleanup was final. This cleanup was a plain decrement.
+                Ok(Err(0))
+            };
         }
-        if !self.word.begin_drain(active) {
-            return Ok(None);
+        match self.word.finish_last(last) {
+            Last::Kept(n) => Ok(Err(n)),
+            Last::Draining => {
+                let teardown = Teardown {
+                    raw: self,
+                    active: last,
+                };
+                self.control.lock().drain_token = thread::token();
+                Ok(Ok(teardown))
+            }
         }
-        let teardown = Teardown { raw: self, active };
-        self.control.lock().drain_token = thread::token();
-        Ok(Some(teardown))
     }
 }
 
@@ -457,14 +470,13 @@ impl Initializing<'_> {
         self.done = true;
         let mut ctl = self.raw.control.lock();
         ctl.init_token = 0;
-        let published = match resources {
+        match resources {
             Ok(resources) => {
                 ctl.resources = resources;
-                Word::new(State::Active, 1, self.before.generation())
+                self.raw.word.publish_active(self.before.generation());
             }
-            Err(()) => self.before.with_initializing(false),
+            Err(()) => self.raw.word.clear_initializing(),
         };
-        self.raw.word.publish(published);
         self.raw.notify(ctl);
     }
 }
@@ -474,7 +486,7 @@ impl Drop for Initializing<'_> {
         if !self.done {
             let mut ctl = self.raw.control.lock();
             ctl.init_token = 0;
-            self.raw.word.publish(self.before.with_initializing(false));
+            self.raw.word.clear_initializing();
             self.raw.notify(ctl);
         }
     }
@@ -561,7 +573,7 @@ impl Drop for Teardown<'_> {
         ctl.drain_token = 0;
         self.raw
             .word
-            .publish(Word::new(State::Released, 0, self.active.next_generation()));
+            .publish_released(self.active.next_generation());
         self.raw.notify(ctl);
     }
 }
@@ -597,7 +609,7 @@ mod tests {
             raw.leave(s);
             true
         }));
-        assert!(raw.word.begin_drain(raw.word.load()));
+        assert!(raw.word.drain_for_tests());
         assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
         assert_eq!(raw.guards(), 0, "the refused enter was undone");
     }
@@ -649,7 +661,7 @@ mod tests {
     fn parked_bit_lives_only_during_the_guard_wait() {
         let raw = active();
         let (shard, _) = raw.enter().unwrap();
-        assert!(raw.word.begin_drain(raw.word.load()));
+        assert!(raw.word.drain_for_tests());
         let frame = Teardown {
             raw: &raw,
             active: Word::new(State::Active, 1, 0),

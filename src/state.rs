@@ -1,36 +1,71 @@
 //! The packed state word: the lifecycle's state, reference count and
 //! generation in one `AtomicU64`, and every transition of it, each ordering
-//! argued once (the way tokio's task state does it). Fast paths are one
-//! compare-and-swap; slow-path transitions are stores made under the
-//! lifecycle's control mutex.
+//! argued once (the way tokio's task state does it).
 //!
 //! | bits  | field          | meaning |
 //! |-------|----------------|---------|
 //! | 0–1   | `STATE`        | [`State`]: 0 Uninitialized, 1 Active, 2 Draining, 3 Released |
 //! | 2     | `INITIALIZING` | a first startup is running the provider's initialization hook; only set with Uninitialized or Released |
-//! | 3–32  | `COUNT`        | the reference count (30 bits, never wraps: rule [L10](crate::contract#L10)) |
+//! | 3–32  | `COUNT`        | the count, biased by 2^29 so that it is signed: see below |
 //! | 33–63 | `GENERATION`   | completed teardowns so far (31 bits, wrapping after 2^31; socket handles do not depend on it, see [S7](crate::contract#S7)) |
 //!
-//! Invariants (checked by `Word::check` in debug builds and by the proptest
-//! model): `COUNT ≥ 1` exactly when `STATE` is Active; `INITIALIZING` only with
-//! Uninitialized or Released.
+//! # Checked add: the fast paths are one read-modify-write each
+//!
+//! A startup is one `fetch_add` and a cleanup one `fetch_sub` of the count
+//! unit, like an `Arc` clone and drop: neither can fail and retry, so
+//! contention costs what it costs `Arc`. The state is read from the word
+//! the RMW *returns*, and an RMW that should not have happened is undone.
+//! So the count field is the number of holders plus the *transients* of
+//! racing calls that are about to undo (a startup that found the state not
+//! Active or at the limit: +1; a cleanup that found no count to take: −1).
+//! The field is biased, so a transient −1 never borrows from the
+//! generation, and it has 2^28 units of headroom above [`MAX_COUNT`], so
+//! transient +1s never carry into it.
+//!
+//! The rules that keep every decision exact despite transients:
+//!
+//! 1. **Only one transition ends a generation**: the compare-and-swap of
+//!    Active with count *exactly 0* to Draining ([`finish_last`](StateWord::finish_last)),
+//!    tried by the cleanup whose `fetch_sub` took the count from 1 to 0.
+//!    A transient present makes it fail; the cleanup then was not the
+//!    last (someone holds a unit: the cleanup backs off and reports a
+//!    plain decrement), or a transient −1 is in flight (it waits the few
+//!    instructions until that is undone). So a startup racing the 1 → 0
+//!    transition either lands before the flip — and the generation lives on,
+//!    as if the startup came first — or sees Draining and undoes: it never
+//!    revives a generation being torn down.
+//! 2. **A startup's unit is kept or taken back, never lost**
+//!    ([`join`](StateWord::join)'s settle): it is kept if the word is Active
+//!    and the count (its unit included) is within the limit; otherwise it is
+//!    removed by a CAS that never goes below 1 in Active (there the last unit
+//!    is kept: the startup succeeds). So an Active count never reaches 0
+//!    except through rule 1, and the count of holders never passes the limit.
+//! 3. **Slow-path transitions preserve the count field** (they are RMWs,
+//!    not stores), so pending undos stay exact across Draining → Released →
+//!    Initializing → Active. Publishing Active adds the initializer's unit to
+//!    the transients present (each then settles by rule 2) and waits for any
+//!    transient −1 to be undone first.
+//! 4. **A cleanup that finds no count undoes at once** and answers
+//!    `NotInitialised` ([L4](crate::contract#L4)): the count never goes
+//!    negative for more than the instructions between its two RMWs.
+//!
+//! Every rule is model-checked in `tests/loom.rs`, including a startup and
+//! its undo racing the final cleanup and a restart.
 //!
 //! | transition | from → to | how | by |
 //! |---|---|---|---|
-//! | [`join`](StateWord::join) | Active(n) → Active(n+1) | CAS | any startup |
-//! | [`leave`](StateWord::leave) | Active(n ≥ 2) → Active(n−1) | CAS | any cleanup |
-//! | [`begin_drain`](StateWord::begin_drain) | Active(1) → Draining | CAS | the final cleanup |
-//! | [`mark_initializing`](StateWord::mark_initializing) | Uninitialized/Released → same + INITIALIZING | store | first startup, under `control` |
-//! | [`publish`](StateWord::publish) | INITIALIZING → Active(1), or back ([L2](crate::contract#L2)) | store | the initializer, under `control` |
-//! | [`publish`](StateWord::publish) | Draining → Released(g+1) | store | the drainer, under `control` |
-//!
-//! Stores are race-free because in those states only slow paths (all under
-//! `control`) write the word: the fast-path CASes require Active and fail.
+//! | [`join`](StateWord::join) | Active(n) → Active(n+1) | `fetch_add`, settled by CAS when refused | any startup |
+//! | [`leave`](StateWord::leave) | Active(n) → Active(n−1) | `fetch_sub`, undone by `fetch_add` when refused | any cleanup |
+//! | [`finish_last`](StateWord::finish_last) | Active(0) → Draining | CAS | the cleanup that took the count to 0 |
+//! | [`restore`](StateWord::restore) | Active(n) → Active(n+1) | CAS | that cleanup, from inside a guard ([L11](crate::contract#L11)) |
+//! | [`mark_initializing`](StateWord::mark_initializing) | Uninitialized/Released → same + INITIALIZING | `fetch_or` | first startup, under `control` |
+//! | [`publish_active`](StateWord::publish_active) | INITIALIZING → Active(1) | CAS loop | the initializer, under `control` |
+//! | [`clear_initializing`](StateWord::clear_initializing) | INITIALIZING → back ([L2](crate::contract#L2)) | `fetch_and` | the initializer, under `control` |
+//! | [`publish_released`](StateWord::publish_released) | Draining → Released(g+1) | CAS loop | the drainer, under `control` |
 
 use std::fmt;
 
 use crate::sync::{AtomicU64, CachePadded, Ordering};
-use crate::thread;
 
 /// The four states of the lifecycle (see the crate docs' state table).
 ///
@@ -86,20 +121,27 @@ const INITIALIZING: u64 = 1 << 2;
 const COUNT_SHIFT: u32 = 3;
 const COUNT_BITS: u32 = 30;
 const COUNT_MASK: u64 = ((1 << COUNT_BITS) - 1) << COUNT_SHIFT;
+/// One count unit.
+const ONE: u64 = 1 << COUNT_SHIFT;
+/// The count field holds `count + BIAS`: transients may take it below 0.
+const BIAS: i64 = 1 << (COUNT_BITS - 1);
 const GEN_SHIFT: u32 = COUNT_SHIFT + COUNT_BITS;
 const GEN_BITS: u32 = 64 - GEN_SHIFT;
-const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
 
-/// The largest reference count the word can hold; the configurable limit is
-/// clamped to it.
-pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
+/// The largest reference count a lifecycle allows (about 268 million); the
+/// configurable limit is clamped to it. The word's count field has as much
+/// again in headroom for the transients of racing calls (see the module
+/// docs of the state word), so no number of racing startups can carry it
+/// into the generation.
+pub const MAX_COUNT: u32 = (1 << (COUNT_BITS - 2)) - 1;
 
 /// A decoded copy of the state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Word(pub(crate) u64);
 
 impl Word {
-    pub(crate) const UNINITIALIZED: Word = Word(0);
+    pub(crate) const UNINITIALIZED: Word = Word::new(State::Uninitialized, 0, 0);
 
     #[inline]
     pub(crate) const fn state(self) -> State {
@@ -116,9 +158,23 @@ impl Word {
         self.0 & INITIALIZING != 0
     }
 
+    /// The count field: holders plus transients, possibly negative for an
+    /// instant (see the module docs).
+    #[inline]
+    pub(crate) const fn signed_count(self) -> i64 {
+        ((self.0 & COUNT_MASK) >> COUNT_SHIFT) as i64 - BIAS
+    }
+
+    /// The reference count as reported: the count field while Active
+    /// (transients of racing calls included), 0 otherwise.
     #[inline]
     pub(crate) const fn count(self) -> u32 {
-        ((self.0 & COUNT_MASK) >> COUNT_SHIFT) as u32
+        let c = self.signed_count();
+        if self.is_active() && c > 0 {
+            c as u32
+        } else {
+            0
+        }
     }
 
     #[inline]
@@ -126,26 +182,36 @@ impl Word {
         self.0 >> GEN_SHIFT
     }
 
-    /// Same state and generation, count + 1 (caller checked the limit).
+    /// Same state and generation, count field + 1.
     #[inline]
     const fn incremented(self) -> Word {
-        Word(self.0 + (1 << COUNT_SHIFT))
+        Word(self.0.wrapping_add(ONE))
     }
 
-    /// Same state and generation, count - 1 (caller checked count > 1).
+    /// Same state and generation, count field − 1.
     #[inline]
     const fn decremented(self) -> Word {
-        Word(self.0 - (1 << COUNT_SHIFT))
+        Word(self.0.wrapping_sub(ONE))
     }
 
-    /// A word with these fields (initializing clear).
+    /// This word with its state and generation replaced, its count field
+    /// (transients) kept, and INITIALIZING cleared.
+    #[inline]
+    const fn restated(self, state: State, generation: u64) -> Word {
+        Word(state.bits() | (self.0 & COUNT_MASK) | ((generation & GEN_MASK) << GEN_SHIFT))
+    }
+
+    /// A word with these fields (initializing clear, no transients).
     pub(crate) const fn new(state: State, count: u32, generation: u64) -> Word {
         Word(
-            state.bits() | ((count as u64) << COUNT_SHIFT) | ((generation & GEN_MASK) << GEN_SHIFT),
+            state.bits()
+                | (((count as i64 + BIAS) as u64) << COUNT_SHIFT)
+                | ((generation & GEN_MASK) << GEN_SHIFT),
         )
     }
 
     /// This word with the initializing flag set or cleared.
+    #[cfg(test)]
     pub(crate) const fn with_initializing(self, on: bool) -> Word {
         if on {
             Word(self.0 | INITIALIZING)
@@ -159,10 +225,9 @@ impl Word {
         (self.generation() + 1) & GEN_MASK
     }
 
-    /// Debug-build check of the documented invariants.
+    /// Debug-build check of the documented invariant.
     #[inline]
     pub(crate) fn check(self) {
-        debug_assert_eq!(self.is_active(), self.count() >= 1, "{self:?}");
         debug_assert!(
             !self.initializing() || matches!(self.state(), State::Uninitialized | State::Released),
             "{self:?}"
@@ -173,23 +238,36 @@ impl Word {
 /// What [`StateWord::join`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Join {
-    /// Counted; the word before the increment.
+    /// Counted; a word of the generation joined.
     Joined(Word),
     /// Active at the limit: not counted ([L10](crate::contract#L10)).
     Limit,
-    /// Not Active: take the slow path.
-    NotActive(Word),
+    /// Not Active: not counted; take the slow path.
+    NotActive,
 }
 
 /// What [`StateWord::leave`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Leave {
-    /// Decremented; the word before.
-    Left(Word),
-    /// The count is 1: this would be the final cleanup; nothing changed.
+    /// Decremented; the count left (transients included).
+    Left(u32),
+    /// This took the count from 1 to 0: the word it left (Active, count 0).
+    /// The caller must call [`StateWord::finish_last`] or
+    /// [`StateWord::restore`].
     Last(Word),
-    /// Not Active: nothing to leave ([L4](crate::contract#L4)).
+    /// No count to take (not Active, [L4](crate::contract#L4)); nothing
+    /// changed.
     NotActive,
+}
+
+/// What [`StateWord::finish_last`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Last {
+    /// The word is Draining: the caller owns the teardown.
+    Draining,
+    /// A startup joined first: the cleanup was a plain decrement, with this
+    /// count left.
+    Kept(u32),
 }
 
 /// The atomic state word, alone on its cache line, with its transitions.
@@ -214,120 +292,192 @@ impl StateWord {
         Word(self.word.load(Ordering::Acquire))
     }
 
-    /// The expected value for a fast-path CAS: the word this thread last
-    /// wrote to lifecycle `id` if `usable` accepts it, else a fresh load.
-    ///
-    /// Under contention a load followed by a CAS costs two coherence
-    /// transactions (the load fetches the line shared, the CAS upgrades it);
-    /// a CAS from a guess costs one when the guess is right, and when it is
-    /// wrong it fails and returns the current value with the line already
-    /// owned. Correctness does not depend on the guess: the CAS compares all
-    /// 64 bits, so it succeeds only if the guess *was* the current word,
-    /// exactly as if it had just been loaded; every decision is taken on a
-    /// loaded or CAS-returned word.
+    /// A compare-and-swap of the whole word (AcqRel; Acquire on failure, so
+    /// the returned word is re-examined with what it publishes).
     #[inline]
-    fn guess(&self, id: u64, usable: impl Fn(Word) -> bool) -> Word {
-        thread::hint(id)
-            .map(Word)
-            .filter(|w| usable(*w))
-            .unwrap_or_else(|| self.load())
-    }
-
-    /// The fast-path increment of a startup while Active, below `limit`.
-    #[inline]
-    pub(crate) fn join(&self, id: u64, limit: u32) -> Join {
-        let mut w = self.guess(id, |w| w.is_active() && w.count() < limit);
-        loop {
-            if !w.is_active() {
-                return Join::NotActive(w);
-            }
-            if w.count() >= limit {
-                return Join::Limit;
-            }
-            // AcqRel on success: Acquire to see the initialization that
-            // published Active; Release so a later final cleanup (which reads
-            // this count) sees what this caller did before. Acquire on
-            // failure: the fresh word is re-examined.
-            match self.word.compare_exchange_weak(
-                w.0,
-                w.incremented().0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    thread::remember(id, w.incremented().0);
-                    return Join::Joined(w);
-                }
-                Err(now) => w = Word(now),
-            }
-        }
-    }
-
-    /// The fast-path decrement of a cleanup that is not the final one.
-    #[inline]
-    pub(crate) fn leave(&self, id: u64) -> Leave {
-        let mut w = self.guess(id, |w| w.is_active() && w.count() > 1);
-        loop {
-            if !w.is_active() {
-                return Leave::NotActive;
-            }
-            if w.count() == 1 {
-                return Leave::Last(w);
-            }
-            // AcqRel on success: Release publishes this caller's work to the
-            // eventual final cleanup; Acquire keeps the chain of decrements a
-            // release sequence. Acquire on failure: re-examined.
-            match self.word.compare_exchange_weak(
-                w.0,
-                w.decremented().0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    thread::remember(id, w.decremented().0);
-                    return Leave::Left(w);
-                }
-                Err(now) => w = Word(now),
-            }
-        }
-    }
-
-    /// The 1 → 0 transition: Active(1) in `active`'s generation → Draining.
-    /// `false` if the word is no longer `active` (retry from a fresh load).
-    pub(crate) fn begin_drain(&self, active: Word) -> bool {
-        debug_assert!(active.is_active() && active.count() == 1);
-        let draining = Word::new(State::Draining, 0, active.generation());
-        // AcqRel: Acquire every earlier cleanup's Release decrement; Release
-        // the flip to enters whose Acquire load sees Draining.
+    fn cas(&self, current: Word, new: Word) -> Result<Word, Word> {
         self.word
-            .compare_exchange(active.0, draining.0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(Word)
+            .map_err(Word)
+    }
+
+    /// The startup fast path: one `fetch_add`, kept if the word it returns
+    /// was Active with room below `limit`.
+    #[inline]
+    pub(crate) fn join(&self, limit: u32) -> Join {
+        // AcqRel: Acquire to see the initialization that published Active;
+        // Release so a later final cleanup sees what this caller did before.
+        let prev = Word(self.word.fetch_add(ONE, Ordering::AcqRel));
+        let c = prev.signed_count();
+        // c == 0 while Active: this raced the cleanup that took the count to
+        // 0 and landed before its flip, which will now fail (rule 1).
+        if prev.is_active() && c >= 0 && c < i64::from(limit) {
+            return Join::Joined(prev);
+        }
+        self.settle_join(limit)
+    }
+
+    /// Rule 2: keeps this startup's unit if the word is Active and within
+    /// the limit now, or takes it back.
+    #[cold]
+    fn settle_join(&self, limit: u32) -> Join {
+        let mut w = self.load();
+        loop {
+            let c = w.signed_count(); // this startup's unit included
+            if c <= 0 {
+                // A cleanup's transient −1 is in flight; it is undone within
+                // a few instructions.
+                crate::sync::spin_wait();
+                w = self.load();
+                continue;
+            }
+            if w.is_active() && c <= i64::from(limit) {
+                return Join::Joined(w);
+            }
+            match self.cas(w, w.decremented()) {
+                // Active here means above the limit (c ≥ 2: the last unit
+                // of an Active word is always kept, above).
+                Ok(_) if w.is_active() => return Join::Limit,
+                Ok(_) => return Join::NotActive,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// The cleanup fast path: one `fetch_sub`, undone if there was no count
+    /// to take.
+    #[inline]
+    pub(crate) fn leave(&self) -> Leave {
+        // AcqRel: Release publishes this caller's work to the eventual final
+        // cleanup; Acquire, for the cleanup that takes the count to 0, to see
+        // every earlier cleanup's work.
+        let prev = Word(self.word.fetch_sub(ONE, Ordering::AcqRel));
+        let c = prev.signed_count();
+        if prev.is_active() {
+            if c >= 2 {
+                return Leave::Left((c - 1) as u32);
+            }
+            if c == 1 {
+                return Leave::Last(prev.decremented());
+            }
+        }
+        self.undo_leave();
+        Leave::NotActive
+    }
+
+    /// Rule 4: takes back a cleanup that found no count.
+    #[cold]
+    fn undo_leave(&self) {
+        // Release: nothing to publish, but AcqRel keeps this RMW in the
+        // release sequence of the word like every other.
+        self.word.fetch_add(ONE, Ordering::AcqRel);
+    }
+
+    /// Rule 1: after [`Leave::Last`], flips Active(0) to Draining, or backs
+    /// off if a startup joined first.
+    pub(crate) fn finish_last(&self, last: Word) -> Last {
+        let draining = last.restated(State::Draining, last.generation());
+        loop {
+            // AcqRel: Acquire every earlier cleanup's Release decrement;
+            // Release the flip to enters whose Acquire load sees Draining.
+            match self.cas(last, draining) {
+                Ok(_) => return Last::Draining,
+                Err(now) if now.is_active() && now.generation() == last.generation() => {
+                    match now.signed_count() {
+                        c if c > 0 => return Last::Kept(c as u32),
+                        0 => {} // the word changed elsewhere (a flag): retry
+                        _ => crate::sync::spin_wait(), // a transient −1 in flight
+                    }
+                }
+                // Not reachable without an unpaired cleanup stealing this
+                // generation's last unit: this cleanup was then not the last.
+                Err(_) => return Last::Kept(0),
+            }
+        }
+    }
+
+    /// After [`Leave::Last`] from inside a guard ([L11](crate::contract#L11)):
+    /// puts the unit back. `false` if the generation ended meanwhile (a
+    /// startup joined and its own cleanup was final): the cleanup stands as
+    /// a plain decrement.
+    pub(crate) fn restore(&self, last: Word) -> bool {
+        let mut w = self.load();
+        loop {
+            if !(w.is_active() && w.generation() == last.generation()) {
+                return false;
+            }
+            match self.cas(w, w.incremented()) {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            }
+        }
     }
 
     /// Sets INITIALIZING on an Uninitialized or Released word (under
-    /// `control`; see the module docs for why a store is race-free).
-    pub(crate) fn mark_initializing(&self, w: Word) {
-        debug_assert!(!w.is_active() && !w.initializing());
-        // Relaxed: the flag is only read under `control` or compared by
-        // fast-path CASes that require Active and so fail anyway.
-        self.word
-            .store(w.with_initializing(true).0, Ordering::Relaxed);
+    /// `control`; an RMW so that transients are kept, rule 3).
+    pub(crate) fn mark_initializing(&self) {
+        // Relaxed: the flag is only read under `control` or by fast paths
+        // that see a word that is not Active and refuse anyway.
+        let before = Word(self.word.fetch_or(INITIALIZING, Ordering::Relaxed));
+        debug_assert!(!before.is_active() && !before.initializing(), "{before:?}");
+    }
+
+    /// Clears INITIALIZING: a failed initialization puts the state back
+    /// ([L2](crate::contract#L2); under `control`, rule 3).
+    pub(crate) fn clear_initializing(&self) {
+        // Release: a startup that sees the flag gone also sees the cleanup of
+        // the failed initialization.
+        self.word.fetch_and(!INITIALIZING, Ordering::Release);
+    }
+
+    /// INITIALIZING → Active in `generation`, count 1 plus the transients
+    /// present (under `control`, rule 3).
+    pub(crate) fn publish_active(&self, generation: u64) {
+        self.publish(|w| {
+            // A transient −1 would eat the initializer's unit: wait it out.
+            (w.signed_count() >= 0).then(|| w.restated(State::Active, generation).incremented())
+        });
+    }
+
+    /// Draining → Released in `generation`, transients kept (under
+    /// `control`, rule 3).
+    pub(crate) fn publish_released(&self, generation: u64) {
+        self.publish(|w| Some(w.restated(State::Released, generation)));
+    }
+
+    /// A slow-path transition by CAS loop; `next` answers `None` to wait.
+    fn publish(&self, next: impl Fn(Word) -> Option<Word>) {
+        let mut w = self.load();
+        loop {
+            let Some(n) = next(w) else {
+                crate::sync::spin_wait();
+                w = self.load();
+                continue;
+            };
+            n.check();
+            // Release (in the AcqRel): whoever sees this word also sees the
+            // initialization (and its resources) or the whole teardown.
+            match self.cas(w, n) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// The final cleanup's flip from Active(1), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn drain_for_tests(&self) -> bool {
+        match self.leave() {
+            Leave::Last(last) => self.finish_last(last) == Last::Draining,
+            _ => false,
+        }
     }
 
     /// Sets the word outright: tests start the generation near its wrap.
     #[cfg(test)]
     pub(crate) fn force(&self, w: Word) {
         self.word.store(w.0, Ordering::SeqCst);
-    }
-
-    /// Publishes a slow-path result: Active(1) after initialization, the
-    /// state before a failed initialization, or Released after the drain
-    /// (under `control`).
-    pub(crate) fn publish(&self, w: Word) {
-        w.check();
-        // Release: whoever sees this word also sees the initialization (and
-        // its resources) or the whole teardown.
-        self.word.store(w.0, Ordering::Release);
     }
 }
 
@@ -371,6 +521,89 @@ mod tests {
                 .initializing()
         );
         assert_eq!(w.with_initializing(true).generation(), 5);
+    }
+
+    // L10, L4: the count field's headroom and bias keep transients out of
+    // the generation: racing refused startups above MAX_COUNT and a refused
+    // cleanup below 0 leave state and generation as they were.
+    #[test]
+    fn l10_transients_never_reach_the_generation() {
+        let sw = StateWord::new();
+        sw.force(Word::new(State::Active, MAX_COUNT, 5));
+        assert_eq!(sw.join(MAX_COUNT), Join::Limit);
+        assert_eq!(sw.load(), Word::new(State::Active, MAX_COUNT, 5));
+        // A million refused startups in flight at once (fetch_adds not yet
+        // undone) still fit the field.
+        for _ in 0..1_000_000 {
+            sw.word.fetch_add(ONE, Ordering::Relaxed);
+        }
+        assert_eq!(
+            (sw.load().state(), sw.load().generation()),
+            (State::Active, 5)
+        );
+        assert_eq!(sw.load().count(), MAX_COUNT + 1_000_000);
+
+        sw.force(Word::new(State::Released, 0, 5));
+        assert_eq!(sw.leave(), Leave::NotActive);
+        assert_eq!(sw.load(), Word::new(State::Released, 0, 5));
+        for _ in 0..1_000_000 {
+            sw.word.fetch_sub(ONE, Ordering::Relaxed);
+        }
+        let w = sw.load();
+        assert_eq!(
+            (w.state(), w.generation(), w.count()),
+            (State::Released, 5, 0)
+        );
+        assert_eq!(w.signed_count(), -1_000_000);
+    }
+
+    // Rule 2: a refused startup keeps the last unit of an Active word (its
+    // unit is then the only one) and gives back any other.
+    #[test]
+    fn settle_keeps_only_a_unit_within_the_limit() {
+        let sw = StateWord::new();
+        // As if this startup's fetch_add landed on Active(0), after the last
+        // cleanup's fetch_sub and before its flip.
+        sw.force(Word::new(State::Active, 1, 3));
+        assert_eq!(
+            sw.settle_join(4),
+            Join::Joined(Word::new(State::Active, 1, 3))
+        );
+        // Above the limit: given back.
+        sw.force(Word::new(State::Active, 3, 3));
+        assert_eq!(sw.settle_join(2), Join::Limit);
+        assert_eq!(sw.load().count(), 2);
+        // Not Active: given back.
+        sw.force(Word::new(State::Draining, 1, 3));
+        assert_eq!(sw.settle_join(4), Join::NotActive);
+        assert_eq!(sw.load().signed_count(), 0);
+    }
+
+    // Rule 1: the flip happens only from exactly 0; a unit present makes the
+    // last cleanup a plain decrement.
+    #[test]
+    fn finish_last_flips_only_from_zero() {
+        let sw = StateWord::new();
+        sw.force(Word::new(State::Active, 1, 3));
+        let Leave::Last(last) = sw.leave() else {
+            panic!()
+        };
+        sw.word.fetch_add(ONE, Ordering::Relaxed); // a startup joined first
+        assert_eq!(sw.finish_last(last), Last::Kept(1));
+        assert_eq!(sw.load(), Word::new(State::Active, 1, 3));
+        let Leave::Last(last) = sw.leave() else {
+            panic!()
+        };
+        assert!(sw.restore(last), "L11: the unit goes back");
+        assert_eq!(sw.load(), Word::new(State::Active, 1, 3));
+        let Leave::Last(last) = sw.leave() else {
+            panic!()
+        };
+        assert_eq!(sw.finish_last(last), Last::Draining);
+        assert_eq!(sw.load(), Word::new(State::Draining, 0, 3));
+        assert!(!sw.restore(last), "nothing to restore into once Draining");
+        sw.publish_released(4);
+        assert_eq!(sw.load(), Word::new(State::Released, 0, 4));
     }
 
     #[test]

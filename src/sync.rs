@@ -8,6 +8,7 @@
 //! | item | what |
 //! |---|---|
 //! | `AtomicBool`, `AtomicU64`, `AtomicUsize`, `Ordering`, `CachePadded` | atomics |
+//! | `spin_wait` | a yield while another thread's transient on the state word is undone |
 //! | `spawn`, `JoinHandle` | the background flusher thread (joined before any teardown step that needs it gone) |
 //! | `Mutex`, `MutexGuard` | a lock whose `lock` cannot fail (no poisoning) |
 //! | `RwLock`, `RwLockReadGuard` | the per-generation provider state (written only while no guard can exist) |
@@ -39,6 +40,12 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::JoinHandle;
     pub(crate) use std::thread_local;
+
+    /// Waits a moment for another thread's transient to be undone (the
+    /// state word's slow paths; see `state.rs`).
+    pub(crate) fn spin_wait() {
+        std::thread::yield_now();
+    }
 
     /// Starts a named helper thread; `None` if the OS refuses one.
     pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
@@ -108,6 +115,11 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::thread::JoinHandle;
     pub(crate) use loom::thread_local;
+
+    /// Lets the other modelled threads run (a spin must yield under loom).
+    pub(crate) fn spin_wait() {
+        loom::thread::yield_now();
+    }
 
     /// Starts a modelled thread.
     pub(crate) fn spawn(_name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {

@@ -1,6 +1,5 @@
 //! The calling thread's record: its token, the shard it counts guards on,
-//! its guess of each state word (see `state.rs`), and which lifecycles it
-//! holds guards of (rule [L11](crate::contract#L11), [L15](crate::contract#L15)).
+//! and which lifecycles it holds guards of (rule [L11](crate::contract#L11), [L15](crate::contract#L15)).
 //!
 //! The record is a `const`-initialized thread-local **without a destructor**,
 //! so std keeps it usable even inside other thread-locals' destructors. It
@@ -29,10 +28,6 @@ const NO_SHARD: usize = usize::MAX;
 #[derive(Debug)]
 struct Record {
     token: Cell<u64>,
-    /// The lifecycle (by id) whose state word this thread last wrote on a
-    /// fast path, and the value it wrote.
-    hint_id: Cell<u64>,
-    hint_word: Cell<u64>,
     shard: Cell<usize>,
     held_ids: [Cell<u64>; INLINE_HELD],
     held_depth: [Cell<u32>; INLINE_HELD],
@@ -45,8 +40,6 @@ impl Record {
         fn new() -> Record {
             Record {
                 token: Cell::new(0),
-                hint_id: Cell::new(0),
-                hint_word: Cell::new(0),
                 shard: Cell::new(NO_SHARD),
                 held_ids: [const { Cell::new(0) }; INLINE_HELD],
                 held_depth: [const { Cell::new(0) }; INLINE_HELD],
@@ -110,21 +103,6 @@ pub(crate) fn shard(shards: usize) -> usize {
 /// The shard of the `n`-th thread to ask: round-robin, always in range.
 fn pick(n: u64, shards: usize) -> usize {
     (n % shards as u64) as usize
-}
-
-/// The word this thread last wrote to lifecycle `id`'s state word, if any.
-#[inline]
-pub(crate) fn hint(id: u64) -> Option<u64> {
-    with(|r| (r.hint_id.get() == id).then(|| r.hint_word.get())).flatten()
-}
-
-/// Remembers the word this thread just wrote to lifecycle `id`.
-#[inline]
-pub(crate) fn remember(id: u64, word: u64) {
-    let _ = with(|r| {
-        r.hint_id.set(id);
-        r.hint_word.set(word);
-    });
 }
 
 /// Where a guard's hold is recorded, to undo it on drop.

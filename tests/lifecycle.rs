@@ -496,12 +496,12 @@ fn reentrant_startup_from_initialize_fails_instead_of_hanging() {
     // leaks that one value on purpose.
 }
 
-// L10: a thread whose last startup took the count to the limit remembers
-// that word as its fast-path guess; after another thread's cleanup the
-// count is below the limit again, and this thread's next startup must be
-// counted, not refused from its stale guess.
+// L10: a thread whose last startup took the count to the limit; after
+// another thread's cleanup the count is below the limit again, and this
+// thread's next startup is counted; a refusal at the limit leaves no
+// transient behind.
 #[test]
-fn l10_a_stale_guess_at_the_limit_is_not_a_refusal() {
+fn l10_the_limit_is_judged_on_the_current_count() {
     let _watchdog = support::watchdog(120);
     let l = Lifecycle::with_config(FakeProvider::default(), Config::new().with_count_limit(2));
     l.startup(v(2, 2)).unwrap();
@@ -516,6 +516,13 @@ fn l10_a_stale_guess_at_the_limit_is_not_a_refusal() {
     );
     assert_eq!(l.count(), 2);
     assert_eq!(l.startup(v(2, 2)), Err(Error::ProcessLimit));
+    assert_eq!(l.count(), 2, "the refused startup took its unit back");
+    assert!(!l.cleanup().unwrap().is_final());
+    assert!(l.cleanup().unwrap().is_final());
+    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(l.count(), 0, "the refused cleanup took nothing");
+    assert_eq!(l.startup(v(2, 2)).unwrap().generation, 1);
+    assert_eq!(l.count(), 1);
 }
 
 // The Provider docs' promise: inside `initialize` the lifecycle can be read
