@@ -59,8 +59,16 @@ impl<'a, S> OperationGuard<'a, S> {
         raw: &'a RawLifecycle,
         state: &'a StateCell<S>,
     ) -> Result<(OperationGuard<'a, S>, Word), Error> {
-        let (shard, w) = raw.enter()?;
-        let held = thread::hold(raw.id());
+        let id = raw.id();
+        // One thread-local access for the shard and the L11 record.
+        let (shard, held) = thread::shard_and_hold(id, crate::raw::SHARDS);
+        let (shard, w) = match raw.enter_on(shard) {
+            Ok(entered) => entered,
+            Err(e) => {
+                thread::unhold(|| id, held);
+                return Err(e);
+            }
+        };
         Ok((
             OperationGuard {
                 raw,
@@ -85,7 +93,7 @@ impl<'a, S> OperationGuard<'a, S> {
 impl<S> Drop for OperationGuard<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        thread::unhold(self.raw.id(), self.held);
+        thread::unhold(|| self.raw.id(), self.held);
         self.raw.leave(self.shard);
     }
 }
@@ -260,7 +268,7 @@ impl<'a> Scope<'a> {
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        thread::unhold(self.raw.id(), self.held);
+        thread::unhold(|| self.raw.id(), self.held);
     }
 }
 

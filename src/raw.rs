@@ -82,9 +82,9 @@ use crate::{Error, thread};
 /// Number of guard shards. Two under loom keep the models small while still
 /// letting two threads count on different shards.
 #[cfg(not(loom))]
-const SHARDS: usize = 32;
+pub(crate) const SHARDS: usize = 32;
 #[cfg(loom)]
-const SHARDS: usize = 2;
+pub(crate) const SHARDS: usize = 2;
 
 /// The `PARKED` bit of a shard word.
 const PARKED: usize = 1 << (usize::BITS - 1);
@@ -204,10 +204,16 @@ impl RawLifecycle {
     /// returns the shard and the word seen.
     #[inline]
     pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
-        let shard = thread::shard(SHARDS);
+        self.enter_on(thread::shard(SHARDS))
+    }
+
+    /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
+    #[inline]
+    pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
         // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
         // synchronizes with it, so the load below sees Draining (module docs).
-        self.shards[shard].fetch_add(1, Ordering::Acquire);
+        // `% SHARDS` (a power of two: a mask) spares the bounds check.
+        self.shards[shard % SHARDS].fetch_add(1, Ordering::Acquire);
         // Acquire (in `load`): pairs with the Release store of Active, so a
         // live guard sees the initialization.
         let w = self.word.load();
@@ -225,7 +231,7 @@ impl RawLifecycle {
         // Release: everything the guard's holder did happens-before the
         // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
         // synchronizes with the drainer's `fetch_or`.
-        let prev = self.shards[shard].fetch_sub(1, Ordering::AcqRel);
+        let prev = self.shards[shard % SHARDS].fetch_sub(1, Ordering::AcqRel);
         if prev & PARKED != 0 && prev & COUNT == 1 {
             self.wake();
         }

@@ -121,7 +121,26 @@ pub(crate) enum Held {
 /// Records that this thread now holds one more guard of lifecycle `id`.
 #[inline]
 pub(crate) fn hold(id: u64) -> Held {
+    with(|r| hold_in(r, id)).unwrap_or(Held::Unrecorded)
+}
+
+/// [`shard`] and [`hold`] in one thread-local access: a guard's enter.
+#[inline]
+pub(crate) fn shard_and_hold(id: u64, shards: usize) -> (usize, Held) {
     with(|r| {
+        let mut s = r.shard.get();
+        if s == NO_SHARD {
+            s = pick(sync::next_id(Counter::Shard), shards);
+            r.shard.set(s);
+        }
+        (s, hold_in(r, id))
+    })
+    .unwrap_or((0, Held::Unrecorded))
+}
+
+#[inline]
+fn hold_in(r: &Record, id: u64) -> Held {
+    {
         let mut empty = None;
         for i in 0..INLINE_HELD {
             let k = r.held_ids[i].get();
@@ -139,11 +158,11 @@ pub(crate) fn hold(id: u64) -> Held {
             return Held::Inline(i as u8);
         }
         hold_more(r, id)
-    })
-    .unwrap_or(Held::Unrecorded)
+    }
 }
 
 #[cold]
+#[inline(never)]
 fn hold_more(r: &Record, id: u64) -> Held {
     let recorded = MORE_HELD.try_with(|more| {
         let mut more = more.borrow_mut();
@@ -160,18 +179,30 @@ fn hold_more(r: &Record, id: u64) -> Held {
     }
 }
 
-/// Undoes one [`hold`] of lifecycle `id`.
+/// Undoes one [`hold`] of the lifecycle `id` names (asked only off the
+/// inline table, so the common case does not read it).
 #[inline]
-pub(crate) fn unhold(id: u64, held: Held) {
-    let _ = with(|r| match held {
+pub(crate) fn unhold(id: impl FnOnce() -> u64, held: Held) {
+    match held {
         Held::Inline(i) => {
-            let i = usize::from(i);
-            let d = r.held_depth[i].get() - 1;
-            r.held_depth[i].set(d);
-            if d == 0 {
-                r.held_ids[i].set(0);
-            }
+            let _ = with(|r| {
+                let i = usize::from(i) % INLINE_HELD;
+                let d = r.held_depth[i].get() - 1;
+                r.held_depth[i].set(d);
+                if d == 0 {
+                    r.held_ids[i].set(0);
+                }
+            });
         }
+        other => unhold_rare(id(), other),
+    }
+}
+
+/// [`unhold`] off the inline table.
+#[cold]
+#[inline(never)]
+fn unhold_rare(id: u64, held: Held) {
+    match held {
         Held::More => {
             let _ = MORE_HELD.try_with(|more| {
                 let mut more = more.borrow_mut();
@@ -183,9 +214,11 @@ pub(crate) fn unhold(id: u64, held: Held) {
                 }
             });
         }
-        Held::Untracked => r.untracked.set(r.untracked.get() - 1),
-        Held::Unrecorded => {}
-    });
+        Held::Untracked => {
+            let _ = with(|r| r.untracked.set(r.untracked.get() - 1));
+        }
+        Held::Inline(_) | Held::Unrecorded => {}
+    }
 }
 
 /// Whether the calling thread holds a guard of lifecycle `id` (or an
@@ -234,15 +267,15 @@ mod tests {
         let again = [hold(ids[0]), hold(ids[7])];
         assert_eq!(again, [held[0], Held::More]);
         for (&id, h) in ids.iter().zip(&held) {
-            unhold(id, *h);
+            unhold(|| id, *h);
         }
         assert!(
             holds(ids[0]) && holds(ids[7]),
             "their second guards still live"
         );
         assert!(ids.iter().filter(|&&id| holds(id)).count() == 2);
-        unhold(ids[0], again[0]);
-        unhold(ids[7], again[1]);
+        unhold(|| ids[0], again[0]);
+        unhold(|| ids[7], again[1]);
         assert!(ids.iter().all(|&id| !holds(id)));
     }
 }
