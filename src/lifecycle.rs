@@ -226,6 +226,27 @@ impl<P: Provider> Lifecycle<P> {
         requested: Version,
         policy: StartupPolicy,
     ) -> Result<Started, Error> {
+        // The fast path, written out so that the common case builds its
+        // result in place (no `Poll` to unwrap and copy).
+        let negotiated = self.provider.versions().negotiate(requested)?;
+        if let Join::Joined(w) = self.raw.word.join(self.raw.config.count_limit()) {
+            return Ok(Started {
+                negotiated,
+                generation: w.generation(),
+                initialized: false,
+            });
+        }
+        self.startup_blocking(requested, policy)
+    }
+
+    /// Everything but the fast path's success, blocking where it must.
+    #[cold]
+    #[inline(never)]
+    fn startup_blocking(
+        &self,
+        requested: Version,
+        policy: StartupPolicy,
+    ) -> Result<Started, Error> {
         loop {
             // Without a waker the slow path blocks instead of answering
             // Pending, so this loop runs once.
@@ -628,7 +649,10 @@ impl<P: Provider> Drop for Lifecycle<P> {
             return;
         }
         let handover = self.background.lock().take();
-        let open = self.sockets.lock().drain_open(w.generation());
+        let open = self
+            .sockets
+            .lock()
+            .drain_open(&self.sockets, w.generation());
         close::abort_all(open, handover.flusher);
         // The state before the resources, as at a final cleanup.
         let _ = drop_quietly(self.state.take());
