@@ -13,7 +13,7 @@ use crate::config::OpenSocketPolicy;
 use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
 use crate::raw::RawLifecycle;
 use crate::report::{SocketOutcome, SocketPhase, SocketReport};
-use crate::socket::{Cell, take};
+use crate::socket::{Drained, take};
 use crate::{Linger, Socket, SocketHandle};
 
 /// The probe of a socket whose probe panicked: ended abortively.
@@ -104,7 +104,7 @@ pub(crate) fn background_line(handle: SocketHandle, linger: Linger) -> SocketRep
 /// until it is empty.
 pub(crate) fn close_open<S: Socket>(
     policy: OpenSocketPolicy,
-    open: Vec<(SocketHandle, Cell<S>)>,
+    open: Drained<'_, S>,
     flusher: &mut Flusher<S>,
     deadline: Instant,
 ) -> Vec<SocketReport> {
@@ -138,7 +138,7 @@ pub(crate) fn close_open<S: Socket>(
 }
 
 /// L12: ends every socket abortively, with no flush and no report.
-pub(crate) fn abort_all<S: Socket>(open: Vec<(SocketHandle, Cell<S>)>, handover: Flusher<S>) {
+pub(crate) fn abort_all<S: Socket>(open: Drained<'_, S>, handover: Flusher<S>) {
     for (handle, cell) in open {
         if let Some(socket) = take(cell) {
             let p = Probe::of(&socket).unwrap_or(PANICKED);

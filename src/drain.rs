@@ -70,9 +70,12 @@ pub(crate) fn after(start: Instant, d: Duration) -> Instant {
         .unwrap_or(start)
 }
 
-/// Far enough to mean "no deadline" (a background flush runs until done).
-fn far(now: Instant) -> Instant {
-    after(now, Duration::from_secs(100 * 365 * 24 * 3600))
+/// Far enough to mean "no deadline" (a background flush runs until done):
+/// a century after the first use, read once per process rather than once
+/// per socket.
+fn far() -> Instant {
+    static FAR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *FAR.get_or_init(|| after(Instant::now(), Duration::from_secs(100 * 365 * 24 * 3600)))
 }
 
 /// One socket on its way out (see the module docs).
@@ -104,7 +107,7 @@ impl<S: Socket> Ending<S> {
             linger: probe.linger,
             phase: SocketPhase::Open,
             start_unsent: probe.unsent,
-            deadline: far(Instant::now()),
+            deadline: far(),
             deadline_outcome: SocketOutcome::Deadline,
         }
     }

@@ -41,16 +41,31 @@ where
 }
 
 /// A registered resource with its report name taken at registration.
+///
+/// Padded to the size of its [`ResourceReport`]: the release then turns the
+/// generation's `Vec<Registered>` into the report's `Vec<ResourceReport>` in
+/// place (std's in-place `collect`), so the final cleanup allocates (and
+/// page-faults) nothing for its resource lines.
 pub(crate) struct Registered {
     pub(crate) name: String,
     pub(crate) resource: Box<dyn Resource>,
+    _room: [usize; 2],
 }
+
+const _: () = assert!(
+    std::mem::size_of::<Registered>() == std::mem::size_of::<ResourceReport>()
+        && std::mem::align_of::<Registered>() == std::mem::align_of::<ResourceReport>()
+);
 
 impl Registered {
     pub(crate) fn new(resource: Box<dyn Resource>) -> Registered {
         let name = crate::hook::call(|| resource.name().to_owned())
             .unwrap_or_else(|_| "<name panicked>".to_owned());
-        Registered { name, resource }
+        Registered {
+            name,
+            resource,
+            _room: [0; 2],
+        }
     }
 
     pub(crate) fn from_fn<F>(name: impl Into<String>, release: F) -> Registered
@@ -60,16 +75,18 @@ impl Registered {
         Registered {
             name: name.into(),
             resource: Box::new(FnResource { release }),
+            _room: [0; 2],
         }
     }
 }
 
 /// Releases resources in reverse order of registration; a failure or panic is
 /// recorded and does not stop the others ([L6.4](crate::contract#L6.4)).
-pub(crate) fn release_resources(resources: Vec<Registered>) -> Vec<ResourceReport> {
+pub(crate) fn release_resources(mut resources: Vec<Registered>) -> Vec<ResourceReport> {
+    // Reversed in place first: `rev()` would defeat the in-place collect.
+    resources.reverse();
     resources
         .into_iter()
-        .rev()
         .map(|r| ResourceReport {
             outcome: hook(move || r.resource.release()),
             name: r.name,

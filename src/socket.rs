@@ -358,8 +358,12 @@ impl<S> Slot<S> {
 /// [`SocketHandle`]).
 pub(crate) struct Registry<S> {
     slots: Vec<Slot<S>>,
-    /// Vacant, unretired slots; popped last-in first-out.
+    /// Slots vacated while Active, unretired; popped last-in first-out.
     free: Vec<u32>,
+    /// Slots at and above this index were vacated by the last drain and not
+    /// reused since: handed out in index order after `free` is empty. (So a
+    /// drain frees every slot in O(1) instead of listing them.)
+    reuse: usize,
     open: usize,
 }
 
@@ -369,9 +373,27 @@ impl<S> Registry<S> {
             Registry {
                 slots: Vec::new(),
                 free: Vec::new(),
+                reuse: 0,
                 open: 0,
             }
         }
+    }
+
+    /// A vacant, unretired slot: the free list, then the slots the last
+    /// drain vacated, in index order.
+    fn vacant(&mut self) -> Option<usize> {
+        if let Some(i) = self.free.pop() {
+            return Some(i as usize);
+        }
+        while self.reuse < self.slots.len() {
+            let i = self.reuse;
+            self.reuse += 1;
+            let slot = &self.slots[i];
+            if slot.cell.is_none() && slot.seq <= LAST_SEQ {
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// The most slots (open sockets plus retired slots): the raw handle's 24
@@ -381,13 +403,14 @@ impl<S> Registry<S> {
     /// Stores `socket`, returning its handle in `generation`; hands the
     /// socket back if no slot is left.
     pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, S> {
-        let index = match self.free.pop() {
-            Some(i) => i as usize,
+        let index = match self.vacant() {
+            Some(i) => i,
             None if self.slots.len() < Self::MAX_SLOTS => {
                 self.slots.push(Slot {
                     seq: FIRST_SEQ,
                     cell: None,
                 });
+                self.reuse = self.slots.len();
                 self.slots.len() - 1
             }
             None => return Err(socket),
@@ -427,25 +450,83 @@ impl<S> Registry<S> {
         self.open
     }
 
-    /// Takes every open socket out, with its handle, leaving every slot
-    /// vacant (and its sequence moved on) for the next generation.
-    pub(crate) fn drain_open(&mut self, generation: u64) -> Vec<(SocketHandle, Cell<S>)> {
-        let mut out = Vec::with_capacity(self.open);
-        self.open = 0;
+    /// Takes every slot out for the drain, in O(1) (no list is built):
+    /// the drain then takes the open sockets out of them outside the lock
+    /// ([`Drained`]), and the slots come back, vacant and with their
+    /// sequences moved on, when the `Drained` is dropped. Meanwhile the
+    /// registry is empty, which nobody sees: the state is no longer Active,
+    /// so every registry operation is refused before it looks. The caller
+    /// must release its lock of `home` before dropping the `Drained`
+    /// (`let d = home.lock().drain_open(home, g);` does).
+    pub(crate) fn drain_open<'a>(
+        &mut self,
+        home: &'a Mutex<Registry<S>>,
+        generation: u64,
+    ) -> Drained<'a, S> {
+        let open = std::mem::take(&mut self.open);
         self.free.clear();
-        for (index, slot) in self.slots.iter_mut().enumerate().rev() {
-            if let Some(cell) = slot.cell.take() {
-                out.push((SocketHandle::new(index, slot.seq, generation), cell));
-                if !slot.vacate() {
-                    continue;
-                }
-            } else if slot.seq > LAST_SEQ {
-                continue;
-            }
-            self.free.push(index as u32);
+        self.reuse = 0;
+        Drained {
+            home,
+            slots: std::mem::take(&mut self.slots),
+            next: 0,
+            open,
+            generation,
         }
-        out.reverse();
-        out
+    }
+}
+
+/// The slots of a registry being drained: yields each open socket with its
+/// handle (vacating its slot), and gives the slots back to the registry
+/// when dropped, unwinding included, so that no sequence is ever lost
+/// ([S7](crate::contract#S7)).
+pub(crate) struct Drained<'a, S> {
+    home: &'a Mutex<Registry<S>>,
+    slots: Vec<Slot<S>>,
+    next: usize,
+    open: usize,
+    generation: u64,
+}
+
+impl<S> Drained<'_, S> {
+    /// Open sockets left to take.
+    pub(crate) fn len(&self) -> usize {
+        self.open
+    }
+}
+
+impl<S> Iterator for Drained<'_, S> {
+    type Item = (SocketHandle, Cell<S>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(slot) = self.slots.get_mut(self.next) {
+            let index = self.next;
+            self.next += 1;
+            if let Some(cell) = slot.cell.take() {
+                let handle = SocketHandle::new(index, slot.seq, self.generation);
+                slot.vacate();
+                self.open -= 1;
+                return Some((handle, cell));
+            }
+        }
+        None
+    }
+}
+
+impl<S> Drop for Drained<'_, S> {
+    fn drop(&mut self) {
+        // Whatever was not taken (an unwind) is vacated too, its socket
+        // dropped with any panic caught.
+        for slot in &mut self.slots[self.next..] {
+            if let Some(cell) = slot.cell.take() {
+                let _ = crate::hook::drop_quietly(cell);
+                slot.vacate();
+            }
+        }
+        let mut home = self.home.lock();
+        debug_assert!(home.slots.is_empty(), "nothing registers while draining");
+        home.slots = std::mem::take(&mut self.slots);
+        home.reuse = 0;
     }
 }
 
@@ -474,6 +555,7 @@ mod tests {
         assert!(reg.get(h).is_ok());
         reg.remove(h, &cell);
         assert!(reg.free.is_empty(), "the used-up slot is not reusable");
+        assert_eq!(reg.vacant(), None);
         let next = reg.insert(0, 2).unwrap();
         assert_ne!(next.index(), h.index(), "a new slot is grown instead");
         assert_eq!(reg.get(h).err(), Some(Error::NotSocket));
@@ -483,13 +565,15 @@ mod tests {
     // S7: the same holds when the drain vacates a slot at its last sequence.
     #[test]
     fn s7_drain_retires_used_up_slots() {
-        let mut reg: Registry<u32> = Registry::new();
-        let a = reg.insert(0, 1).unwrap();
-        let _b = reg.insert(0, 2).unwrap();
-        reg.slots[a.index()].seq = LAST_SEQ;
-        let drained = reg.drain_open(0);
+        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
+        let a = home.lock().insert(0, 1).unwrap();
+        let _b = home.lock().insert(0, 2).unwrap();
+        home.lock().slots[a.index()].seq = LAST_SEQ;
+        let drained = home.lock().drain_open(&home, 0); // lock released here
+        let drained: Vec<_> = drained.collect();
         assert_eq!(drained.len(), 2);
         assert_eq!(drained[0].0.seq(), LAST_SEQ);
+        let mut reg = home.lock();
         let c = reg.insert(1, 3).unwrap();
         let d = reg.insert(1, 4).unwrap();
         assert_ne!(c.index(), a.index());
@@ -503,13 +587,43 @@ mod tests {
         );
     }
 
+    // After a drain every unretired slot is reused, lowest index first,
+    // before the registry grows; a slot closed during the generation comes
+    // back first (the free list), and no slot is handed out twice.
+    #[test]
+    fn drained_slots_are_reused_in_order_without_a_list() {
+        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
+        for i in 0..4 {
+            home.lock().insert(0, i).unwrap();
+        }
+        home.lock().slots[2].seq = LAST_SEQ; // retires when vacated
+        let drained = home.lock().drain_open(&home, 0);
+        assert_eq!(drained.count(), 4);
+        let mut reg = home.lock();
+        assert_eq!(reg.open(), 0);
+        let a = reg.insert(1, 10).unwrap();
+        let b = reg.insert(1, 11).unwrap();
+        assert_eq!((a.index(), b.index()), (0, 1));
+        let cell = reg.get(a).unwrap();
+        reg.remove(a, &cell);
+        let c = reg.insert(1, 12).unwrap();
+        assert_eq!(c.index(), 0, "the slot closed this generation first");
+        let d = reg.insert(1, 13).unwrap();
+        assert_eq!(d.index(), 3, "slot 2 is retired");
+        let e = reg.insert(1, 14).unwrap();
+        assert_eq!(e.index(), 4, "then the registry grows");
+        assert_eq!(reg.open(), 4);
+    }
+
     // S7: sequences move on across generations, so a raw handle of an
     // earlier generation never reaches the slot's new socket.
     #[test]
     fn s7_sequences_survive_generations() {
-        let mut reg: Registry<u32> = Registry::new();
-        let old = reg.insert(0, 1).unwrap();
-        let _ = reg.drain_open(0);
+        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
+        let old = home.lock().insert(0, 1).unwrap();
+        let drained = home.lock().drain_open(&home, 0);
+        drop(drained);
+        let mut reg = home.lock();
         let new = reg.insert(1, 2).unwrap();
         assert_eq!(new.index(), old.index());
         assert_ne!(new, old);

@@ -133,7 +133,11 @@ impl<'a, P: Provider> Drain<'a, P> {
     fn open_sockets(&mut self) -> Flusher<P::Socket> {
         let generation = self.report.generation;
         let handover = self.l.background.lock().take();
-        let open = self.l.sockets.lock().drain_open(generation);
+        let open = self
+            .l
+            .sockets
+            .lock()
+            .drain_open(&self.l.sockets, generation);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
         self.report.sockets = close::close_open(policy, open, &mut flusher, self.deadline);
