@@ -53,20 +53,29 @@ def main():
     rows = [
         ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/arc/1", "`Arc` clone + drop"),
         ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/arc/2", "`Arc` clone + drop"),
-        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/mutex/1", "`Mutex<usize>` counter"),
-        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/mutex/2", "`Mutex<usize>` counter"),
-        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/load_cas/2", "bare load-then-CAS pair"),
-        ("guard enter + exit, 1 thread", "enter_exit/lifecycle/1", "enter_exit/atomic/1", "shared `AtomicUsize` pair"),
-        ("guard enter + exit, 2 threads", "enter_exit/lifecycle/2", "enter_exit/atomic/2", "shared `AtomicUsize` pair"),
-        ("guard enter + exit, 4 threads (2 cores)", "enter_exit/lifecycle/4", "enter_exit/atomic/4", "shared `AtomicUsize` pair"),
+        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/checked_add/1", "checked `fetch_add` + `fetch_sub` floor"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/checked_add/2", "checked `fetch_add` + `fetch_sub` floor"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/load_cas/2", "load-then-CAS pair"),
+        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/std_mutex/1", "`std::sync::Mutex<usize>` counter"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/std_mutex/2", "`std::sync::Mutex<usize>` counter"),
+        ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/rc_singleton/1", "`reference-counted-singleton` get + drop"),
+        ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/rc_singleton/2", "`reference-counted-singleton` get + drop"),
+        ("guard enter + exit, 1 thread", "enter_exit/lifecycle/1", "enter_exit/shard/1", "per-thread `CachePadded` shard floor"),
+        ("guard enter + exit, 2 threads", "enter_exit/lifecycle/2", "enter_exit/shard/2", "per-thread `CachePadded` shard floor"),
+        ("guard enter + exit, 4 threads (2 cores)", "enter_exit/lifecycle/4", "enter_exit/shard/4", "per-thread `CachePadded` shard floor"),
+        ("guard enter + exit, 1 thread", "enter_exit/lifecycle/1", "enter_exit/task_tracker/1", "tokio-util `TaskTracker::token()`"),
+        ("guard enter + exit, 2 threads", "enter_exit/lifecycle/2", "enter_exit/task_tracker/2", "tokio-util `TaskTracker::token()`"),
+        ("guard enter + exit, 4 threads (2 cores)", "enter_exit/lifecycle/4", "enter_exit/task_tracker/4", "tokio-util `TaskTracker::token()`"),
         ("operation token take + drop, 1 thread", "token/lifecycle/1", "token/task_tracker/1", "tokio-util `TaskTracker::token()`"),
         ("operation token take + drop, 2 threads", "token/lifecycle/2", "token/task_tracker/2", "tokio-util `TaskTracker::token()`"),
         ("operation token take + drop, 4 threads (2 cores)", "token/lifecycle/4", "token/task_tracker/4", "tokio-util `TaskTracker::token()`"),
         ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
         ("final cleanup, 100,000 + 100,000", "final_cleanup/lifecycle/100000", "final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
     ]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    cores = os.cpu_count()
     print(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain`, "
-          f"{time.strftime('%Y-%m-%d')}; medians of the runs' criterion medians -->")
+          f"{time.strftime('%Y-%m-%d')}, {cpu}, {cores} cores; medians of the runs' criterion medians -->")
     print("| benchmark | lifecycle | baseline | ratio |")
     print("|---|---|---|---|")
     for label, ours, base, base_label in rows:

@@ -44,11 +44,12 @@ pub(crate) fn close_active<S: Socket>(
     let p = match probed {
         Ok(p) => p,
         Err(panic) => {
-            let ending = Ending::new(handle, socket, &PANICKED);
+            let ending = Ending::new(handle, socket, &PANICKED).abort_pending(true);
             return Closed::Done(ending.abort(SocketOutcome::Panicked, Some(panic)));
         }
     };
-    let ending = Ending::new(handle, socket, &p);
+    // W4: closesocket ends pending overlapped operations, notified.
+    let ending = Ending::new(handle, socket, &p).abort_pending(true);
     Closed::Done(match p.linger {
         Linger::Abort => ending.abort(SocketOutcome::Reset, None),
         Linger::Background if p.unsent == 0 => ending.finish(),
@@ -85,14 +86,29 @@ fn flush_cancellable<S: Socket>(raw: &RawLifecycle, ending: Ending<S>) -> Socket
 }
 
 /// The line `close_socket` returns for a socket handed to the background.
-pub(crate) fn background_line(handle: SocketHandle, linger: Linger) -> SocketReport {
+pub(crate) fn background_line(handle: SocketHandle, linger: Linger, aborted: u32) -> SocketReport {
+    line(handle, linger, SocketOutcome::Background, aborted)
+}
+
+/// `close_socket`'s line for one handle of several to a socket (W3).
+pub(crate) fn retained_line(handle: SocketHandle, linger: Linger) -> SocketReport {
+    line(handle, linger, SocketOutcome::Retained, 0)
+}
+
+fn line(
+    handle: SocketHandle,
+    linger: Linger,
+    outcome: SocketOutcome,
+    aborted: u32,
+) -> SocketReport {
     SocketReport {
         handle,
         linger,
         phase: SocketPhase::Open,
         bytes_flushed: 0,
         bytes_discarded: 0,
-        outcome: SocketOutcome::Background,
+        outcome,
+        aborted_operations: aborted,
         faults: None,
     }
 }
@@ -118,12 +134,13 @@ pub(crate) fn close_open<S: Socket>(
         let p = match Probe::of(&socket) {
             Ok(p) => p,
             Err(panic) => {
-                let ending = Ending::new(handle, socket, &PANICKED);
+                let ending = Ending::new(handle, socket, &PANICKED).abort_pending(false);
                 reports.push(ending.abort(SocketOutcome::Panicked, Some(panic)));
                 continue;
             }
         };
-        let ending = Ending::new(handle, socket, &p);
+        // W4: the final cleanup ends pending overlapped operations silently.
+        let ending = Ending::new(handle, socket, &p).abort_pending(false);
         let own = match (policy, p.linger) {
             (OpenSocketPolicy::Reset, _) | (OpenSocketPolicy::Graceful, Linger::Abort) => {
                 reports.push(ending.abort(SocketOutcome::Reset, None));
@@ -142,7 +159,9 @@ pub(crate) fn abort_all<S: Socket>(open: Drained<'_, S>, handover: Flusher<S>) {
     for (handle, cell) in open {
         if let Some(socket) = take(cell) {
             let p = Probe::of(&socket).unwrap_or(PANICKED);
-            let _ = Ending::new(handle, socket, &p).abort(SocketOutcome::Reset, None);
+            let _ = Ending::new(handle, socket, &p)
+                .abort_pending(false)
+                .abort(SocketOutcome::Reset, None);
         }
     }
     for ending in handover.into_endings() {

@@ -89,6 +89,8 @@ pub(crate) struct Ending<S> {
     /// When to give up, and what to call it then.
     deadline: Instant,
     deadline_outcome: SocketOutcome,
+    /// Overlapped operations its `abort_pending` ended (W4).
+    aborted: u32,
 }
 
 /// What one poll of an ending led to.
@@ -109,7 +111,21 @@ impl<S: Socket> Ending<S> {
             start_unsent: probe.unsent,
             deadline: far(),
             deadline_outcome: SocketOutcome::Deadline,
+            aborted: 0,
         }
+    }
+
+    /// [W4](crate::contract#W4): ends the socket's pending overlapped
+    /// operations (with their notifications if `notify`), before its linger
+    /// is applied. A panic counts as none ended.
+    pub(crate) fn abort_pending(mut self, notify: bool) -> Ending<S> {
+        self.aborted = call(|| self.socket.abort_pending(notify)).unwrap_or(0);
+        self
+    }
+
+    /// What `abort_pending` ended.
+    pub(crate) fn aborted(&self) -> u32 {
+        self.aborted
     }
 
     /// Bounds the flush by the socket's own linger deadline `own` and the
@@ -141,6 +157,7 @@ impl<S: Socket> Ending<S> {
             bytes_flushed: self.start_unsent.saturating_sub(remaining),
             bytes_discarded: remaining,
             outcome,
+            aborted_operations: self.aborted,
             faults: SocketFaults::of(error, abort, release),
         }
     }
@@ -155,6 +172,7 @@ impl<S: Socket> Ending<S> {
             bytes_flushed: self.start_unsent,
             bytes_discarded: 0,
             outcome: SocketOutcome::Flushed,
+            aborted_operations: self.aborted,
             faults: SocketFaults::of(None, HookOutcome::Ok, release),
         }
     }

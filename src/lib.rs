@@ -169,7 +169,7 @@ pub use resource::Resource;
 pub use session::Session;
 pub use socket::{Linger, NoSocket, Socket, SocketHandle};
 pub use state::{MAX_COUNT, State};
-pub use version::{Negotiated, Version, VersionRange};
+pub use version::{Negotiated, Version, VersionRange, VersionSet};
 
 /// Compile-time proof of which public types can be shared across threads.
 #[allow(dead_code)]

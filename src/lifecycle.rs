@@ -20,7 +20,7 @@ use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, 
 use crate::resource::{Registered, release_resources};
 use crate::socket::{Cell, Registry};
 use crate::state::{Join, Leave, State, Word};
-use crate::sync::{self, Mutex};
+use crate::sync::{self, AtomicU64, Mutex, Ordering};
 use crate::{BoxError, Error, Negotiated, Provider, Resource, SocketHandle, Version};
 
 /// The result of a successful startup.
@@ -105,16 +105,25 @@ pub struct Snapshot {
 ///
 /// | method | fast path (no lock) | slow path |
 /// |---|---|---|
-/// | [`startup`](Lifecycle::startup) | Active, count below the limit: one CAS | first startup (initialization), Draining (wait) |
-/// | [`cleanup`](Lifecycle::cleanup) | count ≥ 2: one CAS | the final cleanup (drain) |
+/// | [`startup`](Lifecycle::startup) | Active, count below the limit: one `fetch_add` | first startup (initialization), Draining (wait) |
+/// | [`cleanup`](Lifecycle::cleanup) | count ≥ 2: one `fetch_sub` | the final cleanup (drain) |
 /// | [`enter`](Lifecycle::enter) | always, refusals included: a per-thread shard and a load | — |
 pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
     sockets: Mutex<Registry<P::Socket>>,
     background: Mutex<Background<P::Socket>>,
     state: StateCell<P::State>,
+    /// The lowest version negotiated by a startup of this generation
+    /// ([W2](crate::contract#W2)), as `major << 8 | minor`; `NO_VERSION`
+    /// when none.
+    effective: AtomicU64,
+    /// Serializes [`startup_with_context`](Lifecycle::startup_with_context)'s
+    /// applications, so that the last one to apply is the one in force.
+    contexts: Mutex<()>,
     provider: P,
 }
+
+const NO_VERSION: u64 = u64::MAX;
 
 impl<P: Provider> Lifecycle<P> {
     sync::loom_const_fn! {
@@ -145,6 +154,8 @@ impl<P: Provider> Lifecycle<P> {
                 sockets: Mutex::new(Registry::new()),
                 background: Mutex::new(Background::new()),
                 state: StateCell::new(),
+                effective: AtomicU64::new(NO_VERSION),
+                contexts: Mutex::new(()),
                 provider,
             }
         }
@@ -174,6 +185,55 @@ impl<P: Provider> Lifecycle<P> {
     /// (modulo 2^31).
     pub fn generation(&self) -> u64 {
         self.raw.word.load().generation()
+    }
+
+    /// The process-effective version ([W2](crate::contract#W2)): the
+    /// lowest version negotiated by a startup of the current generation
+    /// (for a request the provider supports, the requested version
+    /// itself); `None` while no generation is Active. It resets at the
+    /// final cleanup.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionSet::WINSOCK.range() }
+    /// #     fn negotiate(&self, v: Version) -> Result<Negotiated, Error> { VersionSet::WINSOCK.negotiate(v) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(1, 9))?; // negotiates to 1.1
+    /// l.startup(Version::new(2, 0))?;
+    /// assert_eq!(l.effective_version(), Some(Version::new(1, 1)));
+    /// for _ in 0..3 { l.cleanup()?; }
+    /// assert_eq!(l.effective_version(), None);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn effective_version(&self) -> Option<Version> {
+        if !self.raw.word.load().is_active() {
+            return None;
+        }
+        match self.effective.load(Ordering::Relaxed) {
+            NO_VERSION => None,
+            k => Some(Version::new((k >> 8) as u8, k as u8)),
+        }
+    }
+
+    fn key(v: Version) -> u64 {
+        (u64::from(v.major) << 8) | u64::from(v.minor)
+    }
+
+    /// Lowers the effective version to `v` if it is lower: one relaxed load
+    /// of a line that is only written when a lower version arrives.
+    #[inline]
+    fn note_version(&self, v: Version) {
+        let k = Self::key(v);
+        if k < self.effective.load(Ordering::Relaxed) {
+            self.effective.fetch_min(k, Ordering::Relaxed);
+        }
     }
 
     /// State, count and generation read together (one load of the word).
@@ -228,8 +288,9 @@ impl<P: Provider> Lifecycle<P> {
     ) -> Result<Started, Error> {
         // The fast path, written out so that the common case builds its
         // result in place (no `Poll` to unwrap and copy).
-        let negotiated = self.provider.versions().negotiate(requested)?;
+        let negotiated = self.provider.negotiate(requested)?;
         if let Join::Joined(w) = self.raw.word.join(self.raw.config.count_limit()) {
+            self.note_version(negotiated.version);
             return Ok(Started {
                 negotiated,
                 generation: w.generation(),
@@ -254,6 +315,35 @@ impl<P: Provider> Lifecycle<P> {
                 return r;
             }
         }
+    }
+
+    /// A startup that carries a context ([W1](crate::contract#W1)), as
+    /// every successful `WSPStartup` carries its upcall table: after the
+    /// startup is counted, `apply` runs with the generation's
+    /// [`State`](Provider::State) and the context, so the provider can keep
+    /// the latest one in force. Applications are serialized (a lifecycle
+    /// lock), so of two startups the later to apply wins; a startup that
+    /// fails applies nothing. A panic in `apply` is caught and the startup
+    /// still counts (pair it with a cleanup as usual).
+    ///
+    /// # Errors
+    ///
+    /// As [`startup`](Lifecycle::startup).
+    pub fn startup_with_context<C>(
+        &self,
+        requested: Version,
+        context: C,
+        apply: impl FnOnce(&P::State, C),
+    ) -> Result<Started, Error> {
+        let started = self.startup(requested)?;
+        // This startup's unit keeps the generation (and its state) alive;
+        // the guard is how the state is reached.
+        if let Ok(guard) = self.enter() {
+            let _order = self.contexts.lock();
+            let state = guard.state();
+            let _ = call(|| apply(&state, context));
+        }
+        Ok(started)
     }
 
     /// [`startup`](Lifecycle::startup) for async hosts: where `startup`
@@ -283,7 +373,7 @@ impl<P: Provider> Lifecycle<P> {
         policy: StartupPolicy,
         waker: Option<&Waker>,
     ) -> Poll<Result<Started, Error>> {
-        let negotiated = match self.provider.versions().negotiate(requested) {
+        let negotiated = match self.provider.negotiate(requested) {
             Ok(n) => n,
             Err(e) => return Poll::Ready(Err(e)),
         };
@@ -291,6 +381,7 @@ impl<P: Provider> Lifecycle<P> {
         loop {
             match self.raw.word.join(limit) {
                 Join::Joined(w) => {
+                    self.note_version(negotiated.version);
                     return Poll::Ready(Ok(Started {
                         negotiated,
                         generation: w.generation(),
@@ -341,6 +432,10 @@ impl<P: Provider> Lifecycle<P> {
                 // Stored before Active is published: no guard can see it
                 // missing.
                 self.state.set(state);
+                // Before Active: the generation's first version, then the
+                // lowest of every startup ([W2](crate::contract#W2)).
+                self.effective
+                    .store(Self::key(negotiated.version), Ordering::Relaxed);
                 init.publish(Ok(resources));
                 Ok(Started {
                     negotiated,
@@ -508,134 +603,6 @@ impl<P: Provider> Lifecycle<P> {
             Error::NotInitialised
         })
     }
-
-    // ------------------------------------------------------------------
-    // sockets
-    // ------------------------------------------------------------------
-
-    /// Registers a socket for the current generation and returns its handle.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] when
-    /// the registry's 2^24 slots are all open or retired. A refused socket
-    /// is aborted and released at once (never leaked).
-    pub fn register_socket(&self, socket: P::Socket) -> Result<SocketHandle, Error> {
-        let mut reg = self.sockets.lock();
-        // The drain empties the registry under this lock after flipping the
-        // word: an Active seen here means the drain will see this socket.
-        let w = self.raw.word.load();
-        let (socket, error) = if w.is_active() {
-            match reg.insert(w.generation(), socket) {
-                Ok(handle) => return Ok(handle),
-                Err(socket) => (socket, Error::ProcessLimit),
-            }
-        } else {
-            (socket, Error::NotInitialised)
-        };
-        drop(reg);
-        close::refuse(socket);
-        Err(error)
-    }
-
-    /// Runs `f` on the socket behind `handle`, inside an operation guard.
-    ///
-    /// `f` runs with only this socket's slot locked: it may use the lifecycle
-    /// for anything except this same socket.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotInitialised`] unless Active (checked first,
-    /// [L8](crate::contract#L8)); [`Error::NotSocket`] for a handle that was
-    /// not issued for an open socket of this generation
-    /// ([S1](crate::contract#S1), [S7](crate::contract#S7)).
-    pub fn with_socket<R>(
-        &self,
-        handle: SocketHandle,
-        f: impl FnOnce(&mut P::Socket) -> R,
-    ) -> Result<R, Error> {
-        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w)?;
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        Ok(f(socket))
-    }
-
-    fn lookup(&self, handle: SocketHandle, w: Word) -> Result<Cell<P::Socket>, Error> {
-        if !handle.may_belong_to(w.generation()) {
-            return Err(Error::NotSocket);
-        }
-        self.sockets.lock().get(handle)
-    }
-
-    /// Closes the socket behind `handle` (`WSPCloseSocket`) according to its
-    /// linger setting (see [`Linger`](crate::Linger) for the table) and
-    /// returns its report line: flushed, reset, timed out, failed, or
-    /// [`SocketOutcome::Background`] when the lifecycle keeps flushing it.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::NotInitialised`] unless Active (checked first);
-    /// - [`Error::NotSocket`]: unknown, closed or stale handle
-    ///   ([S1](crate::contract#S1));
-    /// - [`Error::WouldBlock`]: a non-blocking socket with a `Timeout` linger
-    ///   and unsent data; nothing was done and the handle stays valid.
-    pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
-        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w)?;
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        let probed = Probe::of(socket);
-        if probed.as_ref().is_ok_and(Probe::would_block) {
-            return Err(Error::WouldBlock);
-        }
-        let Some(socket) = slot.take() else {
-            return Err(Error::NotSocket);
-        };
-        drop(slot);
-        self.sockets.lock().remove(handle, &cell);
-        drop(cell);
-        match close::close_active(&self.raw, handle, socket, probed) {
-            Closed::Done(report) => Ok(report),
-            Closed::Background(ending) => {
-                let line = close::background_line(handle, ending.linger);
-                let mode = self.raw.config.background_flush();
-                self.background.lock().push(ending, mode);
-                Ok(line)
-            }
-        }
-    }
-
-    /// Makes one pass of flush progress on the sockets closed in the
-    /// background (`Linger::Background` with data left): polls those whose
-    /// waker fired since the last pass, and releases those that are done.
-    /// Returns how many are still flushing.
-    ///
-    /// With the default [`BackgroundFlush::Thread`](crate::BackgroundFlush)
-    /// the lifecycle's own flusher thread does this and nobody needs to call
-    /// it ([S4](crate::contract#S4)); with `BackgroundFlush::Manual` a
-    /// provider calls it from its own I/O loop (when the sockets' wakers
-    /// fire), and the final cleanup finishes whatever is left. Sockets whose
-    /// background flush fails are aborted, and their lines appear in the
-    /// final drain report.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotInitialised`] unless Active.
-    pub fn poll_closing(&self) -> Result<usize, Error> {
-        let (_guard, _) = OperationGuard::enter(&self.raw, &self.state)?;
-        Ok(self.background.lock().poll())
-    }
-
-    /// Sockets currently open (registered and not closed).
-    pub fn open_sockets(&self) -> usize {
-        self.sockets.lock().open()
-    }
-
-    /// Sockets closed in the background that are still flushing.
-    pub fn closing_sockets(&self) -> usize {
-        self.background.lock().len()
-    }
 }
 
 /// [L12](crate::contract#L12): a lifecycle dropped while Active (a process
@@ -675,6 +642,7 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
     }
 }
 
+mod sockets;
 #[cfg(all(test, not(loom)))]
 mod tests;
 

@@ -42,6 +42,21 @@ pub trait Provider: Send + Sync {
     /// The versions this provider supports (rule [V2](crate::contract#V2)).
     fn versions(&self) -> VersionRange;
 
+    /// Negotiates one startup's requested version. The default applies
+    /// [`versions`](Provider::versions)' rule (the minimum of the request
+    /// and the highest); a provider with a discrete set of versions
+    /// ([W2](crate::contract#W2)) overrides it, usually with
+    /// [`VersionSet::negotiate`](crate::VersionSet::negotiate). It runs on
+    /// every startup's fast path: keep it cheap and pure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotSupported`] for a version it cannot serve.
+    #[inline]
+    fn negotiate(&self, requested: crate::Version) -> Result<crate::Negotiated, Error> {
+        self.versions().negotiate(requested)
+    }
+
     /// Initializes the provider for a new generation and builds its
     /// [`State`](Provider::State); runs once per generation, on the first
     /// startup (rule [L1](crate::contract#L1)). Resources it registers through `init`

@@ -37,6 +37,11 @@ pub enum SocketOutcome {
     /// it, and its final line appears in a drain report. The handle is
     /// already invalid.
     Background,
+    /// Only from [`close_socket`](crate::Lifecycle::close_socket): the
+    /// handle was one of several to one socket ([W3](crate::contract#W3));
+    /// it is closed, and the socket stays open under the others. It closes,
+    /// with its linger, when its last handle does.
+    Retained,
 }
 
 impl fmt::Display for SocketOutcome {
@@ -50,6 +55,7 @@ impl fmt::Display for SocketOutcome {
             SocketOutcome::Panicked => f.write_str("panicked"),
             SocketOutcome::Background => f.write_str("flushing in the background"),
             SocketOutcome::Cancelled => f.write_str("cancelled by the final cleanup"),
+            SocketOutcome::Retained => f.write_str("handle closed, socket still open"),
         }
     }
 }
@@ -83,6 +89,10 @@ pub struct SocketReport {
     pub bytes_discarded: u64,
     /// How its flush ended.
     pub outcome: SocketOutcome,
+    /// Pending overlapped operations its close ended with
+    /// `WSA_OPERATION_ABORTED` ([W4](crate::contract#W4)): with their
+    /// notifications at `close_socket`, silently at the final cleanup.
+    pub aborted_operations: u32,
     /// What failed, if anything: the flush error or panic message, and how
     /// `abort` and `release` went. `None` when all went well; kept out of
     /// line so that a report of many sockets stays small (64 bytes a line).
@@ -113,7 +123,10 @@ impl SocketReport {
         self.bytes_discarded == 0
             && matches!(
                 self.outcome,
-                SocketOutcome::Flushed | SocketOutcome::Reset | SocketOutcome::Background
+                SocketOutcome::Flushed
+                    | SocketOutcome::Reset
+                    | SocketOutcome::Background
+                    | SocketOutcome::Retained
             )
             && self.faults.is_none()
     }

@@ -1,6 +1,7 @@
 //! Sockets behind a trait, their linger settings, and the registry that
 //! hands out handles that never alias (rules [L8](crate::contract#L8), [S1](crate::contract#S1)–[S3](crate::contract#S3), [S7](crate::contract#S7)).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -156,6 +157,21 @@ pub trait Socket: Send + 'static {
     fn release(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Ends every pending overlapped operation on this socket with
+    /// `WSA_OPERATION_ABORTED` (995, [`Error::OperationAborted`]) and
+    /// returns how many it ended ([W4](crate::contract#W4)). With `notify`
+    /// their completion notifications are delivered (the socket is being
+    /// closed by the application: `closesocket` semantics); without it they
+    /// are not (the final cleanup: silent to the application,
+    /// [L6.1](crate::contract#L6.1)). Called once per socket, before its
+    /// linger is applied; the count appears in its
+    /// [`SocketReport::aborted_operations`](crate::SocketReport::aborted_operations).
+    /// A socket with no overlapped I/O keeps the default (none).
+    fn abort_pending(&mut self, notify: bool) -> u32 {
+        let _ = notify;
+        0
+    }
 }
 
 impl Socket for Box<dyn Socket> {
@@ -176,6 +192,9 @@ impl Socket for Box<dyn Socket> {
     }
     fn release(&mut self) -> Result<(), BoxError> {
         (**self).release()
+    }
+    fn abort_pending(&mut self, notify: bool) -> u32 {
+        (**self).abort_pending(notify)
     }
 }
 
@@ -364,6 +383,9 @@ pub(crate) struct Registry<S> {
     /// reused since: handed out in index order after `free` is empty. (So a
     /// drain frees every slot in O(1) instead of listing them.)
     reuse: usize,
+    /// Handles per socket, for sockets with more than one
+    /// ([W3](crate::contract#W3)), by the address of their shared cell.
+    links: BTreeMap<usize, usize>,
     open: usize,
 }
 
@@ -374,6 +396,7 @@ impl<S> Registry<S> {
                 slots: Vec::new(),
                 free: Vec::new(),
                 reuse: 0,
+                links: BTreeMap::new(),
                 open: 0,
             }
         }
@@ -403,6 +426,15 @@ impl<S> Registry<S> {
     /// Stores `socket`, returning its handle in `generation`; hands the
     /// socket back if no slot is left.
     pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, S> {
+        match self.occupy(Arc::new(Mutex::new(Some(socket)))) {
+            Ok((index, seq)) => Ok(SocketHandle::new(index, seq, generation)),
+            Err(cell) => Err(take(cell).expect("a fresh cell holds its socket")),
+        }
+    }
+
+    /// Puts `cell` in a vacant slot (or a new one); hands it back if no slot
+    /// is left.
+    fn occupy(&mut self, cell: Cell<S>) -> Result<(usize, u64), Cell<S>> {
         let index = match self.vacant() {
             Some(i) => i,
             None if self.slots.len() < Self::MAX_SLOTS => {
@@ -413,12 +445,44 @@ impl<S> Registry<S> {
                 self.reuse = self.slots.len();
                 self.slots.len() - 1
             }
-            None => return Err(socket),
+            None => return Err(cell),
         };
         let slot = &mut self.slots[index];
-        slot.cell = Some(Arc::new(Mutex::new(Some(socket))));
+        slot.cell = Some(cell);
         self.open += 1;
-        Ok(SocketHandle::new(index, slot.seq, generation))
+        Ok((index, slot.seq))
+    }
+
+    fn link_key(cell: &Cell<S>) -> usize {
+        Arc::as_ptr(cell).cast::<()>() as usize
+    }
+
+    /// A second handle to the socket behind `handle` ([W3](crate::contract#W3)).
+    pub(crate) fn duplicate(
+        &mut self,
+        handle: SocketHandle,
+        generation: u64,
+    ) -> Result<SocketHandle, Error> {
+        let cell = self.get(handle)?;
+        let key = Self::link_key(&cell);
+        let (index, seq) = self.occupy(cell).map_err(|_| Error::ProcessLimit)?;
+        *self.links.entry(key).or_insert(1) += 1;
+        Ok(SocketHandle::new(index, seq, generation))
+    }
+
+    /// Closes `handle` alone if its socket has other handles: `true` if it
+    /// did (the socket stays open under them, [W3](crate::contract#W3)).
+    pub(crate) fn unlink_shared(&mut self, handle: SocketHandle, cell: &Cell<S>) -> bool {
+        let key = Self::link_key(cell);
+        let Some(n) = self.links.get_mut(&key) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 1 {
+            self.links.remove(&key);
+        }
+        self.remove(handle, cell);
+        true
     }
 
     /// The cell of the open socket issued exactly `handle`.
@@ -465,6 +529,7 @@ impl<S> Registry<S> {
     ) -> Drained<'a, S> {
         let open = std::mem::take(&mut self.open);
         self.free.clear();
+        self.links.clear();
         self.reuse = 0;
         Drained {
             home,

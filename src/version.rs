@@ -122,6 +122,100 @@ impl VersionRange {
     }
 }
 
+/// A discrete set of supported versions ([W2](crate::contract#W2)), for
+/// providers whose versions are not one range: a request negotiates to the
+/// highest member not above it. [`VersionSet::WINSOCK`] is `WSAStartup`'s
+/// set, where 1.2–1.255 negotiate to 1.1 and anything above 2.2 to 2.2.
+///
+/// ```
+/// use provider_lifecycle::{Version, VersionSet};
+/// let set = VersionSet::WINSOCK;
+/// assert_eq!(set.negotiate(Version::new(1, 7)).unwrap().version, Version::new(1, 1));
+/// assert_eq!(set.negotiate(Version::new(2, 9)).unwrap().version, Version::new(2, 2));
+/// assert_eq!(set.negotiate(Version::new(2, 1)).unwrap().version, Version::new(2, 1));
+/// assert_eq!(set.negotiate(Version::new(0, 9)).unwrap_err().wsa_code(), 10092);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VersionSet {
+    versions: &'static [Version],
+}
+
+impl VersionSet {
+    /// `WSAStartup`'s versions: 1.0, 1.1, 2.0, 2.1 and 2.2.
+    pub const WINSOCK: VersionSet = VersionSet::new(&[
+        Version::new(1, 0),
+        Version::new(1, 1),
+        Version::new(2, 0),
+        Version::new(2, 1),
+        Version::new(2, 2),
+    ]);
+
+    /// The set of `versions`, which must be non-empty and strictly
+    /// ascending (checked at compile time when used in a `const`).
+    ///
+    /// # Panics
+    ///
+    /// If `versions` is empty or not strictly ascending.
+    #[must_use]
+    pub const fn new(versions: &'static [Version]) -> VersionSet {
+        assert!(!versions.is_empty(), "a version set is never empty");
+        let mut i = 1;
+        while i < versions.len() {
+            let (a, b) = (versions[i - 1], versions[i]);
+            assert!(
+                a.major < b.major || (a.major == b.major && a.minor < b.minor),
+                "a version set is strictly ascending"
+            );
+            i += 1;
+        }
+        VersionSet { versions }
+    }
+
+    /// The lowest supported version.
+    #[must_use]
+    pub const fn lowest(&self) -> Version {
+        self.versions[0]
+    }
+
+    /// The highest supported version.
+    #[must_use]
+    pub const fn highest(&self) -> Version {
+        self.versions[self.versions.len() - 1]
+    }
+
+    /// The range from the lowest to the highest member (what
+    /// [`Provider::versions`](crate::Provider::versions) reports).
+    #[must_use]
+    pub const fn range(&self) -> VersionRange {
+        VersionRange::new(self.lowest(), self.highest())
+    }
+
+    /// Whether `v` is a member.
+    #[must_use]
+    pub fn contains(&self, v: Version) -> bool {
+        self.versions.contains(&v)
+    }
+
+    /// Negotiates `requested`: the highest member not above it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VersionNotSupported`] if `requested` has major 0 or is below
+    /// every member.
+    pub fn negotiate(&self, requested: Version) -> Result<Negotiated, Error> {
+        if requested.major == 0 {
+            return Err(Error::VersionNotSupported);
+        }
+        match self.versions.iter().rev().find(|&&v| v <= requested) {
+            Some(&version) => Ok(Negotiated {
+                version,
+                high_version: self.highest(),
+            }),
+            None => Err(Error::VersionNotSupported),
+        }
+    }
+}
+
 /// The outcome of one version negotiation (rule [V2](crate::contract#V2)): what `WSPStartup` writes
 /// into `wVersion` and `wHighVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,6 +18,7 @@ use crate::HookOutcome;
 use crate::drain::Flusher;
 use crate::hook::drop_quietly;
 use crate::report::SummarizedSockets;
+use crate::sync::Ordering;
 
 enum Phase<S> {
     Guards,
@@ -184,6 +185,8 @@ impl<'a, P: Provider> Drain<'a, P> {
         trace_phase("prepare_unload", r);
         let _ = call(|| self.l.provider.on_drained(r));
         self.phase = Phase::Done;
+        // W2: the next generation's effective version starts afresh.
+        self.l.effective.store(NO_VERSION, Ordering::Relaxed);
         // L6.6: Released, next generation, wake waiting startups.
         drop(frame);
         std::mem::take(r)

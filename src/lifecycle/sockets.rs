@@ -1,0 +1,187 @@
+//! The lifecycle's sockets: registration, use, close (with its linger),
+//! duplicated handles ([W3](crate::contract#W3)) and background progress.
+
+use super::*;
+
+impl<P: Provider> Lifecycle<P> {
+    // ------------------------------------------------------------------
+    // sockets
+    // ------------------------------------------------------------------
+
+    /// Registers a socket for the current generation and returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] when
+    /// the registry's 2^24 slots are all open or retired. A refused socket
+    /// is aborted and released at once (never leaked).
+    pub fn register_socket(&self, socket: P::Socket) -> Result<SocketHandle, Error> {
+        let mut reg = self.sockets.lock();
+        // The drain empties the registry under this lock after flipping the
+        // word: an Active seen here means the drain will see this socket.
+        let w = self.raw.word.load();
+        let (socket, error) = if w.is_active() {
+            match reg.insert(w.generation(), socket) {
+                Ok(handle) => return Ok(handle),
+                Err(socket) => (socket, Error::ProcessLimit),
+            }
+        } else {
+            (socket, Error::NotInitialised)
+        };
+        drop(reg);
+        close::refuse(socket);
+        Err(error)
+    }
+
+    /// Runs `f` on the socket behind `handle`, inside an operation guard.
+    ///
+    /// `f` runs with only this socket's slot locked: it may use the lifecycle
+    /// for anything except this same socket.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialised`] unless Active (checked first,
+    /// [L8](crate::contract#L8)); [`Error::NotSocket`] for a handle that was
+    /// not issued for an open socket of this generation
+    /// ([S1](crate::contract#S1), [S7](crate::contract#S7)).
+    pub fn with_socket<R>(
+        &self,
+        handle: SocketHandle,
+        f: impl FnOnce(&mut P::Socket) -> R,
+    ) -> Result<R, Error> {
+        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
+        let cell = self.lookup(handle, w)?;
+        let mut slot = cell.lock();
+        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
+        Ok(f(socket))
+    }
+
+    fn lookup(&self, handle: SocketHandle, w: Word) -> Result<Cell<P::Socket>, Error> {
+        if !handle.may_belong_to(w.generation()) {
+            return Err(Error::NotSocket);
+        }
+        self.sockets.lock().get(handle)
+    }
+
+    /// Closes the socket behind `handle` (`WSPCloseSocket`) according to its
+    /// linger setting (see [`Linger`](crate::Linger) for the table) and
+    /// returns its report line: flushed, reset, timed out, failed, or
+    /// [`SocketOutcome::Background`] when the lifecycle keeps flushing it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotInitialised`] unless Active (checked first);
+    /// - [`Error::NotSocket`]: unknown, closed or stale handle
+    ///   ([S1](crate::contract#S1));
+    /// - [`Error::WouldBlock`]: a non-blocking socket with a `Timeout` linger
+    ///   and unsent data; nothing was done and the handle stays valid.
+    pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
+        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
+        let cell = self.lookup(handle, w)?;
+        // W3: one handle of several closes alone; the socket stays open.
+        if self.sockets.lock().unlink_shared(handle, &cell) {
+            let linger = call(|| cell.lock().as_ref().map(crate::Socket::linger))
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            return Ok(close::retained_line(handle, linger));
+        }
+        let mut slot = cell.lock();
+        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
+        let probed = Probe::of(socket);
+        if probed.as_ref().is_ok_and(Probe::would_block) {
+            return Err(Error::WouldBlock);
+        }
+        let Some(socket) = slot.take() else {
+            return Err(Error::NotSocket);
+        };
+        drop(slot);
+        self.sockets.lock().remove(handle, &cell);
+        drop(cell);
+        match close::close_active(&self.raw, handle, socket, probed) {
+            Closed::Done(report) => Ok(report),
+            Closed::Background(ending) => {
+                let line = close::background_line(handle, ending.linger, ending.aborted());
+                let mode = self.raw.config.background_flush();
+                self.background.lock().push(ending, mode);
+                Ok(line)
+            }
+        }
+    }
+
+    /// Duplicates `handle` ([W3](crate::contract#W3), what
+    /// `WSPDuplicateSocket` leads to): a new handle to the same socket.
+    /// Every handle works alike; closing one closes only that handle
+    /// ([`SocketOutcome::Retained`](crate::SocketOutcome::Retained)) until
+    /// the last, whose close applies the socket's linger. The final cleanup
+    /// closes the socket once and reports it once, under one of its handles.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S;
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { 0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let a = l.register_socket(S)?;
+    /// let b = l.duplicate_socket(a)?;
+    /// assert_eq!(l.close_socket(a)?.outcome, SocketOutcome::Retained);
+    /// assert!(l.with_socket(b, |_| ()).is_ok(), "b still works");
+    /// assert_eq!(l.close_socket(b)?.outcome, SocketOutcome::Flushed);
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialised`] unless Active; [`Error::NotSocket`] for a
+    /// handle that is not open; [`Error::ProcessLimit`] when no slot is left.
+    pub fn duplicate_socket(&self, handle: SocketHandle) -> Result<SocketHandle, Error> {
+        let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
+        if !handle.may_belong_to(w.generation()) {
+            return Err(Error::NotSocket);
+        }
+        self.sockets.lock().duplicate(handle, w.generation())
+    }
+
+    /// Makes one pass of flush progress on the sockets closed in the
+    /// background (`Linger::Background` with data left): polls those whose
+    /// waker fired since the last pass, and releases those that are done.
+    /// Returns how many are still flushing.
+    ///
+    /// With the default [`BackgroundFlush::Thread`](crate::BackgroundFlush)
+    /// the lifecycle's own flusher thread does this and nobody needs to call
+    /// it ([S4](crate::contract#S4)); with `BackgroundFlush::Manual` a
+    /// provider calls it from its own I/O loop (when the sockets' wakers
+    /// fire), and the final cleanup finishes whatever is left. Sockets whose
+    /// background flush fails are aborted, and their lines appear in the
+    /// final drain report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialised`] unless Active.
+    pub fn poll_closing(&self) -> Result<usize, Error> {
+        let (_guard, _) = OperationGuard::enter(&self.raw, &self.state)?;
+        Ok(self.background.lock().poll())
+    }
+
+    /// Sockets currently open (registered and not closed).
+    pub fn open_sockets(&self) -> usize {
+        self.sockets.lock().open()
+    }
+
+    /// Sockets closed in the background that are still flushing.
+    pub fn closing_sockets(&self) -> usize {
+        self.background.lock().len()
+    }
+}
