@@ -41,6 +41,36 @@ impl Linger {
             (_, secs) => Linger::Timeout(Duration::from_secs(secs as u64)),
         }
     }
+
+    /// The Winsock `linger` structure for this setting, `(l_onoff,
+    /// l_linger)`: the inverse of [`from_winsock`](Linger::from_winsock), a
+    /// timeout rounded up to whole seconds and capped at 65,535.
+    ///
+    /// ```
+    /// use provider_lifecycle::Linger;
+    /// use std::time::Duration;
+    /// assert_eq!(Linger::Background.to_winsock(), (0, 0));
+    /// assert_eq!(Linger::Abort.to_winsock(), (1, 0));
+    /// assert_eq!(Linger::Timeout(Duration::from_secs(5)).to_winsock(), (1, 5));
+    /// assert_eq!(Linger::from_winsock(1, 7).to_winsock(), (1, 7));
+    /// ```
+    #[must_use]
+    pub const fn to_winsock(self) -> (u16, u16) {
+        match self {
+            Linger::Background => (0, 0),
+            Linger::Abort => (1, 0),
+            Linger::Timeout(d) => {
+                let secs = d.as_secs() + (d.subsec_nanos() > 0) as u64;
+                let secs = if secs > u16::MAX as u64 {
+                    u16::MAX
+                } else {
+                    secs as u16
+                };
+                // A sub-second timeout still lingers: at least 1 s.
+                (1, if secs == 0 { 1 } else { secs })
+            }
+        }
+    }
 }
 
 /// A provider's socket, as the lifecycle sees it.

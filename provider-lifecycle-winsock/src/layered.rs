@@ -1,0 +1,237 @@
+//! A layered provider's view of the provider below it
+//! ([W5](provider_lifecycle::contract#W5)): started through the lower
+//! `WSPStartup`, its dispatch table checked before anything is used, its
+//! sockets closed abortively, and its cleanup called exactly once per
+//! successful lower startup.
+
+use std::fmt;
+
+use provider_lifecycle::{Error, Version};
+
+use crate::sys::{
+    LINGER, LPWSPSTARTUP, SO_LINGER, SOCKET, SOL_SOCKET, WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE,
+    WSPUPCALLTABLE,
+};
+
+/// The number of entries of a `WSPPROC_TABLE`.
+pub const PROC_TABLE_ENTRIES: usize = 30;
+
+/// How many entries of `table` are null (0: the table is usable).
+#[must_use]
+pub fn null_entries(table: &WSPPROC_TABLE) -> usize {
+    let t = table;
+    [
+        t.lpWSPAccept.is_none(),
+        t.lpWSPAddressToString.is_none(),
+        t.lpWSPAsyncSelect.is_none(),
+        t.lpWSPBind.is_none(),
+        t.lpWSPCancelBlockingCall.is_none(),
+        t.lpWSPCleanup.is_none(),
+        t.lpWSPCloseSocket.is_none(),
+        t.lpWSPConnect.is_none(),
+        t.lpWSPDuplicateSocket.is_none(),
+        t.lpWSPEnumNetworkEvents.is_none(),
+        t.lpWSPEventSelect.is_none(),
+        t.lpWSPGetOverlappedResult.is_none(),
+        t.lpWSPGetPeerName.is_none(),
+        t.lpWSPGetSockName.is_none(),
+        t.lpWSPGetSockOpt.is_none(),
+        t.lpWSPGetQOSByName.is_none(),
+        t.lpWSPIoctl.is_none(),
+        t.lpWSPJoinLeaf.is_none(),
+        t.lpWSPListen.is_none(),
+        t.lpWSPRecv.is_none(),
+        t.lpWSPRecvDisconnect.is_none(),
+        t.lpWSPRecvFrom.is_none(),
+        t.lpWSPSelect.is_none(),
+        t.lpWSPSend.is_none(),
+        t.lpWSPSendDisconnect.is_none(),
+        t.lpWSPSendTo.is_none(),
+        t.lpWSPSetSockOpt.is_none(),
+        t.lpWSPShutdown.is_none(),
+        t.lpWSPSocket.is_none(),
+        t.lpWSPStringToAddress.is_none(),
+    ]
+    .iter()
+    .filter(|&&null| null)
+    .count()
+}
+
+/// One successful startup of the provider below, with its validated table.
+/// Dropping it without [`cleanup`](Lower::cleanup) calls the lower cleanup
+/// anyway: a lower startup is always balanced by exactly one lower cleanup.
+pub struct Lower {
+    table: WSPPROC_TABLE,
+    data: WSPDATA,
+    cleaned: bool,
+}
+
+impl fmt::Debug for Lower {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lower")
+            .field("version", &Version::from_word(self.data.wVersion))
+            .field("cleaned", &self.cleaned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lower {
+    /// Starts the lower provider through its `WSPStartup`, passing the
+    /// upcall table this layer received down unchanged
+    /// ([W1](provider_lifecycle::contract#W1)), then checks its dispatch
+    /// table ([W5](provider_lifecycle::contract#W5)).
+    ///
+    /// # Errors
+    ///
+    /// The lower startup's own error (as [`Error::ProviderFailedInit`],
+    /// 10106, unless it is a version refusal, kept as 10092); a table with
+    /// a null entry is [`Error::InvalidProcTable`] (10104), after one call
+    /// of the lower cleanup (if it has one) so the lower startup is
+    /// balanced; a null `startup` is [`Error::InvalidProcTable`] too.
+    ///
+    /// # Safety
+    ///
+    /// `startup` is a lower provider's `WSPStartup`; `protocol` is null or
+    /// points to a valid `WSAPROTOCOL_INFOW` for the call.
+    pub unsafe fn start(
+        startup: LPWSPSTARTUP,
+        version: Version,
+        protocol: *const WSAPROTOCOL_INFOW,
+        upcalls: WSPUPCALLTABLE,
+    ) -> Result<Lower, Error> {
+        let startup = startup.ok_or(Error::InvalidProcTable)?;
+        let mut data = WSPDATA::default();
+        let mut table = WSPPROC_TABLE::default();
+        // SAFETY: the lower provider's WSPStartup with valid out-pointers
+        // (WSPDATA's from a mutable place: the lower provider writes it).
+        let code = unsafe {
+            startup(
+                version.to_word(),
+                (&raw mut data).cast_const(),
+                protocol,
+                upcalls,
+                &mut table,
+            )
+        };
+        match code {
+            0 => {}
+            10092 => return Err(Error::VersionNotSupported),
+            _ => return Err(Error::ProviderFailedInit),
+        }
+        if null_entries(&table) > 0 {
+            if let Some(cleanup) = table.lpWSPCleanup {
+                let mut errno = 0;
+                // SAFETY: the lower provider's own cleanup, balancing the
+                // startup that just succeeded.
+                unsafe { cleanup(&mut errno) };
+            }
+            return Err(Error::InvalidProcTable);
+        }
+        Ok(Lower {
+            table,
+            data,
+            cleaned: false,
+        })
+    }
+
+    /// The lower dispatch table (every entry set).
+    #[must_use]
+    pub fn table(&self) -> &WSPPROC_TABLE {
+        &self.table
+    }
+
+    /// The version the lower provider negotiated.
+    #[must_use]
+    pub fn version(&self) -> Version {
+        Version::from_word(self.data.wVersion)
+    }
+
+    /// Closes a lower socket abortively: `SO_LINGER {1, 0}` through the
+    /// lower `WSPSetSockOpt`, then the lower `WSPCloseSocket` (what a layer
+    /// does with its lower sockets before the lower cleanup).
+    ///
+    /// # Errors
+    ///
+    /// The lower close's Winsock error, as an [`Error`] where one matches
+    /// (`NotSocket`, ...), else [`Error::NetworkDown`].
+    ///
+    /// # Safety
+    ///
+    /// `s` is a socket of the lower provider.
+    pub unsafe fn close_abortively(&self, s: SOCKET) -> Result<(), Error> {
+        let hard = LINGER {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let mut errno = 0;
+        let set = self.table.lpWSPSetSockOpt.expect("validated table");
+        let close = self.table.lpWSPCloseSocket.expect("validated table");
+        // SAFETY: the lower provider's entries, with a LINGER that outlives
+        // the call.
+        unsafe {
+            set(
+                s,
+                SOL_SOCKET,
+                SO_LINGER,
+                (&raw const hard).cast(),
+                size_of::<LINGER>() as i32,
+                &mut errno,
+            );
+        }
+        // SAFETY: as above.
+        if unsafe { close(s, &mut errno) } == 0 {
+            Ok(())
+        } else {
+            Err(code_to_error(errno))
+        }
+    }
+
+    /// Calls the lower `WSPCleanup`, once.
+    ///
+    /// # Errors
+    ///
+    /// The lower cleanup's Winsock error (e.g. 10093 as
+    /// [`Error::NotInitialised`]).
+    pub fn cleanup(mut self) -> Result<(), Error> {
+        self.cleanup_once()
+    }
+
+    fn cleanup_once(&mut self) -> Result<(), Error> {
+        if std::mem::replace(&mut self.cleaned, true) {
+            return Ok(());
+        }
+        let cleanup = self.table.lpWSPCleanup.expect("validated table");
+        let mut errno = 0;
+        // SAFETY: the lower provider's cleanup, once per lower startup.
+        if unsafe { cleanup(&mut errno) } == 0 {
+            Ok(())
+        } else {
+            Err(code_to_error(errno))
+        }
+    }
+}
+
+impl Drop for Lower {
+    fn drop(&mut self) {
+        let _ = self.cleanup_once();
+    }
+}
+
+/// The crate's error for a Winsock code a lower provider reported.
+#[must_use]
+pub fn code_to_error(code: i32) -> Error {
+    match code {
+        10093 => Error::NotInitialised,
+        10092 => Error::VersionNotSupported,
+        10067 => Error::ProcessLimit,
+        10036 => Error::InProgress,
+        10038 => Error::NotSocket,
+        10035 => Error::WouldBlock,
+        10014 => Error::Fault,
+        10104 => Error::InvalidProcTable,
+        10106 => Error::ProviderFailedInit,
+        10004 => Error::Interrupted,
+        995 => Error::OperationAborted,
+        _ => Error::NetworkDown,
+    }
+}

@@ -1,0 +1,117 @@
+//! The real Winsock SPI over [`provider_lifecycle`]: a provider author
+//! writes a [`Provider`](provider_lifecycle::Provider) (plus
+//! [`WinsockProvider`] and [`WinsockSocket`]) and gets the exact exports
+//! `ws2_32` loads — `WSPStartup` with its five arguments and the `system`
+//! calling convention, and the full 30-entry `WSPPROC_TABLE` — on the
+//! `windows-sys` types.
+//!
+//! ```text
+//! ws2_32 ──WSPStartup(ver, &WSPDATA, &WSAPROTOCOL_INFOW, WSPUPCALLTABLE, &WSPPROC_TABLE)──▶ wsp_startup::<P>
+//!        ──lpWSPSocket / lpWSPSend / lpWSPSetSockOpt / lpWSPCloseSocket / ...──▶ P's Lifecycle
+//!        ──lpWSPCleanup──▶ Lifecycle::cleanup (the final one drains)
+//! ```
+//!
+//! - **Startup** ([`wsp_startup`]): `WSAEFAULT` (10014) for a null
+//!   `lpWSPData` or `lpProcTable`, nothing counted; version negotiation by
+//!   the provider's [`negotiate`](provider_lifecycle::Provider::negotiate)
+//!   (`VersionSet::WINSOCK` for `WSAStartup`'s set, W2), `WSPDATA` filled
+//!   even when refused with 10092; every successful startup's upcall table
+//!   replaces the one in force (W1).
+//! - **Dispatch** ([`proc_table`]): `lpWSPCleanup`, `lpWSPSocket`,
+//!   `lpWSPCloseSocket`, `lpWSPSend`, `lpWSPSetSockOpt` and
+//!   `lpWSPGetSockOpt` (`SO_LINGER`, `SO_DONTLINGER`) and
+//!   `lpWSPDuplicateSocket` go through the lifecycle; the other 22 entries
+//!   answer `WSAEOPNOTSUPP` (10045), never null. Errors go to `*lpErrno`
+//!   with the crate's Winsock codes; one cleanup too many is
+//!   `SOCKET_ERROR` with 10093.
+//! - **Sockets**: `SOCKET` values come from the upcall table's
+//!   `WPUCreateSocketHandle` when it has one (the table in force, W1), else
+//!   the lifecycle's handle is the value. Duplicates share one socket (W3);
+//!   pending overlapped sends end with 995 — notified at `closesocket`
+//!   (through `WPUQueueApc` or `WPUSetEvent`), silently at the final
+//!   cleanup (W4, [`PendingIo`]).
+//! - **Layering** ([`Lower`]): a layered provider starts the provider below
+//!   through its `WSPStartup`, passes the upcall table down, rejects a
+//!   table with a null entry (10104) after balancing the lower startup with
+//!   one lower cleanup (W5), closes its lower sockets with
+//!   `SO_LINGER {1, 0}`, and calls the lower cleanup once per lower startup.
+//!
+//! Every `unsafe` block of the project lives in this crate, each with its
+//! `// SAFETY:` argument; the core keeps `#![forbid(unsafe_code)]`. The
+//! layouts are pinned by compile-time assertions (`src/abi.rs`), and the
+//! tests call the exports only through the function pointers `WSPStartup`
+//! hands back, the way `ws2_32` does (on x86-64 Linux the `system` ABI is
+//! the C ABI, so they run here).
+
+/// The `windows-sys` Winsock, I/O and foundation types this crate uses,
+/// re-exported so providers and tests name the same ones.
+pub mod sys {
+    pub use windows_sys::Win32::Foundation::{HANDLE, HWND};
+    pub use windows_sys::Win32::Networking::WinSock::{
+        FD_SET, FROM_PROTOCOL_INFO, INVALID_SOCKET, LINGER, LPCONDITIONPROC,
+        LPWSAOVERLAPPED_COMPLETION_ROUTINE, LPWSPSTARTUP, QOS, SO_DONTLINGER, SO_LINGER, SOCKADDR,
+        SOCKET, SOCKET_ERROR, SOL_SOCKET, TIMEVAL, WSA_IO_PENDING, WSA_OPERATION_ABORTED, WSABUF,
+        WSAEFAULT, WSAENOPROTOOPT, WSAEOPNOTSUPP, WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW,
+        WSASYSNOTREADY, WSATHREADID, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE,
+    };
+    pub use windows_sys::Win32::System::IO::OVERLAPPED;
+}
+
+mod abi;
+mod exports;
+mod layered;
+mod shim;
+mod stubs;
+
+pub use exports::{proc_table, startup_context, wsp_startup};
+pub use layered::{Lower, PROC_TABLE_ENTRIES, code_to_error, null_entries};
+pub use shim::{
+    Overlapped, PendingIo, Shim, SocketRequest, Upcalls, WinsockProvider, WinsockSocket,
+};
+
+/// Exports `WSPStartup` for provider `$p` under its real name, with the
+/// SDK's signature and calling convention — what ws2_32 looks up in a
+/// provider DLL.
+///
+/// ```ignore
+/// provider_lifecycle_winsock::export_wsp_startup!(MyProvider);
+/// ```
+#[macro_export]
+macro_rules! export_wsp_startup {
+    ($p:ty) => {
+        /// `WSPStartup`, exported for ws2_32.
+        ///
+        /// # Safety
+        ///
+        /// As [`wsp_startup`]($crate::wsp_startup).
+        #[unsafe(no_mangle)]
+        #[allow(non_snake_case)]
+        pub unsafe extern "system" fn WSPStartup(
+            wVersionRequested: u16,
+            lpWSPData: *const $crate::sys::WSPDATA,
+            lpProtocolInfo: *const $crate::sys::WSAPROTOCOL_INFOW,
+            UpcallTable: $crate::sys::WSPUPCALLTABLE,
+            lpProcTable: *mut $crate::sys::WSPPROC_TABLE,
+        ) -> i32 {
+            // SAFETY: forwarded with the caller's own guarantees.
+            unsafe {
+                $crate::wsp_startup::<$p>(
+                    wVersionRequested,
+                    lpWSPData,
+                    lpProtocolInfo,
+                    UpcallTable,
+                    lpProcTable,
+                )
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    // The stubs fill the 22 entries the shim does not implement.
+    #[test]
+    fn thirty_entries_eight_implemented() {
+        assert_eq!(super::stubs::COUNT + 8, super::PROC_TABLE_ENTRIES);
+    }
+}
