@@ -146,44 +146,18 @@ impl Lower {
         Version::from_word(self.data.wVersion)
     }
 
-    /// Closes a lower socket abortively: `SO_LINGER {1, 0}` through the
-    /// lower `WSPSetSockOpt`, then the lower `WSPCloseSocket` (what a layer
-    /// does with its lower sockets before the lower cleanup).
+    /// Closes a lower socket abortively (see [`close_abortively`]).
     ///
     /// # Errors
     ///
-    /// The lower close's Winsock error, as an [`Error`] where one matches
-    /// (`NotSocket`, ...), else [`Error::NetworkDown`].
+    /// As [`close_abortively`].
     ///
     /// # Safety
     ///
     /// `s` is a socket of the lower provider.
     pub unsafe fn close_abortively(&self, s: SOCKET) -> Result<(), Error> {
-        let hard = LINGER {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        let mut errno = 0;
-        let set = self.table.lpWSPSetSockOpt.expect("validated table");
-        let close = self.table.lpWSPCloseSocket.expect("validated table");
-        // SAFETY: the lower provider's entries, with a LINGER that outlives
-        // the call.
-        unsafe {
-            set(
-                s,
-                SOL_SOCKET,
-                SO_LINGER,
-                (&raw const hard).cast(),
-                size_of::<LINGER>() as i32,
-                &mut errno,
-            );
-        }
-        // SAFETY: as above.
-        if unsafe { close(s, &mut errno) } == 0 {
-            Ok(())
-        } else {
-            Err(code_to_error(errno))
-        }
+        // SAFETY: forwarded.
+        unsafe { close_abortively(&self.table, s) }
     }
 
     /// Calls the lower `WSPCleanup`, once.
@@ -214,6 +188,48 @@ impl Lower {
 impl Drop for Lower {
     fn drop(&mut self) {
         let _ = self.cleanup_once();
+    }
+}
+
+/// Closes a lower socket abortively: `SO_LINGER {1, 0}` through the lower
+/// `WSPSetSockOpt`, then the lower `WSPCloseSocket` — what a layer does with
+/// its lower sockets before the lower cleanup. `table` is a validated lower
+/// table (a layer's socket keeps a copy of it).
+///
+/// # Errors
+///
+/// The lower close's Winsock error, as [`code_to_error`] maps it.
+///
+/// # Safety
+///
+/// `table` is a lower provider's dispatch table whose provider is still
+/// started, and `s` one of its sockets.
+pub unsafe fn close_abortively(table: &WSPPROC_TABLE, s: SOCKET) -> Result<(), Error> {
+    let (Some(set), Some(close)) = (table.lpWSPSetSockOpt, table.lpWSPCloseSocket) else {
+        return Err(Error::InvalidProcTable);
+    };
+    let hard = LINGER {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let mut errno = 0;
+    // SAFETY: the lower provider's entries, with a LINGER that outlives the
+    // call.
+    unsafe {
+        set(
+            s,
+            SOL_SOCKET,
+            SO_LINGER,
+            (&raw const hard).cast(),
+            size_of::<LINGER>() as i32,
+            &mut errno,
+        );
+    }
+    // SAFETY: as above.
+    if unsafe { close(s, &mut errno) } == 0 {
+        Ok(())
+    } else {
+        Err(code_to_error(errno))
     }
 }
 

@@ -64,7 +64,7 @@ mod shim;
 mod stubs;
 
 pub use exports::{proc_table, startup_context, wsp_startup};
-pub use layered::{Lower, PROC_TABLE_ENTRIES, code_to_error, null_entries};
+pub use layered::{Lower, PROC_TABLE_ENTRIES, close_abortively, code_to_error, null_entries};
 pub use shim::{
     Overlapped, PendingIo, Shim, SocketRequest, Upcalls, WinsockProvider, WinsockSocket,
 };

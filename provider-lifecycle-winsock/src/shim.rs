@@ -111,6 +111,25 @@ pub struct Shim {
     next_dup: AtomicU32,
 }
 
+/// The generation's end (the final cleanup drops the state after the
+/// sockets): `SOCKET` values still registered that came from
+/// `WPUCreateSocketHandle` go back through `WPUCloseSocketHandle` of the
+/// table in force, so ws2_32's handles do not outlive the provider's sockets.
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let Some(close) = self.upcalls.get().lpWPUCloseSocketHandle else {
+            return;
+        };
+        for (s, (_, upcall)) in std::mem::take(self.sockets.get_mut()) {
+            if upcall {
+                let mut errno = 0;
+                // SAFETY: ws2_32's upcall on a value it created for us.
+                unsafe { close(s, &mut errno) };
+            }
+        }
+    }
+}
+
 /// A copy of the protocol info a startup passed (it is plain data).
 #[derive(Clone, Copy)]
 struct ProtocolInfo(WSAPROTOCOL_INFOW);
