@@ -2,8 +2,11 @@
 """Layout rules of the crate (issue: renovation), checked in CI:
 - no module of src/ imports (by `use crate::...` or a `crate::` path in code)
   a module that imports it back, directly or through others;
-- no file in src/ is above 700 lines;
-- README.md and src/ never point outside the repository (no `shared/`).
+- no file in src/ (of the core or of the Winsock shim crate) is above 700
+  lines;
+- the READMEs, the contract and the sources never point outside the
+  repository (no `shared/`);
+- the core never uses `unsafe` (it also `#![forbid(unsafe_code)]`).
 Prints the import graph; exits 1 on any violation."""
 import glob, os, re, sys
 
@@ -50,13 +53,20 @@ for mod, deps in sorted(graph.items()):
 cycles = [m for m in graph if reaches(m, m, set())]
 if cycles:
     bad.append(f"import cycles through: {', '.join(sorted(cycles))}")
-for path in glob.glob("src/**/*.rs", recursive=True):
+shim = "provider-lifecycle-winsock"
+sources = glob.glob("src/**/*.rs", recursive=True) + glob.glob(f"{shim}/src/**/*.rs", recursive=True)
+for path in sources:
     n = sum(1 for _ in open(path))
     if n > 700:
         bad.append(f"{path} has {n} lines (> 700)")
-for path in ["README.md"] + glob.glob("src/**/*.rs", recursive=True):
+for path in ["README.md", "docs/CONTRACT.md", f"{shim}/README.md"] + sources:
+    if not os.path.exists(path):
+        bad.append(f"{path} is missing")
+        continue
     if "shared/" in open(path).read():
         bad.append(f"{path} points outside the repository (shared/)")
+if "#![forbid(unsafe_code)]" not in lib:
+    bad.append("src/lib.rs lost #![forbid(unsafe_code)]")
 for b in bad:
     print("layout:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use crate::config::OpenSocketPolicy;
 use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
 use crate::raw::RawLifecycle;
+use crate::registry::{Drained, take};
 use crate::report::{SocketOutcome, SocketPhase, SocketReport};
-use crate::socket::{Drained, take};
 use crate::{Linger, Socket, SocketHandle};
 
 /// The probe of a socket whose probe panicked: ended abortively.

@@ -139,6 +139,7 @@ mod hook;
 mod lifecycle;
 mod provider;
 mod raw;
+mod registry;
 mod report;
 mod resource;
 mod session;
