@@ -140,25 +140,23 @@ pub(crate) fn shard_and_hold(id: u64, shards: usize) -> (usize, Held) {
 
 #[inline]
 fn hold_in(r: &Record, id: u64) -> Held {
-    {
-        let mut empty = None;
-        for i in 0..INLINE_HELD {
-            let k = r.held_ids[i].get();
-            if k == id {
-                r.held_depth[i].set(r.held_depth[i].get() + 1);
-                return Held::Inline(i as u8);
-            }
-            if k == 0 && empty.is_none() {
-                empty = Some(i);
-            }
+    // A slot keeps its lifecycle's id when its depth returns to 0, so the
+    // common case (guards of one lifecycle, taken and dropped in turn)
+    // finds its slot at the first compare.
+    for i in 0..INLINE_HELD {
+        if r.held_ids[i].get() == id {
+            r.held_depth[i].set(r.held_depth[i].get() + 1);
+            return Held::Inline(i as u8);
         }
-        if let Some(i) = empty {
+    }
+    for i in 0..INLINE_HELD {
+        if r.held_depth[i].get() == 0 {
             r.held_ids[i].set(id);
             r.held_depth[i].set(1);
             return Held::Inline(i as u8);
         }
-        hold_more(r, id)
     }
+    hold_more(r, id)
 }
 
 #[cold]
@@ -187,11 +185,8 @@ pub(crate) fn unhold(id: impl FnOnce() -> u64, held: Held) {
         Held::Inline(i) => {
             let _ = with(|r| {
                 let i = usize::from(i) % INLINE_HELD;
-                let d = r.held_depth[i].get() - 1;
-                r.held_depth[i].set(d);
-                if d == 0 {
-                    r.held_ids[i].set(0);
-                }
+                // The id stays: a depth of 0 is what frees the slot.
+                r.held_depth[i].set(r.held_depth[i].get() - 1);
             });
         }
         other => unhold_rare(id(), other),
@@ -225,7 +220,7 @@ fn unhold_rare(id: u64, held: Held) {
 /// untracked guard, which might be one: see the module docs).
 pub(crate) fn holds(id: u64) -> bool {
     with(|r| {
-        (0..INLINE_HELD).any(|i| r.held_ids[i].get() == id)
+        (0..INLINE_HELD).any(|i| r.held_ids[i].get() == id && r.held_depth[i].get() > 0)
             || r.untracked.get() > 0
             || MORE_HELD
                 .try_with(|more| more.borrow().iter().any(|(k, _)| *k == id))
@@ -277,5 +272,26 @@ mod tests {
         unhold(|| ids[0], again[0]);
         unhold(|| ids[7], again[1]);
         assert!(ids.iter().all(|&id| !holds(id)));
+    }
+
+    // L11: a slot keeps its id after its last guard (a fast re-hold) but is
+    // not held, and another lifecycle can take it over.
+    #[test]
+    fn l11_an_idle_slot_is_not_held_and_is_reusable() {
+        let (a, b) = (2_000_001, 2_000_002);
+        let h = hold(a);
+        unhold(|| a, h);
+        assert!(!holds(a), "depth 0: not held");
+        assert_eq!(hold(a), h, "the same slot again");
+        unhold(|| a, h);
+        let others: Vec<Held> = (0..INLINE_HELD as u64).map(|i| hold(b + i)).collect();
+        assert!(
+            others.iter().all(|h| matches!(h, Held::Inline(_))),
+            "a's idle slot reused"
+        );
+        assert!(!holds(a));
+        for (i, h) in others.into_iter().enumerate() {
+            unhold(|| b + i as u64, h);
+        }
     }
 }
