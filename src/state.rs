@@ -557,6 +557,21 @@ mod tests {
         assert_eq!(w.signed_count(), -1_000_000);
     }
 
+    // L10: MAX_COUNT is the documented 2^28 - 1, and the biased field holds
+    // as much again above it: the largest count plus 2^28 transients is
+    // still a valid Active word of the same generation.
+    #[test]
+    fn l10_max_count_and_its_headroom() {
+        assert_eq!(MAX_COUNT, (1 << 28) - 1);
+        let w = Word::new(State::Active, MAX_COUNT, GEN_MASK);
+        let top = Word(w.0 + (1 << 28) * ONE);
+        assert_eq!((top.state(), top.generation()), (State::Active, GEN_MASK));
+        assert_eq!(top.signed_count(), i64::from(MAX_COUNT) + (1 << 28));
+        let bottom = Word(Word::new(State::Released, 0, 0).0 - (1 << 28) * ONE);
+        assert_eq!((bottom.state(), bottom.generation()), (State::Released, 0));
+        assert_eq!(bottom.signed_count(), -(1 << 28));
+    }
+
     // Rule 2: a refused startup keeps the last unit of an Active word (its
     // unit is then the only one) and gives back any other.
     #[test]
@@ -577,6 +592,56 @@ mod tests {
         sw.force(Word::new(State::Draining, 1, 3));
         assert_eq!(sw.settle_join(4), Join::NotActive);
         assert_eq!(sw.load().signed_count(), 0);
+    }
+
+    // The reported count is 0 for any word that is not Active, whatever
+    // transients its count field holds.
+    #[test]
+    fn count_is_zero_unless_active() {
+        let sw = StateWord::new();
+        sw.force(Word::new(State::Released, 0, 2));
+        sw.word.fetch_add(3 * ONE, Ordering::Relaxed); // refused startups in flight
+        assert_eq!(sw.load().count(), 0);
+        assert_eq!(sw.load().signed_count(), 3);
+        sw.force(Word::new(State::Active, 2, 2));
+        assert_eq!(sw.load().count(), 2);
+    }
+
+    // Rule 1: a cleanup whose word left Active meanwhile (an unpaired
+    // cleanup flipped it) was not the last: it backs off at once.
+    #[test]
+    fn finish_last_backs_off_when_the_generation_ended_elsewhere() {
+        let sw = StateWord::new();
+        sw.force(Word::new(State::Active, 1, 3));
+        let Leave::Last(last) = sw.leave() else {
+            panic!()
+        };
+        sw.force(Word::new(State::Draining, 0, 3));
+        assert_eq!(sw.finish_last(last), Last::Kept(0));
+        sw.force(Word::new(State::Active, 0, 4)); // a later generation
+        assert_eq!(sw.finish_last(last), Last::Kept(0));
+    }
+
+    // Rules 1 and 4: a transient -1 (an unpaired cleanup about to undo) is
+    // waited out, then the flip happens: never a "kept" count of -1.
+    #[test]
+    fn finish_last_waits_out_a_transient_minus_one() {
+        let sw = std::sync::Arc::new(StateWord::new());
+        sw.force(Word::new(State::Active, 1, 3));
+        let Leave::Last(last) = sw.leave() else {
+            panic!()
+        };
+        sw.word.fetch_sub(ONE, Ordering::SeqCst); // the transient -1
+        let undo = {
+            let sw = sw.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                sw.word.fetch_add(ONE, Ordering::SeqCst);
+            })
+        };
+        assert_eq!(sw.finish_last(last), Last::Draining);
+        undo.join().unwrap();
+        assert_eq!(sw.load(), Word::new(State::Draining, 0, 3));
     }
 
     // Rule 1: the flip happens only from exactly 0; a unit present makes the
