@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use parking_lot::Mutex;
 use provider_lifecycle::{Lifecycle, NoSocket, Provider, Version, VersionRange};
 
@@ -126,6 +127,21 @@ fn run_threads<S: Sync>(
             .max()
             .unwrap_or_default()
     })
+}
+
+/// The same-run peer of guards and tokens: tokio-util's
+/// `TaskTracker::token()` taken and dropped.
+fn task_tracker_tokens(g: &mut BenchmarkGroup<'_, WallTime>, threads: usize) {
+    let tracker = tokio_util::task::TaskTracker::new();
+    g.bench_with_input(
+        BenchmarkId::new("task_tracker", threads),
+        &threads,
+        |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &tracker, |tr| drop(black_box(tr.token())))
+            });
+        },
+    );
 }
 
 fn startup_cleanup(c: &mut Criterion) {
@@ -226,16 +242,7 @@ fn enter_exit(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("shard", threads), &threads, |b, &t| {
             b.iter_custom(|iters| run_threads(t, iters, &shards, shard_pair));
         });
-        let tracker = tokio_util::task::TaskTracker::new();
-        g.bench_with_input(
-            BenchmarkId::new("task_tracker", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    run_threads(t, iters, &tracker, |tr| drop(black_box(tr.token())))
-                });
-            },
-        );
+        task_tracker_tokens(&mut g, threads);
         let atomic = AtomicUsize::new(0);
         g.bench_with_input(BenchmarkId::new("atomic", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
@@ -261,7 +268,6 @@ fn token(c: &mut Criterion) {
         .sample_size(30);
     let lifecycle = Lifecycle::new(Bench);
     lifecycle.startup(V).unwrap();
-    let tracker = tokio_util::task::TaskTracker::new();
     for threads in [1, 2, 4] {
         g.bench_with_input(BenchmarkId::new("lifecycle", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
@@ -270,15 +276,7 @@ fn token(c: &mut Criterion) {
                 })
             });
         });
-        g.bench_with_input(
-            BenchmarkId::new("task_tracker", threads),
-            &threads,
-            |b, &t| {
-                b.iter_custom(|iters| {
-                    run_threads(t, iters, &tracker, |tr| drop(black_box(tr.token())))
-                });
-            },
-        );
+        task_tracker_tokens(&mut g, threads);
     }
     g.finish();
     lifecycle.cleanup().unwrap();

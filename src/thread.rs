@@ -88,16 +88,18 @@ pub(crate) fn token() -> u64 {
 /// The shard this thread counts guards on, chosen round-robin on first use.
 #[inline]
 pub(crate) fn shard(shards: usize) -> usize {
-    with(|r| {
-        let s = r.shard.get();
-        if s != NO_SHARD {
-            return s;
-        }
-        let s = pick(sync::next_id(Counter::Shard), shards);
-        r.shard.set(s);
-        s
-    })
-    .unwrap_or(0)
+    with(|r| shard_in(r, shards)).unwrap_or(0)
+}
+
+#[inline]
+fn shard_in(r: &Record, shards: usize) -> usize {
+    let s = r.shard.get();
+    if s != NO_SHARD {
+        return s;
+    }
+    let s = pick(sync::next_id(Counter::Shard), shards);
+    r.shard.set(s);
+    s
 }
 
 /// The shard of the `n`-th thread to ask: round-robin, always in range.
@@ -127,15 +129,7 @@ pub(crate) fn hold(id: u64) -> Held {
 /// [`shard`] and [`hold`] in one thread-local access: a guard's enter.
 #[inline]
 pub(crate) fn shard_and_hold(id: u64, shards: usize) -> (usize, Held) {
-    with(|r| {
-        let mut s = r.shard.get();
-        if s == NO_SHARD {
-            s = pick(sync::next_id(Counter::Shard), shards);
-            r.shard.set(s);
-        }
-        (s, hold_in(r, id))
-    })
-    .unwrap_or((0, Held::Unrecorded))
+    with(|r| (shard_in(r, shards), hold_in(r, id))).unwrap_or((0, Held::Unrecorded))
 }
 
 #[inline]

@@ -106,12 +106,3 @@ macro_rules! export_wsp_startup {
         }
     };
 }
-
-#[cfg(test)]
-mod tests {
-    // The stubs fill the 22 entries the shim does not implement.
-    #[test]
-    fn thirty_entries_eight_implemented() {
-        assert_eq!(super::stubs::COUNT + 8, super::PROC_TABLE_ENTRIES);
-    }
-}

@@ -257,6 +257,3 @@ pub(crate) unsafe extern "system" fn string_to_address(
 ) -> i32 {
     unsupported(errno, SOCKET_ERROR)
 }
-
-#[cfg(test)]
-pub(crate) const COUNT: usize = 22;

@@ -145,9 +145,7 @@ fn w3_duplicated_handles_share_one_socket() {
     assert_eq!(DELIVERED.load(SeqCst), 0, "not closed yet");
     // A protocol info whose duplication was used is not reusable.
     assert_eq!(socket(&t, Some(&info)), (INVALID_SOCKET, 10014));
-    let report_before = MEM.closing_sockets();
     assert_eq!(close(&t, s2), (0, 0));
-    assert!(MEM.closing_sockets() <= report_before + 1);
     assert_eq!(cleanup(&t), (0, 0));
     assert_eq!(DELIVERED.load(SeqCst), 12, "every byte, once");
 }
