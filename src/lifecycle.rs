@@ -223,7 +223,7 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     fn key(v: Version) -> u64 {
-        (u64::from(v.major) << 8) | u64::from(v.minor)
+        u64::from(v.key())
     }
 
     /// Lowers the effective version to `v` if it is lower: one relaxed load
@@ -474,7 +474,21 @@ impl<P: Provider> Lifecycle<P> {
     ///   ([L11](crate::contract#L11)).
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
-        Ok(match self.begin_cleanup()? {
+        // The fast path, written out like startup's: the final cleanup's
+        // engine stays out of line, so a decrement pays for no stack frame
+        // sized for a drain.
+        match self.raw.word.leave() {
+            Leave::Left(remaining) => Ok(Cleanup::Decremented { remaining }),
+            Leave::NotActive => Err(Error::NotInitialised),
+            Leave::Last(last) => self.cleanup_last(last),
+        }
+    }
+
+    /// A blocking cleanup whose decrement took the count to 0.
+    #[cold]
+    #[inline(never)]
+    fn cleanup_last(&self, last: Word) -> Result<Cleanup, Error> {
+        Ok(match self.begin_last(last)? {
             Begin::Decremented(remaining) => Cleanup::Decremented { remaining },
             Begin::Final(drain) => Cleanup::Final(Box::new(drain.run_blocking())),
         })
@@ -508,11 +522,17 @@ impl<P: Provider> Lifecycle<P> {
         match self.raw.word.leave() {
             Leave::Left(remaining) => Ok(Begin::Decremented(remaining)),
             Leave::NotActive => Err(Error::NotInitialised),
-            Leave::Last(last) => match self.raw.begin_final(last)? {
-                Ok(frame) => Ok(Begin::Final(Box::new(teardown::Drain::start(self, frame)))),
-                Err(remaining) => Ok(Begin::Decremented(remaining)),
-            },
+            Leave::Last(last) => self.begin_last(last),
         }
+    }
+
+    /// Rule 1's flip and the drain it begins, or a plain decrement if a
+    /// startup joined first.
+    fn begin_last(&self, last: Word) -> Result<Begin<'_, P>, Error> {
+        Ok(match self.raw.begin_final(last)? {
+            Ok(frame) => Begin::Final(Box::new(teardown::Drain::start(self, frame))),
+            Err(remaining) => Begin::Decremented(remaining),
+        })
     }
 
     // ------------------------------------------------------------------

@@ -182,6 +182,21 @@ impl Word {
         self.0 >> GEN_SHIFT
     }
 
+    /// `count − from` if this word is Active, not initializing, with a
+    /// count field of at least `from`; otherwise a value of at least 2^31.
+    /// One subtraction and a rotation stand for the three tests the fast
+    /// paths make (state, sign, bound): the subtraction leaves the low three
+    /// bits zero only for Active without INITIALIZING, the rotation moves
+    /// any that are not up to bits 61–63, and a word below the target wraps
+    /// to a value whose bits 34–63 are all set (the target is below 2^34),
+    /// bits 31–60 after the rotation.
+    #[inline]
+    const fn active_offset(self, from: u32) -> u64 {
+        let low = self.0 & (COUNT_MASK | INITIALIZING | STATE_MASK);
+        low.wrapping_sub(Word::new(State::Active, from, 0).0)
+            .rotate_right(COUNT_SHIFT)
+    }
+
     /// Same state and generation, count field + 1.
     #[inline]
     const fn incremented(self) -> Word {
@@ -309,10 +324,10 @@ impl StateWord {
         // AcqRel: Acquire to see the initialization that published Active;
         // Release so a later final cleanup sees what this caller did before.
         let prev = Word(self.word.fetch_add(ONE, Ordering::AcqRel));
-        let c = prev.signed_count();
-        // c == 0 while Active: this raced the cleanup that took the count to
-        // 0 and landed before its flip, which will now fail (rule 1).
-        if prev.is_active() && c >= 0 && c < i64::from(limit) {
+        // Active with 0 ≤ count < limit. A count of 0 while Active: this
+        // raced the cleanup that took the count to 0 and landed before its
+        // flip, which will now fail (rule 1).
+        if prev.active_offset(0) < u64::from(limit) {
             return Join::Joined(prev);
         }
         self.settle_join(limit)
@@ -353,14 +368,13 @@ impl StateWord {
         // cleanup; Acquire, for the cleanup that takes the count to 0, to see
         // every earlier cleanup's work.
         let prev = Word(self.word.fetch_sub(ONE, Ordering::AcqRel));
-        let c = prev.signed_count();
-        if prev.is_active() {
-            if c >= 2 {
-                return Leave::Left((c - 1) as u32);
+        // Active with a count of 1 + left.
+        let left = prev.active_offset(1);
+        if left < 1 << COUNT_BITS {
+            if left > 0 {
+                return Leave::Left(left as u32);
             }
-            if c == 1 {
-                return Leave::Last(prev.decremented());
-            }
+            return Leave::Last(prev.decremented());
         }
         self.undo_leave();
         Leave::NotActive
@@ -592,6 +606,35 @@ mod tests {
         sw.force(Word::new(State::Draining, 1, 3));
         assert_eq!(sw.settle_join(4), Join::NotActive);
         assert_eq!(sw.load().signed_count(), 0);
+    }
+
+    // The fast paths' one-comparison test against the three tests it
+    // stands for: every state, the initializing flag, the count field at
+    // its ends and around the bias, and generations at their ends.
+    #[test]
+    fn active_offset_is_the_three_tests() {
+        let fields = [0, 1, 2, 3, (BIAS - 2) as u64, (BIAS - 1) as u64]
+            .into_iter()
+            .chain((0..6).map(|d| BIAS as u64 + d))
+            .chain([(1 << COUNT_BITS) - 2, (1 << COUNT_BITS) - 1]);
+        for field in fields {
+            for low in 0..8 {
+                for generation in [0, 1, GEN_MASK] {
+                    let w = Word((generation << GEN_SHIFT) | (field << COUNT_SHIFT) | low);
+                    let c = w.signed_count();
+                    let plain = w.is_active() && !w.initializing();
+                    for from in [0, 1, 2] {
+                        let expect =
+                            (plain && c >= i64::from(from)).then(|| (c - i64::from(from)) as u64);
+                        let got = w.active_offset(from);
+                        match expect {
+                            Some(e) => assert_eq!(got, e, "{w:?} from {from}"),
+                            None => assert!(got >= 1 << 31, "{w:?} from {from}: {got}"),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // The reported count is 0 for any word that is not Active, whatever
