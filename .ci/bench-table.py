@@ -9,11 +9,28 @@ Each run's medians (criterion's `median.point_estimate` in
 target/criterion/<group>/<bench>/new/estimates.json) are copied to
 target/bench-runs/<n>/; the table shows, per benchmark, the median of the
 runs' medians, and every ratio is taken between numbers of the same run set.
+Each run also repeats the final cleanup group with glibc's malloc thresholds
+pinned (see PINNED), saved under target/bench-runs/<n>/pinned/.
 """
 import glob, json, os, shutil, statistics, subprocess, sys, time
 
 os.chdir(os.path.join(os.path.dirname(__file__), ".."))
 RUNS_DIR = "target/bench-runs"
+
+# glibc's malloc adapts its mmap and trim thresholds to the program: after a
+# final cleanup's large report is freed it may hand the memory back to the
+# system, and the next iteration's report then lands on fresh pages (a page
+# fault per 4 KiB) or not, run by run. Pinning both thresholds (which turns
+# the adaptation off) keeps freed memory in the heap: the final cleanup group
+# runs a second time that way, reported in rows of its own.
+PINNED = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
+
+def save(dest, prefix="", group=""):
+    """Copies criterion's latest estimates (of `group`, or all) under dest/prefix."""
+    for est in glob.glob(os.path.join("target/criterion", group, "**/new/estimates.json"), recursive=True):
+        name = os.path.relpath(os.path.dirname(os.path.dirname(est)), "target/criterion")
+        os.makedirs(os.path.join(dest, prefix, name), exist_ok=True)
+        shutil.copy(est, os.path.join(dest, prefix, name, "estimates.json"))
 
 def run_benches(n):
     shutil.rmtree(RUNS_DIR, ignore_errors=True)
@@ -22,10 +39,11 @@ def run_benches(n):
             subprocess.run(["cargo", "bench", "--bench", bench], check=True,
                            stdout=subprocess.DEVNULL)
         dest = os.path.join(RUNS_DIR, str(i))
-        for est in glob.glob("target/criterion/**/new/estimates.json", recursive=True):
-            name = os.path.relpath(os.path.dirname(os.path.dirname(est)), "target/criterion")
-            os.makedirs(os.path.join(dest, name), exist_ok=True)
-            shutil.copy(est, os.path.join(dest, name, "estimates.json"))
+        save(dest)
+        shutil.rmtree("target/criterion/final_cleanup", ignore_errors=True)
+        subprocess.run(["cargo", "bench", "--bench", "drain", "--", "final_cleanup"], check=True,
+                       stdout=subprocess.DEVNULL, env=dict(os.environ, GLIBC_TUNABLES=PINNED))
+        save(dest, "pinned", "final_cleanup")
 
 def medians():
     runs = sorted(glob.glob(os.path.join(RUNS_DIR, "*")))
@@ -71,10 +89,13 @@ def main():
         ("operation token take + drop, 4 threads (2 cores)", "token/lifecycle/4", "token/task_tracker/4", "tokio-util `TaskTracker::token()`"),
         ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
         ("final cleanup, 100,000 + 100,000", "final_cleanup/lifecycle/100000", "final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
+        ("final cleanup, 10,000 + 10,000, glibc thresholds pinned", "pinned/final_cleanup/lifecycle/10000", "pinned/final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
+        ("final cleanup, 100,000 + 100,000, glibc thresholds pinned", "pinned/final_cleanup/lifecycle/100000", "pinned/final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
     ]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     cores = os.cpu_count()
-    print(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain`, "
+    print(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain` "
+          f"(and `-- final_cleanup` with GLIBC_TUNABLES={PINNED}), "
           f"{time.strftime('%Y-%m-%d')}, {cpu}, {cores} cores; medians of the runs' criterion medians -->")
     print("| benchmark | lifecycle | baseline | ratio |")
     print("|---|---|---|---|")
