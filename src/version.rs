@@ -91,11 +91,8 @@ impl VersionRange {
     /// they are swapped, so a range is never empty.
     #[must_use]
     pub const fn new(lowest: Version, highest: Version) -> VersionRange {
-        let (l, h) = (lowest.to_word(), highest.to_word());
-        // Compare as (major, minor) without const trait calls.
-        let lk = ((l & 0xff) << 8) | (l >> 8);
-        let hk = ((h & 0xff) << 8) | (h >> 8);
-        if lk <= hk {
+        // Compared by key: trait methods are not callable in a const fn.
+        if lowest.key() <= highest.key() {
             VersionRange { lowest, highest }
         } else {
             VersionRange {
