@@ -118,11 +118,13 @@
 //! # Performance
 //!
 //! Startup and cleanup while the count stays at least 1 take no lock and
-//! never retry: one `fetch_add` and one `fetch_sub`, what an `Arc` clone and
-//! drop cost. [`Lifecycle::enter`] counts on a per-thread,
-//! cache-padded shard (no allocation, no syscall), so the guard hot path
-//! scales with threads. `benches/contention.rs` measures both against `Arc`
-//! and `Mutex` baselines in the same run; the README quotes the ratios.
+//! never retry: one `fetch_add` and one `fetch_sub`, the same two
+//! read-modify-writes as an `Arc` clone and drop. [`Lifecycle::enter`]
+//! counts on a per-thread, cache-padded shard (no allocation, no syscall),
+//! so the guard hot path scales with threads. `benches/contention.rs`
+//! measures both against `Arc`, `Mutex` and peer-crate baselines in the same
+//! run, and `benches/drain.rs` the final cleanup against dropping the same
+//! objects; the README quotes the ratios and the command that produces them.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
