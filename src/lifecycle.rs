@@ -222,15 +222,11 @@ impl<P: Provider> Lifecycle<P> {
         }
     }
 
-    fn key(v: Version) -> u64 {
-        u64::from(v.key())
-    }
-
     /// Lowers the effective version to `v` if it is lower: one relaxed load
     /// of a line that is only written when a lower version arrives.
     #[inline]
     fn note_version(&self, v: Version) {
-        let k = Self::key(v);
+        let k = u64::from(v.key());
         if k < self.effective.load(Ordering::Relaxed) {
             self.effective.fetch_min(k, Ordering::Relaxed);
         }
@@ -435,7 +431,7 @@ impl<P: Provider> Lifecycle<P> {
                 // Before Active: the generation's first version, then the
                 // lowest of every startup ([W2](crate::contract#W2)).
                 self.effective
-                    .store(Self::key(negotiated.version), Ordering::Relaxed);
+                    .store(u64::from(negotiated.version.key()), Ordering::Relaxed);
                 init.publish(Ok(resources));
                 Ok(Started {
                     negotiated,
@@ -474,7 +470,9 @@ impl<P: Provider> Lifecycle<P> {
     ///   ([L11](crate::contract#L11)).
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
-        // The fast path, written out like startup's: the final cleanup's
+        // The fast path, written out like startup's: the same three arms as
+        // `begin_cleanup` (the async path's), without building its
+        // `Result<Begin>` first, which measured slower; the final cleanup's
         // engine stays out of line, so a decrement pays for no stack frame
         // sized for a drain.
         match self.raw.word.leave() {
