@@ -24,6 +24,7 @@ use std::sync::Arc;
 /// | [`ProviderFailedInit`](Error::ProviderFailedInit) | 10106 | a provider's startup failed, as the layer above sees it |
 /// | [`Interrupted`](Error::Interrupted) | 10004 | a blocking call ended by the final cleanup's cancel step |
 /// | [`OperationAborted`](Error::OperationAborted) | 995 | a pending overlapped operation ended |
+/// | [`Winsock`](Error::Winsock) | any other | a provider's own code, carried unchanged ([E1](crate::contract#E1)) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -66,6 +67,21 @@ pub enum Error {
     Interrupted,
     /// A pending overlapped operation was ended (`WSA_OPERATION_ABORTED`).
     OperationAborted,
+    /// Any other Winsock code, carried unchanged from a socket or a lower
+    /// provider to the caller's `lpErrno` ([E1](crate::contract#E1)):
+    /// `WSAECONNRESET` (10054), `WSAENOBUFS` (10055), ... Build it with
+    /// [`Error::from_wsa_code`], which maps the codes above to their own
+    /// variants.
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// let reset = Error::from_wsa_code(10054);
+    /// assert_eq!(reset, Error::Winsock(10054));
+    /// assert_eq!(reset.wsa_code(), 10054);
+    /// assert_eq!(reset.wsa_name(), "WSAECONNRESET");
+    /// assert_eq!(Error::from_wsa_code(10038), Error::NotSocket);
+    /// ```
+    Winsock(i32),
 }
 
 impl fmt::Display for Error {
@@ -88,6 +104,7 @@ impl fmt::Display for Error {
             Error::ProviderFailedInit => "the provider failed to initialize",
             Error::Interrupted => "the blocking call was interrupted",
             Error::OperationAborted => "the overlapped operation was aborted",
+            Error::Winsock(_) => "the provider reported an error",
         };
         write!(f, "{what} ({}, {})", self.wsa_name(), self.wsa_code())
     }
@@ -135,6 +152,39 @@ impl Error {
             Error::ProviderFailedInit => 10106,
             Error::Interrupted => 10004,
             Error::OperationAborted => 995,
+            Error::Winsock(code) => *code,
+        }
+    }
+
+    /// The error for a Winsock code a socket or a lower provider reported
+    /// ([E1](crate::contract#E1)): the codes of the table above map to their
+    /// own variant (10091 to a `SystemNotReady` whose cause names the code),
+    /// every other code to [`Error::Winsock`] unchanged, so
+    /// `Error::from_wsa_code(c).wsa_code() == c` for every `c`.
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// for code in [10054, 10093, 10091, 995, 10022, 7] {
+    ///     assert_eq!(Error::from_wsa_code(code).wsa_code(), code);
+    /// }
+    /// ```
+    #[must_use]
+    pub fn from_wsa_code(code: i32) -> Error {
+        match code {
+            10093 => Error::NotInitialised,
+            10092 => Error::VersionNotSupported,
+            10091 => Error::system_not_ready("the provider answered WSASYSNOTREADY (10091)"),
+            10067 => Error::ProcessLimit,
+            10036 => Error::InProgress,
+            10038 => Error::NotSocket,
+            10035 => Error::WouldBlock,
+            10014 => Error::Fault,
+            10050 => Error::NetworkDown,
+            10104 => Error::InvalidProcTable,
+            10106 => Error::ProviderFailedInit,
+            10004 => Error::Interrupted,
+            995 => Error::OperationAborted,
+            other => Error::Winsock(other),
         }
     }
 
@@ -155,6 +205,7 @@ impl Error {
             Error::ProviderFailedInit => "WSAEPROVIDERFAILEDINIT",
             Error::Interrupted => "WSAEINTR",
             Error::OperationAborted => "WSA_OPERATION_ABORTED",
+            Error::Winsock(code) => other_name(*code),
         }
     }
 
@@ -174,6 +225,26 @@ impl Error {
     /// ```
     pub fn system_not_ready(cause: impl Into<BoxError>) -> Error {
         Error::SystemNotReady(Cause::from(cause.into()))
+    }
+}
+
+/// The names of the Winsock codes a provider reports most often beyond the
+/// crate's own variants ([`Error::Winsock`]).
+const fn other_name(code: i32) -> &'static str {
+    match code {
+        996 => "WSA_IO_INCOMPLETE",
+        997 => "WSA_IO_PENDING",
+        10022 => "WSAEINVAL",
+        10040 => "WSAEMSGSIZE",
+        10045 => "WSAEOPNOTSUPP",
+        10053 => "WSAECONNABORTED",
+        10054 => "WSAECONNRESET",
+        10055 => "WSAENOBUFS",
+        10057 => "WSAENOTCONN",
+        10058 => "WSAESHUTDOWN",
+        10060 => "WSAETIMEDOUT",
+        10061 => "WSAECONNREFUSED",
+        _ => "a Winsock error",
     }
 }
 
@@ -248,12 +319,48 @@ mod tests {
             (Error::ProviderFailedInit, 10106),
             (Error::Interrupted, 10004),
             (Error::OperationAborted, 995),
+            (Error::Winsock(10054), 10054),
         ];
         for (e, code) in table {
             assert_eq!(e.wsa_code(), code, "{e}");
             assert!(e.to_string().contains(&code.to_string()), "{e}");
             assert!(e.to_string().contains(e.wsa_name()), "{e}");
+            // E1: every variant's code maps back to the same variant.
+            assert_eq!(Error::from_wsa_code(code).wsa_code(), code);
+            if !matches!(e, Error::SystemNotReady(_)) {
+                assert_eq!(Error::from_wsa_code(code), e);
+            }
         }
+    }
+
+    // E1: any other code travels unchanged, with its name where it has one.
+    #[test]
+    fn e1_other_codes_are_carried_unchanged() {
+        let names = [
+            (996, "WSA_IO_INCOMPLETE"),
+            (997, "WSA_IO_PENDING"),
+            (10022, "WSAEINVAL"),
+            (10040, "WSAEMSGSIZE"),
+            (10045, "WSAEOPNOTSUPP"),
+            (10053, "WSAECONNABORTED"),
+            (10054, "WSAECONNRESET"),
+            (10055, "WSAENOBUFS"),
+            (10057, "WSAENOTCONN"),
+            (10058, "WSAESHUTDOWN"),
+            (10060, "WSAETIMEDOUT"),
+            (10061, "WSAECONNREFUSED"),
+            (12345, "a Winsock error"),
+        ];
+        for (code, name) in names {
+            let e = Error::from_wsa_code(code);
+            assert_eq!(e, Error::Winsock(code));
+            assert_eq!((e.wsa_code(), e.wsa_name()), (code, name));
+        }
+        assert_eq!(
+            Error::from_wsa_code(10091).wsa_code(),
+            10091,
+            "SystemNotReady with a cause"
+        );
     }
 
     // D2: the provider's failure is kept whole as the source; `?` on an

@@ -646,6 +646,35 @@ fn l6_register_socket_racing_the_final_cleanup_is_drained_or_refused() {
     });
 }
 
+// W3: a duplicate racing the last close of the same socket. Either the
+// duplicate lands first (the close is then not the last: Retained, and the
+// new handle works) or the close does (the duplicate answers NotSocket and
+// the socket is closed once): never a live duplicate of a closed socket.
+#[test]
+fn w3_duplicate_racing_the_last_close_is_before_or_after_never_between() {
+    run_model(None, 1, |l, c| {
+        let h = l.register_socket(Sock::idle(&c)).unwrap();
+        let t = spawn(&l, &c, move |l, _| l.duplicate_socket(h));
+        let closed = l.close_socket(h).unwrap();
+        match t.join().unwrap() {
+            Ok(dup) => {
+                assert_eq!(closed.outcome, SocketOutcome::Retained);
+                assert_eq!(l.with_socket(dup, |_| ()), Ok(()), "the duplicate works");
+                assert_eq!(l.open_sockets(), 1);
+                assert_eq!(c.sock_releases.load(SeqCst), 0);
+            }
+            Err(e) => {
+                assert_eq!(e, Error::NotSocket);
+                assert_ne!(closed.outcome, SocketOutcome::Retained);
+                assert_eq!(l.open_sockets(), 0, "nothing dead on arrival counted");
+                assert_eq!(c.sock_releases.load(SeqCst), 1);
+            }
+        }
+        l.cleanup().unwrap();
+        assert_eq!(c.sock_releases.load(SeqCst), 1, "released once");
+    });
+}
+
 /// `close_socket` of a socket holding 2 bytes races the final cleanup (Reset
 /// policy for open sockets): every byte is flushed or counted as discarded,
 /// exactly once, and the socket is released once.

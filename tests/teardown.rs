@@ -143,9 +143,14 @@ impl Provider for Hostile {
     }
 }
 
+/// A hostile lifecycle whose background closes make no progress until the
+/// final cleanup (`BackgroundFlush::Manual`): a test that closes a socket in
+/// the background and then changes the plan must find the socket still
+/// flushing when the drain starts, never finished by a helper thread first.
 fn hostile() -> (Lifecycle<Hostile>, Arc<Plan>) {
     let plan = Arc::new(Plan::default());
-    (Lifecycle::new(Hostile(plan.clone())), plan)
+    let config = Config::new().with_background_flush(BackgroundFlush::Manual);
+    (Lifecycle::with_config(Hostile(plan.clone()), config), plan)
 }
 
 fn socket(plan: &Arc<Plan>, id: u32, unsent: u64, linger: Linger) -> HostileSocket {

@@ -1,56 +1,62 @@
-//! The exports: `WSPStartup` and the eight dispatch entries that go
-//! through the lifecycle, generic over the provider. The other 22 entries
-//! are in `stubs.rs`.
+//! The exports: `WSPStartup` and the dispatch entries that go through the
+//! lifecycle, generic over the provider. Each is a thin `unsafe` shell: it
+//! checks initialization first ([L8](provider_lifecycle::contract#L8)),
+//! validates the caller's pointers where they enter
+//! ([D3](provider_lifecycle::contract#D3): a bad one is `WSAEFAULT` and
+//! changes nothing), hands safe values to its function in `calls.rs`, and
+//! writes the results back. The other 21 entries are in `stubs.rs`.
 
-use provider_lifecycle::{Cleanup, Error, Linger, Socket, SocketOutcome, Version};
+use provider_lifecycle::Error;
 
 use crate::abi::{describe, fail, guarded, set_errno};
-use crate::shim::{Overlapped, SocketRequest, WinsockProvider, WinsockSocket};
+use crate::calls::{self, Guard, Sent};
+use crate::overlapped::{OverlappedArgs, ReadableOverlapped};
+use crate::shim::{SocketRequest, WinsockProvider};
 use crate::stubs;
 use crate::sys::{
-    FROM_PROTOCOL_INFO, INVALID_SOCKET, LINGER, LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED,
-    SO_DONTLINGER, SO_LINGER, SOCKET, SOL_SOCKET, WSA_IO_PENDING, WSABUF, WSAEFAULT,
-    WSAENOPROTOOPT, WSAPROTOCOL_INFOW, WSASYSNOTREADY, WSATHREADID, WSPDATA, WSPPROC_TABLE,
-    WSPUPCALLTABLE,
+    INVALID_SOCKET, LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SO_DONTLINGER, SO_LINGER,
+    SOCKET, SOL_SOCKET, WSA_IO_INCOMPLETE, WSA_IO_PENDING, WSABUF, WSAEFAULT, WSAENOPROTOOPT,
+    WSAPROTOCOL_INFOW, WSASYSNOTREADY, WSATHREADID, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE,
 };
 
 /// The dispatch table a successful startup hands back: every one of the 30
 /// entries is set. Cleanup, Socket, CloseSocket, Send, SetSockOpt,
-/// GetSockOpt and DuplicateSocket go through `P`'s lifecycle; the others
-/// answer `WSAEOPNOTSUPP` (10045) in `*lpErrno`.
+/// GetSockOpt, DuplicateSocket and GetOverlappedResult go through `P`'s
+/// lifecycle; the others answer `WSAEOPNOTSUPP` (10045) in `*lpErrno` while
+/// `P` is initialized, `WSANOTINITIALISED` (10093) while it is not.
 #[must_use]
 pub fn proc_table<P: WinsockProvider>() -> WSPPROC_TABLE {
     WSPPROC_TABLE {
-        lpWSPAccept: Some(stubs::accept),
-        lpWSPAddressToString: Some(stubs::address_to_string),
-        lpWSPAsyncSelect: Some(stubs::async_select),
-        lpWSPBind: Some(stubs::bind),
-        lpWSPCancelBlockingCall: Some(stubs::cancel_blocking_call),
+        lpWSPAccept: Some(stubs::accept::<P>),
+        lpWSPAddressToString: Some(stubs::address_to_string::<P>),
+        lpWSPAsyncSelect: Some(stubs::async_select::<P>),
+        lpWSPBind: Some(stubs::bind::<P>),
+        lpWSPCancelBlockingCall: Some(stubs::cancel_blocking_call::<P>),
         lpWSPCleanup: Some(wsp_cleanup::<P>),
         lpWSPCloseSocket: Some(wsp_close_socket::<P>),
-        lpWSPConnect: Some(stubs::connect),
+        lpWSPConnect: Some(stubs::connect::<P>),
         lpWSPDuplicateSocket: Some(wsp_duplicate_socket::<P>),
-        lpWSPEnumNetworkEvents: Some(stubs::enum_network_events),
-        lpWSPEventSelect: Some(stubs::event_select),
-        lpWSPGetOverlappedResult: Some(stubs::get_overlapped_result),
-        lpWSPGetPeerName: Some(stubs::get_peer_name),
-        lpWSPGetSockName: Some(stubs::get_sock_name),
+        lpWSPEnumNetworkEvents: Some(stubs::enum_network_events::<P>),
+        lpWSPEventSelect: Some(stubs::event_select::<P>),
+        lpWSPGetOverlappedResult: Some(wsp_get_overlapped_result::<P>),
+        lpWSPGetPeerName: Some(stubs::get_peer_name::<P>),
+        lpWSPGetSockName: Some(stubs::get_sock_name::<P>),
         lpWSPGetSockOpt: Some(wsp_get_sock_opt::<P>),
-        lpWSPGetQOSByName: Some(stubs::get_qos_by_name),
-        lpWSPIoctl: Some(stubs::ioctl),
-        lpWSPJoinLeaf: Some(stubs::join_leaf),
-        lpWSPListen: Some(stubs::listen),
-        lpWSPRecv: Some(stubs::recv),
-        lpWSPRecvDisconnect: Some(stubs::recv_disconnect),
-        lpWSPRecvFrom: Some(stubs::recv_from),
-        lpWSPSelect: Some(stubs::select),
+        lpWSPGetQOSByName: Some(stubs::get_qos_by_name::<P>),
+        lpWSPIoctl: Some(stubs::ioctl::<P>),
+        lpWSPJoinLeaf: Some(stubs::join_leaf::<P>),
+        lpWSPListen: Some(stubs::listen::<P>),
+        lpWSPRecv: Some(stubs::recv::<P>),
+        lpWSPRecvDisconnect: Some(stubs::recv_disconnect::<P>),
+        lpWSPRecvFrom: Some(stubs::recv_from::<P>),
+        lpWSPSelect: Some(stubs::select::<P>),
         lpWSPSend: Some(wsp_send::<P>),
-        lpWSPSendDisconnect: Some(stubs::send_disconnect),
-        lpWSPSendTo: Some(stubs::send_to),
+        lpWSPSendDisconnect: Some(stubs::send_disconnect::<P>),
+        lpWSPSendTo: Some(stubs::send_to::<P>),
         lpWSPSetSockOpt: Some(wsp_set_sock_opt::<P>),
-        lpWSPShutdown: Some(stubs::shutdown),
+        lpWSPShutdown: Some(stubs::shutdown::<P>),
         lpWSPSocket: Some(wsp_socket::<P>),
-        lpWSPStringToAddress: Some(stubs::string_to_address),
+        lpWSPStringToAddress: Some(stubs::string_to_address::<P>),
     }
 }
 
@@ -85,43 +91,28 @@ pub unsafe extern "system" fn wsp_startup<P: WinsockProvider>(
         if data.is_null() || table.is_null() {
             return WSAEFAULT;
         }
-        let data = data.cast_mut();
-        let l = P::lifecycle();
-        let requested = Version::from_word(version);
-        // SAFETY: non-null and writable (the caller's WSPDATA).
-        let out = unsafe { &mut *data };
-        describe(out, P::DESCRIPTION);
-        let range = l.provider().versions();
-        match l.provider().negotiate(requested) {
-            Ok(n) => {
-                out.wVersion = n.version.to_word();
-                out.wHighVersion = n.high_version.to_word();
-            }
-            Err(_) => {
-                out.wVersion = range.lowest().to_word();
-                out.wHighVersion = range.highest().to_word();
-            }
-        }
         // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW (plain
         // data, copied).
         let protocol = (!protocol.is_null()).then(|| unsafe { *protocol });
-        let _starting = Starting::enter((upcalls, protocol));
-        match l.startup_with_context(requested, (upcalls, protocol), |state, (u, p)| {
-            P::shim(state).apply(u, p);
-        }) {
-            Ok(_) => {
-                // SAFETY: non-null and writable (the caller's table).
-                unsafe { *table = proc_table::<P>() };
-                0
-            }
-            Err(e) => e.wsa_code(),
+        let out = calls::startup::<P>(version, protocol, upcalls);
+        // SAFETY: non-null and writable (the caller's WSPDATA).
+        let data = unsafe { &mut *data.cast_mut() };
+        describe(data, P::DESCRIPTION);
+        data.wVersion = out.version;
+        data.wHighVersion = out.high;
+        if out.code == 0 {
+            // SAFETY: non-null and writable (the caller's table).
+            unsafe { *table = proc_table::<P>() };
         }
+        out.code
     })
 }
 
 thread_local! {
     /// The upcall table and protocol info of the `wsp_startup` running on
     /// this thread, for the provider's `initialize` (which runs inside it).
+    /// A const-initialized `Cell` of plain data: it registers no
+    /// thread-exit destructor.
     static STARTING: std::cell::Cell<Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>> =
         const { std::cell::Cell::new(None) };
 }
@@ -129,38 +120,46 @@ thread_local! {
 /// The upcall table and protocol info the `WSPStartup` running on this
 /// thread received, if one is running: what a layered provider's
 /// [`initialize`](provider_lifecycle::Provider::initialize) passes down to
-/// the provider below ([`Lower::start`](crate::Lower::start), W1).
+/// the provider below ([`Lower::start`](crate::Lower::start), W1). A
+/// startup nested inside another (a layer starting the provider below on
+/// the same thread) sees its own, and the outer one's is back when it
+/// returns.
 #[must_use]
 pub fn startup_context() -> Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)> {
     STARTING.with(std::cell::Cell::get)
 }
 
-/// Sets [`startup_context`] for the life of the value.
-struct Starting;
+/// Sets [`startup_context`] for the life of the value, and restores the
+/// value it replaced (an outer startup's) when dropped.
+pub(crate) struct Starting(Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>);
 
 impl Starting {
-    fn enter(ctx: (WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)) -> Starting {
-        STARTING.with(|s| s.set(Some(ctx)));
-        Starting
+    pub(crate) fn enter(ctx: (WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)) -> Starting {
+        Starting(STARTING.with(|s| s.replace(Some(ctx))))
     }
 }
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        STARTING.with(|s| s.set(None));
+        STARTING.with(|s| s.set(self.0));
     }
 }
 
-/// `lpWSPCleanup`: one cleanup of the lifecycle; the final one drains it.
+/// The guard of one export, or its `NotInitialised` (checked first, L8).
+fn enter<P: WinsockProvider>() -> Result<Guard<P>, Error> {
+    P::lifecycle().enter()
+}
+
+/// A panic in an export's body, as the error it answers.
+fn panicked(entry: &str) -> Error {
+    Error::system_not_ready(format!("{entry} panicked"))
+}
+
+/// `lpWSPCleanup`: one cleanup of the lifecycle; the final one drains.
 /// One cleanup too many answers `SOCKET_ERROR` with 10093 in `*lpErrno`.
 unsafe extern "system" fn wsp_cleanup<P: WinsockProvider>(errno: *mut i32) -> i32 {
-    let result = guarded(Err(Error::system_not_ready("WSPCleanup panicked")), || {
-        P::lifecycle()
-            .cleanup()
-            .map(|c| matches!(c, Cleanup::Final(_)))
-    });
-    match result {
-        Ok(_) => 0,
+    match guarded(Err(panicked("WSPCleanup")), calls::cleanup::<P>) {
+        Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
     }
@@ -168,7 +167,7 @@ unsafe extern "system" fn wsp_cleanup<P: WinsockProvider>(errno: *mut i32) -> i3
 
 /// `lpWSPSocket`: a new socket, or (with the protocol info a
 /// `WSPDuplicateSocket` filled) a duplicate handle of an existing one
-/// ([W3](provider_lifecycle::contract#W3)).
+/// ([W3](provider_lifecycle::contract#W3), [W6](provider_lifecycle::contract#W6)).
 unsafe extern "system" fn wsp_socket<P: WinsockProvider>(
     af: i32,
     socket_type: i32,
@@ -178,48 +177,18 @@ unsafe extern "system" fn wsp_socket<P: WinsockProvider>(
     flags: u32,
     errno: *mut i32,
 ) -> SOCKET {
-    let result = guarded(Err(Error::system_not_ready("WSPSocket panicked")), || {
-        let l = P::lifecycle();
-        let guard = l.enter()?;
-        let state = guard.state();
-        let shim = P::shim(&state);
+    let result = guarded(Err(panicked("WSPSocket")), || {
+        let guard = enter::<P>()?;
         // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW.
         let dup_key = (!info.is_null()).then(|| unsafe { (*info).dwProviderReserved });
-        let handle = match dup_key.filter(|&k| k != 0) {
-            Some(key) => {
-                let original = shim.take_dup(key).ok_or(Error::Fault)?;
-                l.duplicate_socket(original)?
-            }
-            None if af == FROM_PROTOCOL_INFO => return Err(Error::Fault),
-            None => {
-                let request = SocketRequest {
-                    af,
-                    socket_type,
-                    protocol,
-                    group,
-                    flags,
-                };
-                let socket = l.provider().open_socket(&state, &request)?;
-                l.register_socket(socket)?
-            }
+        let request = SocketRequest {
+            af,
+            socket_type,
+            protocol,
+            group,
+            flags,
         };
-        // The SOCKET value: from WPUCreateSocketHandle of the upcall table
-        // in force (W1) when it has one, else the handle itself.
-        let (s, upcall) = match shim.upcalls().lpWPUCreateSocketHandle {
-            Some(create) => {
-                let mut e = 0;
-                // SAFETY: ws2_32's upcall; the context is the handle.
-                let s = unsafe { create(shim.catalog_entry(), handle.to_raw() as usize, &mut e) };
-                if s == INVALID_SOCKET {
-                    let _ = l.close_socket(handle);
-                    return Err(Error::ProviderFailedInit);
-                }
-                (s, true)
-            }
-            None => (handle.to_raw() as SOCKET, false),
-        };
-        shim.remember(s, handle, upcall);
-        Ok(s)
+        calls::socket::<P>(&guard, &request, dup_key)
     });
     match result {
         Ok(s) => s,
@@ -237,55 +206,42 @@ unsafe extern "system" fn wsp_socket<P: WinsockProvider>(
 /// cleanup answers `WSAEINTR`; a non-blocking one that cannot finish,
 /// `WSAEWOULDBLOCK` (the handle stays valid).
 unsafe extern "system" fn wsp_close_socket<P: WinsockProvider>(s: SOCKET, errno: *mut i32) -> i32 {
-    let result = guarded(
-        Err(Error::system_not_ready("WSPCloseSocket panicked")),
-        || {
-            let l = P::lifecycle();
-            let (handle, upcall) = {
-                let guard = l.enter()?;
-                P::shim(&guard.state()).handle(s)?
-            };
-            let line = l.close_socket(handle)?;
-            if let Ok(guard) = l.enter() {
-                let state = guard.state();
-                let shim = P::shim(&state);
-                shim.forget(s);
-                if let (true, Some(close)) = (upcall, shim.upcalls().lpWPUCloseSocketHandle) {
-                    let mut e = 0;
-                    // SAFETY: ws2_32's upcall on the value it created.
-                    unsafe { close(s, &mut e) };
-                }
-            }
-            match line.outcome {
-                SocketOutcome::Cancelled => Err(Error::Interrupted),
-                _ => Ok(()),
-            }
-        },
-    );
+    let result = guarded(Err(panicked("WSPCloseSocket")), || {
+        calls::close::<P>(&enter::<P>()?, s)
+    });
     match result {
         Ok(()) => 0,
-        // SAFETY: lpErrno is null or the caller's (WSAEINTR for a close
-        // the final cleanup cancelled: Error::Interrupted's code).
+        // SAFETY: lpErrno is null or the caller's.
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
     }
 }
 
-/// Runs `f` on the socket behind `s`, inside a guard.
-fn on_socket<P: WinsockProvider, R>(
-    s: SOCKET,
-    f: impl FnOnce(&mut P::Socket) -> Result<R, Error>,
-) -> Result<R, Error> {
-    let l = P::lifecycle();
-    let (handle, _) = {
-        let guard = l.enter()?;
-        P::shim(&guard.state()).handle(s)?
-    };
-    l.with_socket(handle, f)?
+/// Reads `count` `WSABUF`s at `buffers`, whole, or fails with `WSAEFAULT`
+/// (a null `buf` with a nonzero `len`): nothing is handed on unless every
+/// buffer is readable (D3).
+///
+/// # Safety
+///
+/// `buffers` points to `count` readable `WSABUF`s, each `buf` null or
+/// `len` readable bytes, valid for the lifetime `'a` (the call).
+unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Vec<&'a [u8]>, Error> {
+    (0..count as usize)
+        .map(|i| {
+            // SAFETY: i < count (this function's contract).
+            let b = unsafe { &*buffers.add(i) };
+            match (b.buf.is_null(), b.len) {
+                (_, 0) => Ok(&[][..]),
+                (true, _) => Err(Error::Fault),
+                // SAFETY: non-null with `len` readable bytes.
+                (false, len) => Ok(unsafe { std::slice::from_raw_parts(b.buf, len as usize) }),
+            }
+        })
+        .collect()
 }
 
 /// `lpWSPSend`: gathers the buffers and hands them to the socket; with an
-/// `OVERLAPPED` the socket may keep the operation pending
-/// (`WSA_IO_PENDING`).
+/// `OVERLAPPED` the shim records the operation, and the socket completes it
+/// at once or keeps it pending (`WSA_IO_PENDING`).
 #[allow(clippy::too_many_arguments)]
 unsafe extern "system" fn wsp_send<P: WinsockProvider>(
     s: SOCKET,
@@ -298,34 +254,23 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
     thread: *const WSATHREADID,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(Error::system_not_ready("WSPSend panicked")), || {
+    let result = guarded(Err(panicked("WSPSend")), || {
+        let guard = enter::<P>()?;
         if (buffers.is_null() && count > 0) || (sent.is_null() && overlapped.is_null()) {
             return Err(Error::Fault);
         }
-        // SAFETY: `count` WSABUFs at `buffers`, each `len` readable bytes
-        // at `buf` (the caller's, valid for the call).
-        let slices: Vec<&[u8]> = (0..count as usize)
-            .map(|i| unsafe {
-                let b = &*buffers.add(i);
-                if b.buf.is_null() || b.len == 0 {
-                    &[][..]
-                } else {
-                    std::slice::from_raw_parts(b.buf, b.len as usize)
-                }
-            })
-            .collect();
-        if overlapped.is_null() {
-            return on_socket::<P, _>(s, |sock| sock.send(&slices)).map(Some);
-        }
-        let upcalls = {
-            let guard = P::lifecycle().enter()?;
-            P::shim(&guard.state()).upcall_cell()
-        };
-        let op = Overlapped::new(overlapped, completion, thread, upcalls);
-        on_socket::<P, _>(s, |sock| sock.send_overlapped(&slices, op))
+        // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
+        // call (the SPI's contract for lpBuffers).
+        let slices = unsafe { read_buffers(buffers, count) }?;
+        // SAFETY: a non-null lpOverlapped stays valid until its operation
+        // completes, and lpThreadId is null or readable for the call (the
+        // SPI's contract for an overlapped WSPSend).
+        let args = (!overlapped.is_null())
+            .then(|| unsafe { OverlappedArgs::new(overlapped, completion, thread) });
+        calls::send::<P>(&guard, s, &slices, args)
     });
     match result {
-        Ok(Some(n)) => {
+        Ok(Sent::Done(n)) => {
             if !sent.is_null() {
                 // SAFETY: non-null, the caller's.
                 unsafe { *sent = n };
@@ -333,13 +278,19 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             0
         }
         // SAFETY: lpErrno is null or the caller's.
-        Ok(None) => unsafe { fail(errno, WSA_IO_PENDING) },
+        Ok(Sent::Pending) => unsafe { fail(errno, WSA_IO_PENDING) },
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
     }
 }
 
+/// Whether `(level, name)` is an option the shim handles.
+fn linger_option(level: i32, name: i32) -> bool {
+    level == SOL_SOCKET && (name == SO_LINGER || name == SO_DONTLINGER)
+}
+
 /// `lpWSPSetSockOpt`: `SO_LINGER` (a `LINGER`) and `SO_DONTLINGER` (a
-/// `BOOL`) at `SOL_SOCKET`; anything else is `WSAENOPROTOOPT`.
+/// `BOOL`) at `SOL_SOCKET`, both 4 bytes (a shorter `optlen` is
+/// `WSAEFAULT`, D3); anything else is `WSAENOPROTOOPT`.
 unsafe extern "system" fn wsp_set_sock_opt<P: WinsockProvider>(
     s: SOCKET,
     level: i32,
@@ -348,41 +299,19 @@ unsafe extern "system" fn wsp_set_sock_opt<P: WinsockProvider>(
     len: i32,
     errno: *mut i32,
 ) -> i32 {
-    if level != SOL_SOCKET || (name != SO_LINGER && name != SO_DONTLINGER) {
-        // SAFETY: lpErrno is null or the caller's.
-        return unsafe { fail(errno, WSAENOPROTOOPT) };
-    }
-    let result = guarded(
-        Err(Error::system_not_ready("WSPSetSockOpt panicked")),
-        || {
-            if value.is_null() || len < 4 {
-                return Err(Error::Fault);
-            }
-            // SAFETY: non-null with at least 4 readable bytes (a LINGER or a
-            // BOOL), possibly unaligned.
-            let raw = unsafe { value.cast::<[u8; 4]>().read_unaligned() };
-            on_socket::<P, _>(s, |sock| {
-                let linger = if name == SO_LINGER {
-                    let l = LINGER {
-                        l_onoff: u16::from_ne_bytes([raw[0], raw[1]]),
-                        l_linger: u16::from_ne_bytes([raw[2], raw[3]]),
-                    };
-                    Linger::from_winsock(l.l_onoff, l.l_linger)
-                } else if i32::from_ne_bytes(raw) != 0 {
-                    // SO_DONTLINGER TRUE: linger off (a graceful background close).
-                    Linger::Background
-                } else {
-                    // FALSE: linger on, with the timeout set before (0: abortive).
-                    match sock.linger() {
-                        t @ Linger::Timeout(_) => t,
-                        _ => Linger::Abort,
-                    }
-                };
-                sock.set_linger(linger);
-                Ok(())
-            })
-        },
-    );
+    let result = guarded(Err(panicked("WSPSetSockOpt")), || {
+        let guard = enter::<P>()?;
+        if !linger_option(level, name) {
+            return Err(Error::from_wsa_code(WSAENOPROTOOPT));
+        }
+        if value.is_null() || len < 4 {
+            return Err(Error::Fault);
+        }
+        // SAFETY: non-null with at least 4 readable bytes (a LINGER or a
+        // BOOL), possibly unaligned.
+        let raw = unsafe { value.cast::<[u8; 4]>().read_unaligned() };
+        calls::set_linger::<P>(&guard, s, name, raw)
+    });
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -400,35 +329,23 @@ unsafe extern "system" fn wsp_get_sock_opt<P: WinsockProvider>(
     len: *mut i32,
     errno: *mut i32,
 ) -> i32 {
-    if level != SOL_SOCKET || (name != SO_LINGER && name != SO_DONTLINGER) {
-        // SAFETY: lpErrno is null or the caller's.
-        return unsafe { fail(errno, WSAENOPROTOOPT) };
-    }
-    let result = guarded(
-        Err(Error::system_not_ready("WSPGetSockOpt panicked")),
-        || {
-            // SAFETY: null or the caller's in/out length.
-            if value.is_null() || len.is_null() || unsafe { *len } < 4 {
-                return Err(Error::Fault);
-            }
-            let linger = on_socket::<P, _>(s, |sock| Ok(sock.linger()))?;
-            let bytes = if name == SO_LINGER {
-                let (on, secs) = linger.to_winsock();
-                let mut b = [0u8; 4];
-                b[..2].copy_from_slice(&on.to_ne_bytes());
-                b[2..].copy_from_slice(&secs.to_ne_bytes());
-                b
-            } else {
-                i32::from(linger == Linger::Background).to_ne_bytes()
-            };
-            // SAFETY: at least 4 writable bytes (checked above), unaligned.
-            unsafe {
-                value.cast::<[u8; 4]>().write_unaligned(bytes);
-                *len = 4;
-            }
-            Ok(())
-        },
-    );
+    let result = guarded(Err(panicked("WSPGetSockOpt")), || {
+        let guard = enter::<P>()?;
+        if !linger_option(level, name) {
+            return Err(Error::from_wsa_code(WSAENOPROTOOPT));
+        }
+        // SAFETY: null or the caller's in/out length.
+        if value.is_null() || len.is_null() || unsafe { *len } < 4 {
+            return Err(Error::Fault);
+        }
+        let bytes = calls::get_linger::<P>(&guard, s, name)?;
+        // SAFETY: at least 4 writable bytes (checked above), unaligned.
+        unsafe {
+            value.cast::<[u8; 4]>().write_unaligned(bytes);
+            *len = 4;
+        }
+        Ok(())
+    });
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -437,35 +354,78 @@ unsafe extern "system" fn wsp_get_sock_opt<P: WinsockProvider>(
 }
 
 /// `lpWSPDuplicateSocket`: fills the protocol info the target process passes
-/// to `WSPSocket`, whose `dwProviderReserved` names the socket to share
-/// ([W3](provider_lifecycle::contract#W3)).
+/// to `WSPSocket`, whose `dwProviderReserved` names the duplication
+/// ([W3](provider_lifecycle::contract#W3), [W6](provider_lifecycle::contract#W6)).
 unsafe extern "system" fn wsp_duplicate_socket<P: WinsockProvider>(
     s: SOCKET,
-    _process: u32,
+    process: u32,
     info: *mut WSAPROTOCOL_INFOW,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(
-        Err(Error::system_not_ready("WSPDuplicateSocket panicked")),
-        || {
-            if info.is_null() {
-                return Err(Error::Fault);
-            }
-            let l = P::lifecycle();
-            let guard = l.enter()?;
-            let state = guard.state();
-            let shim = P::shim(&state);
-            let (handle, _) = shim.handle(s)?;
-            let mut out = shim.protocol_info();
-            out.dwProviderReserved = shim.announce_dup(handle);
-            // SAFETY: non-null, the caller's writable WSAPROTOCOL_INFOW.
-            unsafe { *info = out };
-            Ok(())
-        },
-    );
+    let result = guarded(Err(panicked("WSPDuplicateSocket")), || {
+        let guard = enter::<P>()?;
+        if info.is_null() {
+            return Err(Error::Fault);
+        }
+        let out = calls::duplicate::<P>(&guard, s, process)?;
+        // SAFETY: non-null, the caller's writable WSAPROTOCOL_INFOW.
+        unsafe { *info = out };
+        Ok(())
+    });
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
+    }
+}
+
+/// `lpWSPGetOverlappedResult`: the outcome of an overlapped operation this
+/// shim started (W4 completion). `TRUE` with the bytes on success; `FALSE`
+/// with the operation's own code on failure (995 for an aborted one), with
+/// `WSA_IO_INCOMPLETE` (996) while pending and `fWait` is `FALSE`; with
+/// `fWait` it waits for the end (a final cleanup ends every operation).
+unsafe extern "system" fn wsp_get_overlapped_result<P: WinsockProvider>(
+    s: SOCKET,
+    overlapped: *const OVERLAPPED,
+    transferred: *mut u32,
+    wait: i32,
+    flags: *mut u32,
+    errno: *mut i32,
+) -> i32 {
+    let result = guarded(Err(panicked("WSPGetOverlappedResult")), || {
+        let guard = enter::<P>()?;
+        if overlapped.is_null() || transferred.is_null() || flags.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: non-null, the caller's OVERLAPPED, readable for the call;
+        // the value does not outlive it.
+        let ov = unsafe { ReadableOverlapped::new(overlapped) };
+        calls::overlapped_result::<P>(guard, s, ov, wait != 0)
+    });
+    match result {
+        Ok(Some((status, f))) if status.error == 0 => {
+            // SAFETY: non-null (checked), the caller's out-parameters.
+            unsafe {
+                *transferred = status.bytes;
+                *flags = f;
+            }
+            1
+        }
+        Ok(Some((status, _))) => {
+            // The operation failed: lpcbTransfer is not updated.
+            // SAFETY: lpErrno is null or the caller's.
+            unsafe { set_errno(errno, status.error as i32) };
+            0
+        }
+        Ok(None) => {
+            // SAFETY: as above.
+            unsafe { set_errno(errno, WSA_IO_INCOMPLETE) };
+            0
+        }
+        Err(e) => {
+            // SAFETY: as above.
+            unsafe { set_errno(errno, e.wsa_code()) };
+            0
+        }
     }
 }

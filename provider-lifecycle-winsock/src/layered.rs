@@ -113,11 +113,7 @@ impl Lower {
                 &mut table,
             )
         };
-        match code {
-            0 => {}
-            10092 => return Err(Error::VersionNotSupported),
-            _ => return Err(Error::ProviderFailedInit),
-        }
+        lower_startup(code)?;
         if null_entries(&table) > 0 {
             if let Some(cleanup) = table.lpWSPCleanup {
                 let mut errno = 0;
@@ -155,7 +151,7 @@ impl Lower {
     /// # Safety
     ///
     /// `s` is a socket of the lower provider.
-    pub unsafe fn close_abortively(&self, s: SOCKET) -> Result<(), Error> {
+    pub unsafe fn close_abortively(&self, s: SOCKET) -> Result<LowerClose, Error> {
         // SAFETY: forwarded.
         unsafe { close_abortively(&self.table, s) }
     }
@@ -191,20 +187,46 @@ impl Drop for Lower {
     }
 }
 
+/// The lower `WSPStartup`'s return code as this layer reports it: a version
+/// refusal stays 10092, any other failure is the layer's own startup
+/// failing (10106).
+fn lower_startup(code: i32) -> Result<(), Error> {
+    match code {
+        0 => Ok(()),
+        10092 => Err(Error::VersionNotSupported),
+        _ => Err(Error::ProviderFailedInit),
+    }
+}
+
+/// How [`close_abortively`] closed a lower socket: what really happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LowerClose {
+    /// `SO_LINGER {1, 0}` was accepted: the close was abortive.
+    Abortive,
+    /// The lower provider refused `SO_LINGER {1, 0}` (its error is here),
+    /// so the close applied the socket's own linger, graceful as far as
+    /// this layer knows.
+    Graceful(Error),
+}
+
 /// Closes a lower socket abortively: `SO_LINGER {1, 0}` through the lower
 /// `WSPSetSockOpt`, then the lower `WSPCloseSocket` — what a layer does with
 /// its lower sockets before the lower cleanup. `table` is a validated lower
-/// table (a layer's socket keeps a copy of it).
+/// table (a layer's socket keeps a copy of it). If the lower provider
+/// refuses the option the socket is still closed, and the result says the
+/// close was not abortive ([`LowerClose::Graceful`]).
 ///
 /// # Errors
 ///
-/// The lower close's Winsock error, as [`code_to_error`] maps it.
+/// The lower close's Winsock error, unchanged
+/// ([E1](provider_lifecycle::contract#E1)).
 ///
 /// # Safety
 ///
 /// `table` is a lower provider's dispatch table whose provider is still
 /// started, and `s` one of its sockets.
-pub unsafe fn close_abortively(table: &WSPPROC_TABLE, s: SOCKET) -> Result<(), Error> {
+pub unsafe fn close_abortively(table: &WSPPROC_TABLE, s: SOCKET) -> Result<LowerClose, Error> {
     let (Some(set), Some(close)) = (table.lpWSPSetSockOpt, table.lpWSPCloseSocket) else {
         return Err(Error::InvalidProcTable);
     };
@@ -212,42 +234,78 @@ pub unsafe fn close_abortively(table: &WSPPROC_TABLE, s: SOCKET) -> Result<(), E
         l_onoff: 1,
         l_linger: 0,
     };
-    let mut errno = 0;
+    let mut set_errno = 0;
     // SAFETY: the lower provider's entries, with a LINGER that outlives the
     // call.
-    unsafe {
+    let set_result = unsafe {
         set(
             s,
             SOL_SOCKET,
             SO_LINGER,
             (&raw const hard).cast(),
             size_of::<LINGER>() as i32,
-            &mut errno,
-        );
-    }
+            &mut set_errno,
+        )
+    };
+    let mut errno = 0;
     // SAFETY: as above.
-    if unsafe { close(s, &mut errno) } == 0 {
-        Ok(())
+    if unsafe { close(s, &mut errno) } != 0 {
+        return Err(code_to_error(errno));
+    }
+    Ok(lower_close(set_result, set_errno))
+}
+
+/// What the lower `WSPSetSockOpt(SO_LINGER {1, 0})`'s answer means for the
+/// close that followed it.
+fn lower_close(set_result: i32, set_errno: i32) -> LowerClose {
+    if set_result == 0 {
+        LowerClose::Abortive
     } else {
-        Err(code_to_error(errno))
+        LowerClose::Graceful(code_to_error(set_errno))
     }
 }
 
-/// The crate's error for a Winsock code a lower provider reported.
+/// The crate's error for a Winsock code a lower provider reported: the
+/// code unchanged ([E1](provider_lifecycle::contract#E1)), as
+/// [`Error::from_wsa_code`] maps it.
 #[must_use]
 pub fn code_to_error(code: i32) -> Error {
-    match code {
-        10093 => Error::NotInitialised,
-        10092 => Error::VersionNotSupported,
-        10067 => Error::ProcessLimit,
-        10036 => Error::InProgress,
-        10038 => Error::NotSocket,
-        10035 => Error::WouldBlock,
-        10014 => Error::Fault,
-        10104 => Error::InvalidProcTable,
-        10106 => Error::ProviderFailedInit,
-        10004 => Error::Interrupted,
-        995 => Error::OperationAborted,
-        _ => Error::NetworkDown,
+    Error::from_wsa_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // W5: how a lower startup's code reaches the layer above.
+    #[test]
+    fn w5_lower_startup_codes() {
+        assert_eq!(lower_startup(0), Ok(()));
+        assert_eq!(lower_startup(10092), Err(Error::VersionNotSupported));
+        assert_eq!(lower_startup(10091), Err(Error::ProviderFailedInit));
+        assert_eq!(lower_startup(-1), Err(Error::ProviderFailedInit));
+    }
+
+    // A refused SO_LINGER {1, 0} is reported as a graceful close, with the
+    // lower provider's own code (E1).
+    #[test]
+    fn a_refused_abortive_linger_is_reported_graceful() {
+        assert_eq!(lower_close(0, 0), LowerClose::Abortive);
+        assert_eq!(
+            lower_close(-1, 10042),
+            LowerClose::Graceful(Error::Winsock(10042))
+        );
+    }
+
+    // E1: every code travels unchanged.
+    #[test]
+    fn e1_code_to_error_keeps_every_code() {
+        for code in [
+            995, 10004, 10014, 10035, 10036, 10038, 10045, 10050, 10054, 10055, 10057, 10067,
+            10091, 10092, 10093, 10104, 10106,
+        ] {
+            assert_eq!(code_to_error(code).wsa_code(), code);
+        }
+        assert_eq!(code_to_error(10054), Error::Winsock(10054));
     }
 }

@@ -50,24 +50,48 @@ pub mod sys {
     pub use windows_sys::Win32::Networking::WinSock::{
         FD_SET, FROM_PROTOCOL_INFO, INVALID_SOCKET, LINGER, LPCONDITIONPROC,
         LPWSAOVERLAPPED_COMPLETION_ROUTINE, LPWSPSTARTUP, QOS, SO_DONTLINGER, SO_LINGER, SOCKADDR,
-        SOCKET, SOCKET_ERROR, SOL_SOCKET, TIMEVAL, WSA_IO_PENDING, WSA_OPERATION_ABORTED, WSABUF,
-        WSAEFAULT, WSAENOPROTOOPT, WSAEOPNOTSUPP, WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW,
-        WSASYSNOTREADY, WSATHREADID, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE,
+        SOCKET, SOCKET_ERROR, SOL_SOCKET, TIMEVAL, WSA_IO_INCOMPLETE, WSA_IO_PENDING,
+        WSA_OPERATION_ABORTED, WSABUF, WSAEFAULT, WSAEINVAL, WSAENOPROTOOPT, WSAEOPNOTSUPP,
+        WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW, WSASYSNOTREADY, WSATHREADID, WSPDATA,
+        WSPPROC_TABLE, WSPUPCALLTABLE, WSS_OPERATION_IN_PROGRESS,
     };
     pub use windows_sys::Win32::System::IO::OVERLAPPED;
 }
 
 mod abi;
+mod calls;
+pub mod dup;
 mod exports;
 mod layered;
+pub mod overlapped;
 mod shim;
 mod stubs;
 
 pub use exports::{proc_table, startup_context, wsp_startup};
-pub use layered::{Lower, PROC_TABLE_ENTRIES, close_abortively, code_to_error, null_entries};
-pub use shim::{
-    Overlapped, PendingIo, Shim, SocketRequest, Upcalls, WinsockProvider, WinsockSocket,
+pub use layered::{
+    Lower, LowerClose, PROC_TABLE_ENTRIES, close_abortively, code_to_error, null_entries,
 };
+pub use overlapped::{CompleteOverlappedRequest, IoToken};
+pub use shim::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
+
+/// Completes the pending overlapped operation `op` of provider `P` from
+/// anywhere (an I/O thread, a timer): takes a guard of `P`'s lifecycle and
+/// calls [`Shim::complete`]. `Ok(false)` when the operation has already
+/// ended (its socket closed, or it completed before).
+///
+/// # Errors
+///
+/// [`Error::NotInitialised`](provider_lifecycle::Error::NotInitialised)
+/// outside an Active generation: the final cleanup ended every operation
+/// of its generation, so there is nothing left to complete.
+pub fn complete_overlapped<P: WinsockProvider>(
+    op: IoToken,
+    result: Result<u32, provider_lifecycle::Error>,
+) -> Result<bool, provider_lifecycle::Error> {
+    let guard = P::lifecycle().enter()?;
+    let state = guard.state();
+    Ok(P::shim(&state).complete(op, result))
+}
 
 /// Exports `WSPStartup` for provider `$p` under its real name, with the
 /// SDK's signature and calling convention — what ws2_32 looks up in a

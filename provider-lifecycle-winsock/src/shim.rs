@@ -1,18 +1,18 @@
 //! What a provider implements to be exported, and the shim's own
-//! per-generation bookkeeping (the latest upcall table, the `SOCKET` values
-//! handed out, pending duplications).
+//! per-generation bookkeeping: the latest upcall table, the `SOCKET` values
+//! handed out, pending duplications ([`dup`](crate::dup)) and pending
+//! overlapped operations ([`overlapped`](crate::overlapped)).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use provider_lifecycle::{Error, Lifecycle, Linger, Provider, Socket, SocketHandle};
 
-use crate::sys::{
-    LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, WSA_OPERATION_ABORTED,
-    WSAPROTOCOL_INFOW, WSATHREADID, WSPUPCALLTABLE,
-};
+use crate::dup::Dups;
+use crate::overlapped::{CompleteOverlappedRequest, IoToken, Notify, Ops, Status};
+use crate::sys::{SOCKET, WSAPROTOCOL_INFOW, WSPUPCALLTABLE};
 
 /// A provider the shim can export: a [`Provider`] whose sockets speak
 /// Winsock ([`WinsockSocket`]), reachable from `extern "system"` functions
@@ -48,6 +48,24 @@ pub trait WinsockProvider: Provider<Socket: WinsockSocket> + Sized + 'static {
         state: &Self::State,
         request: &SocketRequest,
     ) -> Result<Self::Socket, Error>;
+
+    /// `WPUCompleteOverlappedRequest`, which ws2_32 exports (it is not in
+    /// the upcall table): how completions reach an application that chose
+    /// an event or a completion port for a socket made by
+    /// `WPUCreateSocketHandle`. On Windows the default is ws2_32's own; off
+    /// Windows it is `None` (completions then set the event through
+    /// `WPUSetEvent`), and a test names its fake here.
+    #[must_use]
+    fn complete_overlapped_request() -> Option<CompleteOverlappedRequest> {
+        #[cfg(windows)]
+        {
+            Some(windows_sys::Win32::Networking::WinSock::WPUCompleteOverlappedRequest)
+        }
+        #[cfg(not(windows))]
+        {
+            None
+        }
+    }
 }
 
 /// A socket as the Winsock entries use it.
@@ -56,24 +74,34 @@ pub trait WinsockSocket: Socket {
     fn set_linger(&mut self, linger: Linger);
 
     /// A non-overlapped `WSPSend`: takes the buffers' bytes (queued for the
-    /// peer) and returns how many it took.
+    /// peer) and returns how many it took. The shim calls it only with
+    /// buffers it could read whole: a bad buffer fails the call with
+    /// `WSAEFAULT` before the socket sees anything
+    /// ([D3](provider_lifecycle::contract#D3)).
     ///
     /// # Errors
     ///
-    /// Its Winsock code is reported in `*lpErrno`.
+    /// Its Winsock code is reported in `*lpErrno` unchanged
+    /// ([E1](provider_lifecycle::contract#E1)): return
+    /// `Error::from_wsa_code(10054)` for `WSAECONNRESET`.
     fn send(&mut self, buffers: &[&[u8]]) -> Result<u32, Error>;
 
     /// An overlapped `WSPSend`. `Ok(Some(n))`: completed at once with `n`
-    /// bytes; `Ok(None)`: pending — the socket keeps `op` (usually in a
-    /// [`PendingIo`]) until it completes it or
-    /// [`Socket::abort_pending`] ends it ([W4](provider_lifecycle::contract#W4)).
+    /// bytes (the shim indicates the completion); `Ok(None)`: pending — the
+    /// socket keeps `op` and completes it later with
+    /// [`Shim::complete`] (from any thread, through a guard). An `Err`
+    /// means the operation never started: the shim discards it and nothing
+    /// is ever indicated. The shim owns the operation itself, so a token
+    /// whose operation ended (socket closed, final cleanup) completes
+    /// nothing ([W4](provider_lifecycle::contract#W4)).
+    ///
     /// The default completes at once through [`send`](WinsockSocket::send).
     ///
     /// # Errors
     ///
-    /// Its Winsock code is reported in `*lpErrno`.
-    fn send_overlapped(&mut self, buffers: &[&[u8]], op: Overlapped) -> Result<Option<u32>, Error> {
-        drop(op);
+    /// Its Winsock code is reported in `*lpErrno` unchanged.
+    fn send_overlapped(&mut self, buffers: &[&[u8]], op: IoToken) -> Result<Option<u32>, Error> {
+        let _ = op;
         self.send(buffers).map(Some)
     }
 }
@@ -94,34 +122,56 @@ pub struct SocketRequest {
     pub flags: u32,
 }
 
+/// One `SOCKET` value the shim handed out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) handle: SocketHandle,
+    /// The value came from `WPUCreateSocketHandle` (its close goes back
+    /// through `WPUCloseSocketHandle`).
+    pub(crate) upcall: bool,
+    /// The shim's id of the socket, shared by its duplicate handles.
+    pub(crate) socket: u64,
+}
+
+/// Ids of sockets for the shim (shared by duplicates), process-wide.
+static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The shim's per-generation bookkeeping; a provider keeps one in its
 /// [`Provider::State`] and hands it out through [`WinsockProvider::shim`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Shim {
-    upcalls: Upcalls,
+    upcalls: Mutex<WSPUPCALLTABLE>,
+    port: Mutex<Option<CompleteOverlappedRequest>>,
     /// The catalog entry and protocol of the startup in force.
     protocol: Mutex<Option<ProtocolInfo>>,
-    /// `SOCKET` value → the lifecycle's handle, and whether the value came
-    /// from `WPUCreateSocketHandle` (so its close goes back through
-    /// `WPUCloseSocketHandle`).
-    sockets: Mutex<BTreeMap<SOCKET, (SocketHandle, bool)>>,
-    /// Duplications announced by `WSPDuplicateSocket`, by the key put in
-    /// `dwProviderReserved`.
-    dups: Mutex<BTreeMap<u32, SocketHandle>>,
-    next_dup: AtomicU32,
+    /// `SOCKET` value → what it names.
+    sockets: Mutex<BTreeMap<SOCKET, Entry>>,
+    dups: Mutex<Dups>,
+    ops: Arc<Ops>,
+}
+
+impl std::fmt::Debug for Shim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shim")
+            .field("sockets", &self.sockets.lock().len())
+            .field("pending", &self.ops.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The generation's end (the final cleanup drops the state after the
 /// sockets): `SOCKET` values still registered that came from
 /// `WPUCreateSocketHandle` go back through `WPUCloseSocketHandle` of the
-/// table in force, so ws2_32's handles do not outlive the provider's sockets.
+/// table in force, so ws2_32's handles do not outlive the provider's sockets;
+/// pending operations end with 995, silently (W4).
 impl Drop for Shim {
     fn drop(&mut self) {
-        let Some(close) = self.upcalls.get().lpWPUCloseSocketHandle else {
+        self.ops.end_generation();
+        let Some(close) = self.upcalls.get_mut().lpWPUCloseSocketHandle else {
             return;
         };
-        for (s, (_, upcall)) in std::mem::take(self.sockets.get_mut()) {
-            if upcall {
+        for (s, entry) in std::mem::take(self.sockets.get_mut()) {
+            if entry.upcall {
                 let mut errno = 0;
                 // SAFETY: ws2_32's upcall on a value it created for us.
                 unsafe { close(s, &mut errno) };
@@ -134,14 +184,6 @@ impl Drop for Shim {
 #[derive(Clone, Copy)]
 struct ProtocolInfo(WSAPROTOCOL_INFOW);
 
-impl std::fmt::Debug for ProtocolInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProtocolInfo")
-            .field("dwCatalogEntryId", &self.0.dwCatalogEntryId)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Shim {
     /// An empty shim (for `initialize`).
     #[must_use]
@@ -153,14 +195,7 @@ impl Shim {
     /// ([W1](provider_lifecycle::contract#W1)).
     #[must_use]
     pub fn upcalls(&self) -> WSPUPCALLTABLE {
-        self.upcalls.get()
-    }
-
-    /// The shared cell of the upcall table in force, for sockets that must
-    /// reach it later (a [`PendingIo`] notifying completions).
-    #[must_use]
-    pub fn upcall_cell(&self) -> Upcalls {
-        self.upcalls.clone()
+        *self.upcalls.lock()
     }
 
     /// The catalog entry id of the startup in force (0 if it passed no
@@ -170,23 +205,71 @@ impl Shim {
         self.protocol.lock().map_or(0, |p| p.0.dwCatalogEntryId)
     }
 
+    /// Completes the pending overlapped operation `op` with `result` (bytes
+    /// sent, or the error the application reads back), and indicates it as
+    /// the application chose (see [`WinsockSocket::send_overlapped`]).
+    /// Returns `false`, doing nothing, when the operation has already ended:
+    /// completed before, ended by its socket's close or by the final
+    /// cleanup (a later generation's shim never knows the token), or never
+    /// started ([W4](provider_lifecycle::contract#W4)).
+    pub fn complete(&self, op: IoToken, result: Result<u32, Error>) -> bool {
+        self.ops.complete(op, Status::of(result), &self.notify())
+    }
+
+    /// Overlapped operations still pending.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Duplications announced and not consumed yet
+    /// ([W6](provider_lifecycle::contract#W6)).
+    #[must_use]
+    pub fn announced(&self) -> usize {
+        self.dups.lock().len()
+    }
+
     /// W1: what one successful startup carries.
-    pub(crate) fn apply(&self, upcalls: WSPUPCALLTABLE, protocol: Option<WSAPROTOCOL_INFOW>) {
-        self.upcalls.set(upcalls);
+    pub(crate) fn apply(
+        &self,
+        upcalls: WSPUPCALLTABLE,
+        protocol: Option<WSAPROTOCOL_INFOW>,
+        port: Option<CompleteOverlappedRequest>,
+    ) {
+        *self.upcalls.lock() = upcalls;
+        *self.port.lock() = port;
         if let Some(p) = protocol {
             *self.protocol.lock() = Some(ProtocolInfo(p));
         }
+    }
+
+    pub(crate) fn notify(&self) -> Notify {
+        Notify {
+            upcalls: self.upcalls(),
+            port: *self.port.lock(),
+        }
+    }
+
+    pub(crate) fn ops(&self) -> &Arc<Ops> {
+        &self.ops
     }
 
     pub(crate) fn protocol_info(&self) -> WSAPROTOCOL_INFOW {
         self.protocol.lock().map(|p| p.0).unwrap_or_default()
     }
 
-    pub(crate) fn remember(&self, s: SOCKET, handle: SocketHandle, upcall: bool) {
-        self.sockets.lock().insert(s, (handle, upcall));
+    /// Remembers a new `SOCKET` value; `of` is the entry it duplicates.
+    pub(crate) fn remember(&self, s: SOCKET, handle: SocketHandle, upcall: bool, of: Option<u64>) {
+        let socket = of.unwrap_or_else(|| NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed));
+        let entry = Entry {
+            handle,
+            upcall,
+            socket,
+        };
+        self.sockets.lock().insert(s, entry);
     }
 
-    pub(crate) fn handle(&self, s: SOCKET) -> Result<(SocketHandle, bool), Error> {
+    pub(crate) fn entry(&self, s: SOCKET) -> Result<Entry, Error> {
         self.sockets.lock().get(&s).copied().ok_or(Error::NotSocket)
     }
 
@@ -194,190 +277,7 @@ impl Shim {
         self.sockets.lock().remove(&s);
     }
 
-    pub(crate) fn announce_dup(&self, handle: SocketHandle) -> u32 {
-        // Keys start at 1: 0 in dwProviderReserved means "no duplication".
-        let key = self.next_dup.fetch_add(1, Ordering::Relaxed) + 1;
-        self.dups.lock().insert(key, handle);
-        key
-    }
-
-    pub(crate) fn take_dup(&self, key: u32) -> Option<SocketHandle> {
-        self.dups.lock().remove(&key)
-    }
-}
-
-/// A shared, replaceable upcall table: the one in force for a generation
-/// ([W1](provider_lifecycle::contract#W1)).
-#[derive(Clone, Default)]
-pub struct Upcalls(Arc<Mutex<WSPUPCALLTABLE>>);
-
-impl Upcalls {
-    /// The table in force.
-    #[must_use]
-    pub fn get(&self) -> WSPUPCALLTABLE {
-        *self.0.lock()
-    }
-
-    fn set(&self, table: WSPUPCALLTABLE) {
-        *self.0.lock() = table;
-    }
-}
-
-impl std::fmt::Debug for Upcalls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upcalls").finish_non_exhaustive()
-    }
-}
-
-/// A pending overlapped operation: the caller's `OVERLAPPED`, its
-/// completion routine and thread, and how to reach the upcalls that notify
-/// it.
-pub struct Overlapped {
-    overlapped: *mut OVERLAPPED,
-    completion: LPWSAOVERLAPPED_COMPLETION_ROUTINE,
-    thread: Option<WSATHREADID>,
-    upcalls: Upcalls,
-}
-
-// SAFETY: the only non-Send fields are the caller's OVERLAPPED pointer and
-// the thread id's handle. Winsock requires the OVERLAPPED (and the thread
-// named by lpThreadId) to stay valid until the operation completes, from
-// whichever thread completes it; this value is the record of that promise
-// and is used only to complete the operation once.
-unsafe impl Send for Overlapped {}
-
-impl std::fmt::Debug for Overlapped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Overlapped")
-            .field("overlapped", &self.overlapped)
-            .field("completion", &self.completion.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Overlapped {
-    pub(crate) fn new(
-        overlapped: *mut OVERLAPPED,
-        completion: LPWSAOVERLAPPED_COMPLETION_ROUTINE,
-        thread: *const WSATHREADID,
-        upcalls: Upcalls,
-    ) -> Overlapped {
-        // SAFETY: a non-null lpThreadId points to the caller's WSATHREADID,
-        // valid for the call; it is plain data, copied here.
-        let thread = (!thread.is_null()).then(|| unsafe { *thread });
-        Overlapped {
-            overlapped,
-            completion,
-            thread,
-            upcalls,
-        }
-    }
-
-    /// Ends the operation with `error` and `bytes`: writes the status into
-    /// the caller's `OVERLAPPED`, and with `notify` delivers the completion
-    /// notification the way the SPI does: the completion routine through
-    /// `WPUQueueApc` on the caller's thread, else the event through
-    /// `WPUSetEvent` (both from the upcall table in force).
-    pub fn complete(self, error: i32, bytes: u32, notify: bool) {
-        // SAFETY: the caller's OVERLAPPED stays valid until its operation
-        // completes (the Winsock contract this value records); this is that
-        // completion, and it happens once (by value).
-        unsafe {
-            (*self.overlapped).Internal = error as usize;
-            (*self.overlapped).InternalHigh = bytes as usize;
-        }
-        if !notify {
-            return;
-        }
-        let table = self.upcalls.get();
-        let mut errno = 0;
-        if let Some(routine) = self.completion {
-            let Some(queue) = table.lpWPUQueueApc else {
-                return;
-            };
-            let ctx = Box::into_raw(Box::new(Completion {
-                routine,
-                overlapped: self.overlapped,
-                error,
-                bytes,
-            }));
-            let thread = self.thread.unwrap_or_default();
-            // SAFETY: WPUQueueApc is the upcall ws2_32 gave this provider;
-            // it runs `apc` once with `ctx`, which `apc` frees.
-            let queued = unsafe { queue(&thread, Some(apc), ctx as usize, &mut errno) };
-            if queued != 0 {
-                // Not queued: free the context here instead.
-                // SAFETY: `ctx` came from Box::into_raw above and was not
-                // handed to a queued APC.
-                drop(unsafe { Box::from_raw(ctx) });
-            }
-        } else if let Some(set) = table.lpWPUSetEvent {
-            // SAFETY: the OVERLAPPED is valid (above); hEvent is the caller's.
-            let event = unsafe { (*self.overlapped).hEvent };
-            if !event.is_null() {
-                // SAFETY: WPUSetEvent is ws2_32's upcall on the caller's event.
-                unsafe { set(event as isize, &mut errno) };
-            }
-        }
-    }
-}
-
-/// What the APC needs to call a completion routine.
-struct Completion {
-    routine: unsafe extern "system" fn(u32, u32, *mut OVERLAPPED, u32),
-    overlapped: *mut OVERLAPPED,
-    error: i32,
-    bytes: u32,
-}
-
-/// The APC queued through `WPUQueueApc`: calls the completion routine.
-unsafe extern "system" fn apc(ctx: usize) {
-    // SAFETY: `ctx` is the Box::into_raw of a Completion, queued once.
-    let c = unsafe { Box::from_raw(ctx as *mut Completion) };
-    // SAFETY: the caller's completion routine with its own OVERLAPPED.
-    unsafe { (c.routine)(c.error as u32, c.bytes, c.overlapped, 0) };
-}
-
-/// The pending overlapped operations of one socket: embed one and forward
-/// [`Socket::abort_pending`] to [`PendingIo::abort`].
-#[derive(Debug, Default)]
-pub struct PendingIo(Vec<Overlapped>);
-
-impl PendingIo {
-    /// Keeps `op` until it completes or is aborted.
-    pub fn push(&mut self, op: Overlapped) {
-        self.0.push(op);
-    }
-
-    /// Operations pending.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether none is pending.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Completes the oldest pending operation with `bytes`, notified.
-    pub fn complete_next(&mut self, bytes: u32) -> bool {
-        if self.0.is_empty() {
-            return false;
-        }
-        self.0.remove(0).complete(0, bytes, true);
-        true
-    }
-
-    /// [W4](provider_lifecycle::contract#W4): ends every pending operation
-    /// with `WSA_OPERATION_ABORTED` (995), notified or not; returns how many.
-    pub fn abort(&mut self, notify: bool) -> u32 {
-        let ops = std::mem::take(&mut self.0);
-        let n = ops.len() as u32;
-        for op in ops {
-            op.complete(WSA_OPERATION_ABORTED, 0, notify);
-        }
-        n
+    pub(crate) fn dups(&self) -> parking_lot::MutexGuard<'_, Dups> {
+        self.dups.lock()
     }
 }

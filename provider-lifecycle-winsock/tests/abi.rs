@@ -128,10 +128,7 @@ fn w3_duplicated_handles_share_one_socket() {
     let (_, _, t) = start_with(MEM_STARTUP, 2, 2, WSPUPCALLTABLE::default());
     let (s1, _) = socket(&t, None);
     assert_eq!(send(&t, s1, b"hello"), (0, 5, 0));
-    let mut info = WSAPROTOCOL_INFOW::default();
-    let mut errno = 0;
-    // SAFETY: the table's own entry, a writable protocol info.
-    let r = unsafe { t.lpWSPDuplicateSocket.unwrap()(s1, 4242, &mut info, &mut errno) };
+    let (r, errno, info) = duplicate(&t, s1, std::process::id());
     assert_eq!((r, errno), (0, 0));
     assert_ne!(info.dwProviderReserved, 0);
     assert_eq!(info.dwCatalogEntryId, 1001, "the startup's protocol info");
@@ -317,16 +314,7 @@ fn unimplemented_entries_answer_wsaeopnotsupp() {
         unsafe { t.lpWSPAccept.unwrap()(1, null.cast(), null.cast(), None, 0, &mut e[6]) };
     assert_eq!((accepted, e[6]), (INVALID_SOCKET, 10045));
     // SAFETY: as above.
-    let got = unsafe {
-        t.lpWSPGetOverlappedResult.unwrap()(
-            1,
-            std::ptr::null(),
-            null.cast(),
-            0,
-            null.cast(),
-            &mut e[7],
-        )
-    };
+    let got = unsafe { t.lpWSPGetQOSByName.unwrap()(1, null.cast(), null.cast(), &mut e[7]) };
     assert_eq!((got, e[7]), (0, 10045), "FALSE");
     cleanup(&t);
 }

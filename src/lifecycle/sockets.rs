@@ -78,25 +78,29 @@ impl<P: Provider> Lifecycle<P> {
     pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
         let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
         let cell = self.lookup(handle, w)?;
-        // W3: one handle of several closes alone; the socket stays open.
-        if self.sockets.lock().unlink_shared(handle, &cell) {
-            let linger = call(|| cell.lock().as_ref().map(crate::Socket::linger))
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            return Ok(close::retained_line(handle, linger));
-        }
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
         let probed = Probe::of(socket);
+        // W3: "is this the last handle?" is decided, and the handle unlinked,
+        // in one registry pass taken with the socket's cell locked. A
+        // duplicate (which takes the registry lock) therefore lands wholly
+        // before it (this close is not the last: Retained) or wholly after
+        // it (the handle is gone: NotSocket), never in between.
+        let mut reg = self.sockets.lock();
+        if reg.unlink_shared(handle, &cell) {
+            drop(reg);
+            let linger = probed.map(|p| p.linger).unwrap_or_default();
+            return Ok(close::retained_line(handle, linger));
+        }
         if probed.as_ref().is_ok_and(Probe::would_block) {
             return Err(Error::WouldBlock);
         }
+        reg.remove(handle, &cell);
+        drop(reg);
         let Some(socket) = slot.take() else {
             return Err(Error::NotSocket);
         };
         drop(slot);
-        self.sockets.lock().remove(handle, &cell);
         drop(cell);
         match close::close_active(&self.raw, handle, socket, probed) {
             Closed::Done(report) => Ok(report),

@@ -3,7 +3,7 @@
 //! provider: only through the `WSPStartup` pointer and the table it fills.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,11 +54,22 @@ pub static DELIVERED: AtomicUsize = AtomicUsize::new(0);
 pub static KEEP_PENDING: AtomicBool = AtomicBool::new(false);
 /// `open_socket` panics.
 pub static PANIC_OPEN: AtomicBool = AtomicBool::new(false);
+/// Sends fail with this Winsock code (0: they succeed).
+pub static SEND_ERROR: AtomicI32 = AtomicI32::new(0);
+/// Overlapped sends keep their token and then fail (an `Err` after taking
+/// the operation: it must never complete).
+pub static KEEP_THEN_FAIL: AtomicBool = AtomicBool::new(false);
+/// Overlapped sends keep their token and then panic.
+pub static KEEP_THEN_PANIC: AtomicBool = AtomicBool::new(false);
+/// Tokens the sockets kept, as a provider's I/O thread would: completing
+/// one whose operation ended must do nothing.
+pub static KEPT: Mutex<Vec<IoToken>> = Mutex::new(Vec::new());
+/// The provider names `port_complete` as its `WPUCompleteOverlappedRequest`.
+pub static USE_PORT: AtomicBool = AtomicBool::new(false);
 
 pub struct MemSocket {
     pub linger: Linger,
     pub unsent: u64,
-    pub pending: PendingIo,
     pub keep_pending: bool,
 }
 
@@ -78,9 +89,6 @@ impl Socket for MemSocket {
         self.unsent = 0;
         Ok(())
     }
-    fn abort_pending(&mut self, notify: bool) -> u32 {
-        self.pending.abort(notify)
-    }
 }
 
 impl WinsockSocket for MemSocket {
@@ -88,18 +96,30 @@ impl WinsockSocket for MemSocket {
         self.linger = linger;
     }
     fn send(&mut self, buffers: &[&[u8]]) -> Result<u32, Error> {
+        match SEND_ERROR.load(SeqCst) {
+            0 => {}
+            code => return Err(Error::from_wsa_code(code)),
+        }
         let n: usize = buffers.iter().map(|b| b.len()).sum();
         self.unsent += n as u64;
         Ok(n as u32)
     }
-    fn send_overlapped(&mut self, buffers: &[&[u8]], op: Overlapped) -> Result<Option<u32>, Error> {
+    fn send_overlapped(&mut self, buffers: &[&[u8]], op: IoToken) -> Result<Option<u32>, Error> {
+        if KEEP_THEN_FAIL.load(SeqCst) {
+            KEPT.lock().push(op);
+            return Err(Error::from_wsa_code(10055));
+        }
+        if KEEP_THEN_PANIC.load(SeqCst) {
+            KEPT.lock().push(op);
+            panic!("send_overlapped exploded");
+        }
         if self.keep_pending {
-            self.pending.push(op);
+            let n = self.send(buffers)?;
+            KEPT.lock().push(op);
+            let _ = n;
             return Ok(None);
         }
-        let n = self.send(buffers)?;
-        op.complete(0, n, true);
-        Ok(Some(n))
+        self.send(buffers).map(Some)
     }
 }
 
@@ -132,13 +152,17 @@ impl WinsockProvider for Mem {
     fn shim(state: &MemState) -> &Shim {
         &state.shim
     }
+    fn complete_overlapped_request() -> Option<CompleteOverlappedRequest> {
+        USE_PORT
+            .load(SeqCst)
+            .then_some(port_complete as CompleteOverlappedRequest)
+    }
     fn open_socket(&self, _: &MemState, r: &SocketRequest) -> Result<MemSocket, Error> {
         assert!(!PANIC_OPEN.load(SeqCst), "open_socket exploded");
         log(format!("mem socket af={}", r.af));
         Ok(MemSocket {
             linger: Linger::Background,
             unsent: 0,
-            pending: PendingIo::default(),
             keep_pending: KEEP_PENDING.load(SeqCst),
         })
     }
@@ -195,6 +219,24 @@ pub unsafe extern "system" fn queue_apc(
 pub unsafe extern "system" fn set_event(event: WSAEVENT, _e: *mut i32) -> i32 {
     log(format!("set event {event}"));
     1
+}
+
+/// ws2_32's `WPUCompleteOverlappedRequest`, faked: records the packet it
+/// would queue to the socket's completion port (and the event it would set).
+pub unsafe extern "system" fn port_complete(
+    s: SOCKET,
+    o: *mut OVERLAPPED,
+    error: u32,
+    bytes: u32,
+    _e: *mut i32,
+) -> i32 {
+    // SAFETY: the shim passes the operation's own, still valid OVERLAPPED.
+    let event = unsafe { (*o).hEvent } as usize;
+    log(format!(
+        "port packet s={} error={error} bytes={bytes} event={event}",
+        s != 0
+    ));
+    0
 }
 
 /// A completion routine that records how its operation ended.
@@ -334,5 +376,65 @@ pub fn fresh() {
     take_log();
     KEEP_PENDING.store(false, SeqCst);
     PANIC_OPEN.store(false, SeqCst);
+    SEND_ERROR.store(0, SeqCst);
+    KEEP_THEN_FAIL.store(false, SeqCst);
+    KEEP_THEN_PANIC.store(false, SeqCst);
+    USE_PORT.store(false, SeqCst);
+    KEPT.lock().clear();
     DELIVERED.store(0, SeqCst);
+}
+
+/// An overlapped `WSPSend` of `data` on `s` through the table.
+pub fn send_overlapped(
+    t: &WSPPROC_TABLE,
+    s: SOCKET,
+    data: &[u8],
+    ov: *mut OVERLAPPED,
+    routine: LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+) -> (i32, u32, i32) {
+    let mut errno = 0;
+    let mut sent = 0;
+    let thread = WSATHREADID::default();
+    let buf = WSABUF {
+        len: data.len() as u32,
+        buf: data.as_ptr().cast_mut(),
+    };
+    // SAFETY: the table's entry; the caller keeps `ov` valid until its
+    // operation completes.
+    let r =
+        unsafe { t.lpWSPSend.unwrap()(s, &buf, 1, &mut sent, 0, ov, routine, &thread, &mut errno) };
+    (r, sent, errno)
+}
+
+/// `WSPGetOverlappedResult` through the table: (result, bytes, errno).
+pub fn overlapped_result(
+    t: &WSPPROC_TABLE,
+    s: SOCKET,
+    ov: *const OVERLAPPED,
+    wait: bool,
+) -> (i32, u32, i32) {
+    let mut bytes = 0;
+    let mut flags = 0;
+    let mut errno = 0;
+    // SAFETY: the table's entry with valid out-pointers.
+    let r = unsafe {
+        t.lpWSPGetOverlappedResult.unwrap()(
+            s,
+            ov,
+            &mut bytes,
+            i32::from(wait),
+            &mut flags,
+            &mut errno,
+        )
+    };
+    (r, bytes, errno)
+}
+
+/// `WSPDuplicateSocket` through the table, for `process`.
+pub fn duplicate(t: &WSPPROC_TABLE, s: SOCKET, process: u32) -> (i32, i32, WSAPROTOCOL_INFOW) {
+    let mut info = WSAPROTOCOL_INFOW::default();
+    let mut errno = 0;
+    // SAFETY: the table's entry, a writable protocol info.
+    let r = unsafe { t.lpWSPDuplicateSocket.unwrap()(s, process, &mut info, &mut errno) };
+    (r, errno, info)
 }

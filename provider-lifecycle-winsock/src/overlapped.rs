@@ -1,0 +1,532 @@
+//! Pending overlapped operations, owned by the shim
+//! ([W4](provider_lifecycle::contract#W4), its completion reading in the
+//! crate's contract).
+//!
+//! The application's `OVERLAPPED` must stay valid until its operation
+//! completes; after that it may free it. So the only code that writes into
+//! it is this module, and only while the operation's record is in the
+//! generation's table: a record is created by `WSPSend` (where the caller's
+//! pointer enters, [`OverlappedArgs::new`] is the `unsafe` promise), and
+//! removed by the one event that ends the operation — its completion
+//! ([`Shim::complete`](crate::Shim::complete)), the close of its socket
+//! (995, notified), the final cleanup (995, silent: the table is dropped
+//! with the generation), or the failure of the call that started it (never
+//! written). A provider holds only an [`IoToken`], a plain number: a token
+//! whose operation ended finds no record, so nothing can write into memory
+//! its owner may already have freed.
+//!
+//! | the provider's `send_overlapped` | `WSPSend` returns | completion indicated |
+//! |---|---|---|
+//! | `Ok(Some(n))` | 0, `*lpNumberOfBytesSent = n` | at once, with `n` bytes |
+//! | `Ok(None)` | `SOCKET_ERROR`, `WSA_IO_PENDING` | when the provider completes the token, or the socket closes (995) |
+//! | `Err(e)` or a panic | `SOCKET_ERROR`, `e`'s code | never: the record is discarded |
+//!
+//! A completion is indicated as the caller chose: a completion routine
+//! through `WPUQueueApc` on the caller's thread; otherwise, on a socket
+//! created by `WPUCreateSocketHandle`, through `WPUCompleteOverlappedRequest`
+//! (which sets the event and queues the completion port's packet); otherwise
+//! the event through `WPUSetEvent`. While pending, the `OVERLAPPED`'s
+//! `Internal` reads `WSS_OPERATION_IN_PROGRESS`; at the end `Internal` and
+//! `OffsetHigh` hold the Winsock status (0 for success), `InternalHigh` the
+//! bytes and `Offset` the flags (0), which `WSPGetOverlappedResult` reads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+use provider_lifecycle::Error;
+
+use crate::sys::{
+    LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, WSA_OPERATION_ABORTED, WSATHREADID,
+    WSPUPCALLTABLE, WSS_OPERATION_IN_PROGRESS,
+};
+
+/// `WPUCompleteOverlappedRequest`'s signature. ws2_32 exports the function
+/// itself (it is not in the upcall table);
+/// [`WinsockProvider::complete_overlapped_request`](crate::WinsockProvider::complete_overlapped_request)
+/// names it.
+pub type CompleteOverlappedRequest =
+    unsafe extern "system" fn(SOCKET, *mut OVERLAPPED, u32, u32, *mut i32) -> i32;
+
+/// A pending overlapped operation, as the provider refers to it: a number
+/// the shim gave out, never reused in the process. Complete it with
+/// [`Shim::complete`](crate::Shim::complete) (or
+/// [`complete_overlapped`](crate::complete_overlapped)); once its operation
+/// has ended in any way, the token reaches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IoToken(u64);
+
+/// Process-wide, so a token of one generation never names an operation of
+/// the next (2^64 tokens never wrap in practice).
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// The overlapped arguments of one call, as they entered the shim.
+#[derive(Clone, Copy)]
+pub(crate) struct OverlappedArgs {
+    overlapped: *mut OVERLAPPED,
+    routine: LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+    thread: WSATHREADID,
+}
+
+impl OverlappedArgs {
+    /// # Safety
+    ///
+    /// `overlapped` is non-null and the caller's `OVERLAPPED`, valid until
+    /// the operation it starts completes (the Winsock contract of an
+    /// overlapped call); `thread` is null or the caller's readable
+    /// `WSATHREADID` for this call.
+    pub(crate) unsafe fn new(
+        overlapped: *mut OVERLAPPED,
+        routine: LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+        thread: *const WSATHREADID,
+    ) -> OverlappedArgs {
+        // SAFETY: null or readable for the call (this function's contract);
+        // plain data, copied.
+        let thread = if thread.is_null() {
+            WSATHREADID::default()
+        } else {
+            unsafe { *thread }
+        };
+        OverlappedArgs {
+            overlapped,
+            routine,
+            thread,
+        }
+    }
+}
+
+/// An `OVERLAPPED` the caller handed to `WSPGetOverlappedResult`, readable
+/// for the call.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadableOverlapped(*const OVERLAPPED);
+
+impl ReadableOverlapped {
+    /// # Safety
+    ///
+    /// `overlapped` is non-null and the caller's readable `OVERLAPPED`,
+    /// valid until the call that received it returns (the value must not
+    /// outlive that call).
+    pub(crate) unsafe fn new(overlapped: *const OVERLAPPED) -> ReadableOverlapped {
+        ReadableOverlapped(overlapped)
+    }
+}
+
+/// Where an operation's record is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The provider's `send_overlapped` is running. `early` is a completion
+    /// that came in meanwhile; `closed` says the socket closed meanwhile.
+    Starting { early: Option<Status>, closed: bool },
+    /// `WSA_IO_PENDING` was returned.
+    Pending,
+}
+
+/// How an operation ended: its Winsock status (0: success) and its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Status {
+    pub(crate) error: u32,
+    pub(crate) bytes: u32,
+}
+
+impl Status {
+    pub(crate) const ABORTED: Status = Status {
+        error: WSA_OPERATION_ABORTED as u32,
+        bytes: 0,
+    };
+
+    pub(crate) fn of(result: Result<u32, Error>) -> Status {
+        match result {
+            Ok(bytes) => Status { error: 0, bytes },
+            Err(e) => Status {
+                error: e.wsa_code() as u32,
+                bytes: 0,
+            },
+        }
+    }
+}
+
+/// One operation's record.
+struct Op {
+    /// The shim's id of the socket (shared by its duplicate handles).
+    socket: u64,
+    /// The `SOCKET` value the call named.
+    s: SOCKET,
+    /// Whether `s` came from `WPUCreateSocketHandle`.
+    upcall: bool,
+    args: OverlappedArgs,
+    phase: Phase,
+}
+
+/// How a completion is indicated.
+#[derive(Clone, Copy)]
+pub(crate) struct Notify {
+    pub(crate) upcalls: WSPUPCALLTABLE,
+    pub(crate) port: Option<CompleteOverlappedRequest>,
+}
+
+/// The generation's pending operations.
+#[derive(Default)]
+pub(crate) struct Ops {
+    records: Mutex<HashMap<u64, Op>>,
+    /// Signalled whenever a record is removed (`WSPGetOverlappedResult`
+    /// with `fWait` waits on it).
+    ended: Condvar,
+}
+
+// SAFETY: the raw pointers in a record (the caller's OVERLAPPED and its
+// thread's handle) are used only under `records`' lock, to end the
+// operation once, from whichever thread ends it: what Winsock's contract
+// for an overlapped call allows (the OVERLAPPED stays valid until then).
+unsafe impl Send for Ops {}
+// SAFETY: as above: every access goes through the mutex.
+unsafe impl Sync for Ops {}
+
+/// What the shim does with a settled `send_overlapped`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Completed at once with these bytes (already indicated).
+    Done(u32),
+    /// `WSA_IO_PENDING`: a completion comes (or came) through the chosen
+    /// mechanism.
+    Pending,
+}
+
+impl Ops {
+    /// Records an operation about to be handed to the provider.
+    pub(crate) fn start(
+        &self,
+        socket: u64,
+        s: SOCKET,
+        upcall: bool,
+        args: OverlappedArgs,
+    ) -> IoToken {
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let op = Op {
+            socket,
+            s,
+            upcall,
+            args,
+            phase: Phase::Starting {
+                early: None,
+                closed: false,
+            },
+        };
+        self.records.lock().insert(token, op);
+        IoToken(token)
+    }
+
+    /// The provider's `send_overlapped` returned `result` (`Err(None)`: it
+    /// panicked). Ends or arms the record; an error leaves nothing behind.
+    pub(crate) fn settle(
+        &self,
+        token: IoToken,
+        result: Result<Option<u32>, Option<Error>>,
+        notify: &Notify,
+    ) -> Result<Settled, Option<Error>> {
+        let mut records = self.records.lock();
+        let Some(Phase::Starting { early, closed }) = records.get(&token.0).map(|op| op.phase)
+        else {
+            // A record is started and settled by the same call, and only
+            // settling removes a Starting one.
+            return result.map(|_| Settled::Pending);
+        };
+        match result {
+            Err(e) => {
+                // Never started: never completed, nothing written.
+                records.remove(&token.0);
+                Err(e)
+            }
+            Ok(_) if closed => {
+                // W4: the socket closed while the call ran.
+                let d = self.end(&mut records, token.0, Status::ABORTED, notify);
+                drop(records);
+                run_all(d);
+                Ok(Settled::Pending)
+            }
+            Ok(Some(n)) => {
+                let d = self.end(&mut records, token.0, Status { error: 0, bytes: n }, notify);
+                drop(records);
+                run_all(d);
+                Ok(Settled::Done(n))
+            }
+            Ok(None) => match early {
+                Some(status) => {
+                    let d = self.end(&mut records, token.0, status, notify);
+                    drop(records);
+                    run_all(d);
+                    Ok(Settled::Pending)
+                }
+                None => {
+                    let op = records.get_mut(&token.0).expect("found above");
+                    op.phase = Phase::Pending;
+                    // SAFETY: the record is in the table, so its operation
+                    // has not completed and the caller's OVERLAPPED is
+                    // valid (OverlappedArgs::new's contract); written under
+                    // the table's lock, like every access to it.
+                    unsafe {
+                        (*op.args.overlapped).Internal = WSS_OPERATION_IN_PROGRESS as usize;
+                    }
+                    Ok(Settled::Pending)
+                }
+            },
+        }
+    }
+
+    /// The provider completes `token`: `false` if its operation has already
+    /// ended (or completed).
+    pub(crate) fn complete(&self, token: IoToken, status: Status, notify: &Notify) -> bool {
+        let mut records = self.records.lock();
+        let Some(op) = records.get_mut(&token.0) else {
+            return false;
+        };
+        match &mut op.phase {
+            Phase::Starting { early: Some(_), .. } => false,
+            Phase::Starting { early, .. } => {
+                *early = Some(status);
+                true
+            }
+            Phase::Pending => {
+                let d = self.end(&mut records, token.0, status, notify);
+                drop(records);
+                run_all(d);
+                true
+            }
+        }
+    }
+
+    /// W4: the socket `socket` closed: its pending operations end with 995,
+    /// notified; one whose call is still running ends when the call
+    /// returns. Returns how many ended here.
+    pub(crate) fn end_socket(&self, socket: u64, notify: &Notify) -> u32 {
+        let mut records = self.records.lock();
+        let mut tokens: Vec<u64> = Vec::new();
+        for (&token, op) in records.iter_mut() {
+            if op.socket != socket {
+                continue;
+            }
+            match &mut op.phase {
+                Phase::Starting { closed, .. } => *closed = true,
+                Phase::Pending => tokens.push(token),
+            }
+        }
+        tokens.sort_unstable();
+        let n = tokens.len() as u32;
+        let deferred: Vec<Deferred> = tokens
+            .into_iter()
+            .filter_map(|token| self.end(&mut records, token, Status::ABORTED, notify))
+            .collect();
+        drop(records);
+        run_all(deferred);
+        n
+    }
+
+    /// Pending operations.
+    pub(crate) fn len(&self) -> usize {
+        self.records.lock().len()
+    }
+
+    /// Whether an operation on `overlapped` is pending.
+    fn is_pending(records: &HashMap<u64, Op>, overlapped: *const OVERLAPPED) -> bool {
+        records
+            .values()
+            .any(|op| std::ptr::eq(op.args.overlapped, overlapped))
+    }
+
+    /// `WSPGetOverlappedResult`'s reading: `None` while the operation on
+    /// `overlapped` is pending (after waiting for its end if `wait`), else
+    /// its status and flags.
+    pub(crate) fn result(
+        &self,
+        overlapped: ReadableOverlapped,
+        wait: bool,
+    ) -> Option<(Status, u32)> {
+        let mut records = self.records.lock();
+        while Self::is_pending(&records, overlapped.0) {
+            if !wait {
+                return None;
+            }
+            self.ended.wait(&mut records);
+        }
+        // SAFETY: readable for the call (ReadableOverlapped::new's
+        // contract), read under the lock every write happens under.
+        let ov = unsafe { &*overlapped.0 };
+        if ov.Internal == WSS_OPERATION_IN_PROGRESS as usize {
+            return None;
+        }
+        // SAFETY: the union's Offset/OffsetHigh arm is plain data.
+        let (flags, error) = unsafe {
+            (
+                ov.Anonymous.Anonymous.Offset,
+                ov.Anonymous.Anonymous.OffsetHigh,
+            )
+        };
+        Some((
+            Status {
+                error,
+                bytes: ov.InternalHigh as u32,
+            },
+            flags,
+        ))
+    }
+
+    /// Removes `token`'s record and ends its operation with `status`:
+    /// writes the status into the caller's `OVERLAPPED` and indicates the
+    /// completion. What needs the `OVERLAPPED` itself (the status, and
+    /// `WPUCompleteOverlappedRequest`, which reads it) happens under the
+    /// table's lock; what only passes its address on (`WPUQueueApc`,
+    /// `WPUSetEvent`) is returned to run after the lock is released, so a
+    /// completion routine an upcall runs at once may call back into the
+    /// shim.
+    #[must_use]
+    fn end(
+        &self,
+        records: &mut HashMap<u64, Op>,
+        token: u64,
+        status: Status,
+        notify: &Notify,
+    ) -> Option<Deferred> {
+        let op = records.remove(&token)?;
+        self.ended.notify_all();
+        // SAFETY: the record was in the table, so the operation had not
+        // completed and the caller's OVERLAPPED is valid; this is its
+        // completion, once (the record is gone).
+        unsafe { write_status(op.args.overlapped, status) };
+        // SAFETY: as above.
+        unsafe { indicate(&op, status, notify) }
+    }
+}
+
+/// The part of an indication that runs after the table's lock is released.
+pub(crate) enum Deferred {
+    /// `WPUQueueApc` with a boxed [`Completion`].
+    Apc {
+        queue: unsafe extern "system" fn(
+            *const WSATHREADID,
+            Option<unsafe extern "system" fn(usize)>,
+            usize,
+            *mut i32,
+        ) -> i32,
+        thread: WSATHREADID,
+        ctx: Box<Completion>,
+    },
+    /// `WPUSetEvent` on the caller's event.
+    Event {
+        set: unsafe extern "system" fn(crate::sys::WSAEVENT, *mut i32) -> i32,
+        event: crate::sys::WSAEVENT,
+    },
+}
+
+impl Deferred {
+    /// Runs the deferred upcall.
+    pub(crate) fn run(self) {
+        let mut errno = 0;
+        match self {
+            Deferred::Apc { queue, thread, ctx } => {
+                let ctx = Box::into_raw(ctx);
+                // SAFETY: WPUQueueApc is the upcall ws2_32 gave this
+                // provider; it runs `apc` once with `ctx`, which `apc` frees.
+                let queued = unsafe { queue(&thread, Some(apc), ctx as usize, &mut errno) };
+                if queued != 0 {
+                    // Not queued: free the context here instead.
+                    // SAFETY: `ctx` came from Box::into_raw above and no APC
+                    // owns it.
+                    drop(unsafe { Box::from_raw(ctx) });
+                }
+            }
+            Deferred::Event { set, event } => {
+                // SAFETY: ws2_32's upcall on the caller's event handle (a
+                // value read while the operation was still pending).
+                unsafe { set(event, &mut errno) };
+            }
+        }
+    }
+}
+
+/// Runs deferred indications (after the lock is released).
+fn run_all(deferred: impl IntoIterator<Item = Deferred>) {
+    for d in deferred {
+        d.run();
+    }
+}
+
+impl Ops {
+    /// The final cleanup: every operation still pending ends with 995,
+    /// without its notification (W4), and every `WSPGetOverlappedResult`
+    /// waiting on one wakes up.
+    pub(crate) fn end_generation(&self) {
+        let records = std::mem::take(&mut *self.records.lock());
+        for op in records.into_values() {
+            if op.phase == Phase::Pending {
+                // SAFETY: pending, so not completed: the OVERLAPPED is valid.
+                unsafe { write_status(op.args.overlapped, Status::ABORTED) };
+            }
+        }
+        self.ended.notify_all();
+    }
+}
+
+/// # Safety
+///
+/// `ov` is a valid, writable `OVERLAPPED` whose operation this ends.
+unsafe fn write_status(ov: *mut OVERLAPPED, status: Status) {
+    // SAFETY: this function's contract.
+    unsafe {
+        (*ov).Anonymous.Anonymous.Offset = 0;
+        (*ov).Anonymous.Anonymous.OffsetHigh = status.error;
+        (*ov).InternalHigh = status.bytes as usize;
+        (*ov).Internal = status.error as usize;
+    }
+}
+
+/// Indicates `op`'s completion by the mechanism its caller chose; returns
+/// what must run once the table's lock is released.
+///
+/// # Safety
+///
+/// `op`'s `OVERLAPPED` is valid and this is its operation's end.
+unsafe fn indicate(op: &Op, status: Status, notify: &Notify) -> Option<Deferred> {
+    let ov = op.args.overlapped;
+    if let Some(routine) = op.args.routine {
+        let queue = notify.upcalls.lpWPUQueueApc?;
+        return Some(Deferred::Apc {
+            queue,
+            thread: op.args.thread,
+            ctx: Box::new(Completion {
+                routine,
+                overlapped: ov,
+                status,
+            }),
+        });
+    }
+    if let (true, Some(port)) = (op.upcall, notify.port) {
+        let mut errno = 0;
+        // SAFETY: ws2_32's WPUCompleteOverlappedRequest on a socket value it
+        // created for this provider, with the operation's own (valid)
+        // OVERLAPPED: it sets the event and queues the completion port's
+        // packet.
+        unsafe { port(op.s, ov, status.error, status.bytes, &mut errno) };
+        return None;
+    }
+    let set = notify.upcalls.lpWPUSetEvent?;
+    // SAFETY: the OVERLAPPED is valid (this function's contract).
+    let event = unsafe { (*ov).hEvent };
+    (!event.is_null()).then_some(Deferred::Event {
+        set,
+        event: event as isize,
+    })
+}
+
+/// What the APC needs to call a completion routine.
+pub(crate) struct Completion {
+    routine: unsafe extern "system" fn(u32, u32, *mut OVERLAPPED, u32),
+    overlapped: *mut OVERLAPPED,
+    status: Status,
+}
+
+/// The APC queued through `WPUQueueApc`: calls the completion routine.
+unsafe extern "system" fn apc(ctx: usize) {
+    // SAFETY: `ctx` is the Box::into_raw of a Completion, queued once.
+    let c = unsafe { Box::from_raw(ctx as *mut Completion) };
+    // SAFETY: the caller's completion routine with its own OVERLAPPED.
+    unsafe { (c.routine)(c.status.error, c.status.bytes, c.overlapped, 0) };
+}
