@@ -97,6 +97,10 @@ impl Provider for Layer {
             .map_or(std::ptr::null(), |p| p as *const _);
         // SAFETY: the base's WSPStartup; `p` is null or this call's info.
         let lower = unsafe { Lower::start(*LOWER.lock(), Version::new(2, 2), p, upcalls) }?;
+        // The base's WSPStartup ran nested on this thread: the layer's own
+        // context is back once it returned.
+        let after = startup_context().map(|(_, p)| p.map(|p| p.dwCatalogEntryId));
+        log(format!("layer context after the lower startup: {after:?}"));
         Ok(LayerState {
             shim: Shim::new(),
             lower,
@@ -135,7 +139,8 @@ fn serial() -> parking_lot::MutexGuard<'static, ()> {
     g
 }
 
-// L1, L5, L6, W1: the layer's first startup starts the base once, passing
+// L1, L5, L6, W1: the layer's first startup (its context still in force
+// after the nested base startup) starts the base once, passing
 // the upcall table down; non-final layer cleanups call nothing below; the
 // final one closes the layer's sockets (each closing its base socket
 // abortively) and only then cleans the base up, once.
@@ -149,7 +154,12 @@ fn w1_layered_stack_call_order() {
     assert_eq!(code, 0);
     assert_eq!(
         take_log(),
-        ["layer initialize", "mem initialize"],
+        [
+            "layer initialize",
+            "mem initialize",
+            // A nested WSPStartup restores the outer startup's context.
+            "layer context after the lower startup: Some(Some(1001))",
+        ],
         "the base started once"
     );
     assert_eq!(MEM.count(), 1);
