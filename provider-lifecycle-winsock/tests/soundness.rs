@@ -245,17 +245,19 @@ fn w4_get_overlapped_result_waits_and_reports_failures() {
     assert_eq!(overlapped_result(&t, 0xbad, &*ov, false).2, 10038);
     // A waiter is woken by the final cleanup, which ends the operation.
     let (s2, _) = socket(&t, None);
-    let ov2 = Box::leak(Box::new(OVERLAPPED::default()));
+    let ov2 = Box::into_raw(Box::new(OVERLAPPED::default()));
     assert_eq!(send_overlapped(&t, s2, b"w", ov2, None).2, WSA_IO_PENDING);
-    // The OVERLAPPED's address crosses to the waiter as a number (it is
-    // leaked: valid for the rest of the process).
-    let addr = std::ptr::from_mut(ov2) as usize;
+    // The OVERLAPPED's address crosses to the waiter as a number; it is
+    // freed only after the waiter returned.
+    let addr = ov2 as usize;
     let t2 = t;
     let waiter =
         std::thread::spawn(move || overlapped_result(&t2, s2, addr as *const OVERLAPPED, true));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(cleanup(&t), (0, 0));
     assert_eq!(waiter.join().unwrap(), (0, 0, 995));
+    // SAFETY: from Box::into_raw above; its operation ended, nobody holds it.
+    drop(unsafe { Box::from_raw(ov2) });
 }
 
 // D3: a WSABUF with a null buf and a nonzero len fails the whole call with
