@@ -255,7 +255,7 @@ fn run_thread(input: &[u8], table: WSPPROC_TABLE, ovs: &Mutex<Vec<Ov>>) -> i64 {
             3 | 4 => {
                 let s = pick(&mut b, &socks);
                 let n = (b.byte() % 4) as usize;
-                let data = vec![0xabu8; 64];
+                let data = [0xabu8; 64];
                 let bufs: Vec<WSABUF> = (0..n)
                     .map(|_| {
                         let len = u32::from(b.byte() % 65);
@@ -398,7 +398,9 @@ fn run_thread(input: &[u8], table: WSPPROC_TABLE, ovs: &Mutex<Vec<Ov>>) -> i64 {
                     // SAFETY: the table's entry; the OVERLAPPED lives in
                     // `ovs` until the input ends.
                     let r = unsafe {
-                        t.lpWSPGetOverlappedResult.unwrap()(s, ov, &mut bytes, 0, &mut flags, &mut e)
+                        t.lpWSPGetOverlappedResult.unwrap()(
+                            s, ov, &mut bytes, 0, &mut flags, &mut e,
+                        )
                     };
                     failed_with_code(r, 0, e, "get overlapped result");
                 }
@@ -448,14 +450,22 @@ pub fn run(input: &[u8]) {
     let mut e = 0;
     // SAFETY: the table's entry.
     let r = unsafe { table.lpWSPCleanup.unwrap()(&mut e) };
-    assert_eq!((r, e), (SOCKET_ERROR, 10093), "the count drifted: one too many");
+    assert_eq!(
+        (r, e),
+        (SOCKET_ERROR, 10093),
+        "the count drifted: one too many"
+    );
     assert_ne!(FZ.state(), State::Active);
     let (acc, del, dis) = (
         ACCEPTED.load(SeqCst),
         DELIVERED.load(SeqCst),
         DISCARDED.load(SeqCst),
     );
-    assert_eq!(acc, del + dis, "bytes lost: accepted {acc}, delivered {del}, discarded {dis}");
+    assert_eq!(
+        acc,
+        del + dis,
+        "bytes lost: accepted {acc}, delivered {del}, discarded {dis}"
+    );
     KEPT.lock().clear();
     drop(ovs);
 }

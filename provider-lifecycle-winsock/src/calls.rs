@@ -15,7 +15,9 @@ use provider_lifecycle::{
 use crate::dup::Dup;
 use crate::overlapped::{OverlappedArgs, ReadableOverlapped, Settled, Status};
 use crate::shim::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
-use crate::sys::{FROM_PROTOCOL_INFO, INVALID_SOCKET, SO_LINGER, SOCKET, WSAPROTOCOL_INFOW};
+use crate::sys::{
+    FROM_PROTOCOL_INFO, INVALID_SOCKET, SO_LINGER, SOCKET, WSAPROTOCOL_INFOW, WSPUPCALLTABLE,
+};
 
 /// The guard every export holds for the length of its call.
 pub(crate) type Guard<P> = OperationGuard<'static, <P as Provider>::State>;
@@ -36,7 +38,7 @@ pub(crate) struct Startup {
 pub(crate) fn startup<P: WinsockProvider>(
     requested: u16,
     protocol: Option<WSAPROTOCOL_INFOW>,
-    upcalls: crate::sys::WSPUPCALLTABLE,
+    upcalls: WSPUPCALLTABLE,
 ) -> Startup {
     let l = P::lifecycle();
     let requested = Version::from_word(requested);
@@ -47,7 +49,7 @@ pub(crate) fn startup<P: WinsockProvider>(
             (range.lowest(), range.highest())
         }
     };
-    let _starting = crate::exports::Starting::enter((upcalls, protocol));
+    let _starting = Starting::enter((upcalls, protocol));
     let port = P::complete_overlapped_request();
     let code = match l.startup_with_context(requested, (upcalls, protocol), |state, (u, p)| {
         P::shim(state).apply(u, p, port);
@@ -59,6 +61,43 @@ pub(crate) fn startup<P: WinsockProvider>(
         code,
         version: version.to_word(),
         high: high.to_word(),
+    }
+}
+
+thread_local! {
+    /// The upcall table and protocol info of the `wsp_startup` running on
+    /// this thread, for the provider's `initialize` (which runs inside it).
+    /// A const-initialized `Cell` of plain data: it registers no
+    /// thread-exit destructor.
+    static STARTING: std::cell::Cell<Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The upcall table and protocol info the `WSPStartup` running on this
+/// thread received, if one is running: what a layered provider's
+/// [`initialize`](provider_lifecycle::Provider::initialize) passes down to
+/// the provider below ([`Lower::start`](crate::Lower::start), W1). A
+/// startup nested inside another (a layer starting the provider below on
+/// the same thread) sees its own, and the outer one's is back when it
+/// returns.
+#[must_use]
+pub fn startup_context() -> Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)> {
+    STARTING.with(std::cell::Cell::get)
+}
+
+/// Sets [`startup_context`] for the life of the value, and restores the
+/// value it replaced (an outer startup's) when dropped.
+struct Starting(Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>);
+
+impl Starting {
+    fn enter(ctx: (WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)) -> Starting {
+        Starting(STARTING.with(|s| s.replace(Some(ctx))))
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.with(|s| s.set(self.0));
     }
 }
 

@@ -108,43 +108,6 @@ pub unsafe extern "system" fn wsp_startup<P: WinsockProvider>(
     })
 }
 
-thread_local! {
-    /// The upcall table and protocol info of the `wsp_startup` running on
-    /// this thread, for the provider's `initialize` (which runs inside it).
-    /// A const-initialized `Cell` of plain data: it registers no
-    /// thread-exit destructor.
-    static STARTING: std::cell::Cell<Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>> =
-        const { std::cell::Cell::new(None) };
-}
-
-/// The upcall table and protocol info the `WSPStartup` running on this
-/// thread received, if one is running: what a layered provider's
-/// [`initialize`](provider_lifecycle::Provider::initialize) passes down to
-/// the provider below ([`Lower::start`](crate::Lower::start), W1). A
-/// startup nested inside another (a layer starting the provider below on
-/// the same thread) sees its own, and the outer one's is back when it
-/// returns.
-#[must_use]
-pub fn startup_context() -> Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)> {
-    STARTING.with(std::cell::Cell::get)
-}
-
-/// Sets [`startup_context`] for the life of the value, and restores the
-/// value it replaced (an outer startup's) when dropped.
-pub(crate) struct Starting(Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)>);
-
-impl Starting {
-    pub(crate) fn enter(ctx: (WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)) -> Starting {
-        Starting(STARTING.with(|s| s.replace(Some(ctx))))
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        STARTING.with(|s| s.set(self.0));
-    }
-}
-
 /// The guard of one export, or its `NotInitialised` (checked first, L8).
 fn enter<P: WinsockProvider>() -> Result<Guard<P>, Error> {
     P::lifecycle().enter()

@@ -19,17 +19,27 @@
 //!   replaces the one in force (W1).
 //! - **Dispatch** ([`proc_table`]): `lpWSPCleanup`, `lpWSPSocket`,
 //!   `lpWSPCloseSocket`, `lpWSPSend`, `lpWSPSetSockOpt` and
-//!   `lpWSPGetSockOpt` (`SO_LINGER`, `SO_DONTLINGER`) and
-//!   `lpWSPDuplicateSocket` go through the lifecycle; the other 22 entries
-//!   answer `WSAEOPNOTSUPP` (10045), never null. Errors go to `*lpErrno`
-//!   with the crate's Winsock codes; one cleanup too many is
-//!   `SOCKET_ERROR` with 10093.
+//!   `lpWSPGetSockOpt` (`SO_LINGER`, `SO_DONTLINGER`),
+//!   `lpWSPDuplicateSocket` and `lpWSPGetOverlappedResult` go through the
+//!   lifecycle; the other 21 entries answer `WSAEOPNOTSUPP` (10045), never
+//!   null. Every entry checks initialization first (10093 between a final
+//!   cleanup and the next startup, L8), then the caller's pointers (a bad
+//!   one is `WSAEFAULT` and changes nothing, D3). Errors go to `*lpErrno`
+//!   with their Winsock codes, a provider's own codes unchanged (E1).
 //! - **Sockets**: `SOCKET` values come from the upcall table's
 //!   `WPUCreateSocketHandle` when it has one (the table in force, W1), else
-//!   the lifecycle's handle is the value. Duplicates share one socket (W3);
-//!   pending overlapped sends end with 995 — notified at `closesocket`
-//!   (through `WPUQueueApc` or `WPUSetEvent`), silently at the final
-//!   cleanup (W4, [`PendingIo`]).
+//!   the lifecycle's handle is the value. Duplicates share one socket (W3)
+//!   under keys nobody can guess, bound to their generation and target
+//!   process ([`dup`], W6). A close's bookkeeping happens in its own
+//!   generation (W7).
+//! - **Overlapped sends** ([`overlapped`]): the shim owns every pending
+//!   operation and a provider refers to one by an [`IoToken`]; completions
+//!   are indicated as the caller chose (completion routine through
+//!   `WPUQueueApc`, completion port and event through
+//!   `WPUCompleteOverlappedRequest`, else the event through `WPUSetEvent`),
+//!   `WSPGetOverlappedResult` reads them, and an operation that ended (its
+//!   socket closed: 995, notified; the final cleanup: 995, silent; its call
+//!   failed: never) can never be completed or written again (W4).
 //! - **Layering** ([`Lower`]): a layered provider starts the provider below
 //!   through its `WSPStartup`, passes the upcall table down, rejects a
 //!   table with a null entry (10104) after balancing the lower startup with
@@ -37,7 +47,14 @@
 //!   `SO_LINGER {1, 0}`, and calls the lower cleanup once per lower startup.
 //!
 //! Every `unsafe` block of the project lives in this crate, each with its
-//! `// SAFETY:` argument; the core keeps `#![forbid(unsafe_code)]`. The
+//! `// SAFETY:` argument; the core keeps `#![forbid(unsafe_code)]`. Each
+//! export is a thin `unsafe` shell that validates the caller's pointers where
+//! they enter and hands safe values to a safe function; nothing reachable
+//! from safe code writes through a pointer whose owner could have freed it.
+//! The tests run under valgrind and AddressSanitizer in CI, with a fuzz
+//! target that calls only through the function pointers
+//! (`cargo +nightly fuzz run table` in this crate's directory; its corpus is
+//! replayed on stable by `tests/fuzz_corpus.rs`). The
 //! layouts are pinned by compile-time assertions (`src/abi.rs`), and the
 //! tests call the exports only through the function pointers `WSPStartup`
 //! hands back, the way `ws2_32` does (on x86-64 Linux the `system` ABI is
@@ -67,7 +84,8 @@ pub mod overlapped;
 mod shim;
 mod stubs;
 
-pub use exports::{proc_table, startup_context, wsp_startup};
+pub use calls::startup_context;
+pub use exports::{proc_table, wsp_startup};
 pub use layered::{
     Lower, LowerClose, PROC_TABLE_ENTRIES, close_abortively, code_to_error, null_entries,
 };

@@ -6,7 +6,7 @@
 //! completes; after that it may free it. So the only code that writes into
 //! it is this module, and only while the operation's record is in the
 //! generation's table: a record is created by `WSPSend` (where the caller's
-//! pointer enters, [`OverlappedArgs::new`] is the `unsafe` promise), and
+//! pointer enters: the one `unsafe` promise about it), and
 //! removed by the one event that ends the operation — its completion
 //! ([`Shim::complete`](crate::Shim::complete)), the close of its socket
 //! (995, notified), the final cleanup (995, silent: the table is dropped

@@ -25,10 +25,11 @@ fn serial() -> parking_lot::MutexGuard<'static, ()> {
 const SENTINEL: usize = 0x5eed;
 
 fn sentinel() -> OVERLAPPED {
-    let mut ov = OVERLAPPED::default();
-    ov.Internal = SENTINEL;
-    ov.InternalHigh = SENTINEL;
-    ov
+    OVERLAPPED {
+        Internal: SENTINEL,
+        InternalHigh: SENTINEL,
+        ..Default::default()
+    }
 }
 
 fn kept() -> Vec<IoToken> {
@@ -124,8 +125,10 @@ fn w4_an_immediate_completion_is_indicated() {
     let (_, _, t) = start_with(MEM_STARTUP, 2, 2, table_a());
     let (s, _) = socket(&t, None);
     take_log();
-    let mut ev = OVERLAPPED::default();
-    ev.hEvent = 41usize as HANDLE;
+    let mut ev = OVERLAPPED {
+        hEvent: 41usize as HANDLE,
+        ..Default::default()
+    };
     assert_eq!(send_overlapped(&t, s, b"hello", &mut ev, None), (0, 5, 0));
     assert_eq!((ev.Internal, ev.InternalHigh), (0, 5));
     let mut rt = OVERLAPPED::default();
@@ -162,8 +165,10 @@ fn w4_completion_ports_get_their_packets() {
     KEEP_PENDING.store(true, SeqCst);
     let (p, _) = socket(&t, None);
     take_log();
-    let mut later = OVERLAPPED::default();
-    later.hEvent = 12usize as HANDLE;
+    let mut later = OVERLAPPED {
+        hEvent: 12usize as HANDLE,
+        ..Default::default()
+    };
     let mut aborted = OVERLAPPED::default();
     assert_eq!(
         send_overlapped(&t, p, b"123456", &mut later, None),
