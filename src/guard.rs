@@ -217,8 +217,8 @@ impl<'a, S> OperationToken<'a, S> {
 
     /// Blocks the calling thread until the final cleanup has begun.
     pub fn wait_cancelled(&self) {
-        let thread = std::thread::current();
-        let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread)));
+        let signal = std::sync::Arc::new(Signal::default());
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&signal));
         let mut key = None;
         loop {
             if let Some(k) = key.take() {
@@ -228,7 +228,7 @@ impl<'a, S> OperationToken<'a, S> {
                 None => return,
                 Some(k) => key = Some(k),
             }
-            std::thread::park();
+            signal.wait();
         }
     }
 }
@@ -305,12 +305,30 @@ impl<F, S> fmt::Debug for Tracked<'_, F, S> {
     }
 }
 
-/// Wakes a parked thread.
-struct Unpark(std::thread::Thread);
+/// A waker a thread blocks on. Not `std::thread::park`: that needs
+/// `thread::current()`, which on a thread std did not start (a host's)
+/// registers a thread-exit destructor (L17).
+#[derive(Default)]
+struct Signal {
+    woken: crate::sync::Mutex<bool>,
+    cv: crate::sync::Condvar,
+}
 
-impl std::task::Wake for Unpark {
+impl Signal {
+    /// Blocks until woken since the last wait.
+    fn wait(&self) {
+        let mut woken = self.woken.lock();
+        while !*woken {
+            woken = self.cv.wait(woken);
+        }
+        *woken = false;
+    }
+}
+
+impl std::task::Wake for Signal {
     fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
+        *self.woken.lock() = true;
+        self.cv.notify_all();
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one place that names `std::sync::atomic`, `parking_lot` or `loom`.
+//! The one place that names `std::sync` or `loom`: the locks are std's (no
+//! per-thread state, L17), the atomics std's or loom's.
 //!
 //! Under `--cfg loom` every atomic, lock, condition variable, thread-local,
 //! process-wide counter and sleep the crate uses is loom's, so that
@@ -36,7 +37,6 @@ pub(crate) use imp::*;
 mod imp {
     use std::time::Instant;
 
-    pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::thread::JoinHandle;
     pub(crate) use std::thread_local;
@@ -64,29 +64,80 @@ mod imp {
     }
     pub(crate) use loom_const_fn;
 
+    /// std's mutex (a futex on Linux, an SRW lock on Windows) behind the
+    /// shape the crate uses: `lock` cannot fail. std's and not
+    /// parking_lot's: a thread that blocks in parking_lot registers a
+    /// thread-exit destructor for its parking data, which would keep a
+    /// provider library mapped after `dlclose` for as long as the caller's
+    /// thread lives ([L17](crate::contract#L17)); std's locks keep nothing
+    /// per thread.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            // Poisoning only follows a panic inside the crate's own critical
+            // sections, which never call user code unguarded; recover the
+            // data regardless.
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// std's read-write lock, without poisoning (see [`Mutex`]).
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(std::sync::RwLock<T>);
+
+    pub(crate) type RwLockReadGuard<'a, T> = std::sync::RwLockReadGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            RwLock(std::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
     /// A condition variable with by-value waits (see the module table).
-    #[derive(Debug)]
-    pub(crate) struct Condvar(parking_lot::Condvar);
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(std::sync::Condvar);
 
     impl Condvar {
         pub(crate) const fn new() -> Condvar {
-            Condvar(parking_lot::Condvar::new())
+            Condvar(std::sync::Condvar::new())
         }
 
         /// Blocks until notified (spurious wake-ups are possible: callers loop).
-        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-            self.0.wait(&mut guard);
-            guard
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|e| e.into_inner())
         }
 
         /// Blocks until notified or `deadline`.
         pub(crate) fn wait_until<'a, T>(
             &self,
-            mut guard: MutexGuard<'a, T>,
+            guard: MutexGuard<'a, T>,
             deadline: Instant,
         ) -> MutexGuard<'a, T> {
-            let _ = self.0.wait_until(&mut guard, deadline);
-            guard
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.wait_timeout(guard, left) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            }
         }
 
         pub(crate) fn notify_all(&self) {
@@ -135,11 +186,17 @@ mod imp {
     }
     pub(crate) use loom_const_fn;
 
-    /// loom's mutex behind the parking_lot shape: `lock` cannot fail.
+    /// loom's mutex behind the same shape: `lock` cannot fail.
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
     pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
@@ -157,7 +214,7 @@ mod imp {
         }
     }
 
-    /// loom's read-write lock behind the parking_lot shape (no poisoning).
+    /// loom's read-write lock behind the same shape (no poisoning).
     #[derive(Debug)]
     pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
 
@@ -180,6 +237,12 @@ mod imp {
     /// loom's condition variable; timed waits never time out (no time in loom).
     #[derive(Debug)]
     pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Default for Condvar {
+        fn default() -> Self {
+            Condvar::new()
+        }
+    }
 
     impl Condvar {
         pub(crate) fn new() -> Condvar {

@@ -2,20 +2,24 @@
 //! and which lifecycles it holds guards of (rule [L11](crate::contract#L11), [L15](crate::contract#L15)).
 //!
 //! The record is a `const`-initialized thread-local **without a destructor**,
-//! so std keeps it usable even inside other thread-locals' destructors. It
-//! holds the first [`INLINE_HELD`] lifecycles a thread holds guards of; more
-//! go to a second, growable thread-local. If that one is already destroyed
-//! (guards taken from a thread-local destructor, more than `INLINE_HELD`
-//! lifecycles deep), the guard is counted as *untracked* and, while any such
-//! guard lives, the thread is treated as holding a guard of every lifecycle:
-//! a final cleanup or `Wait` startup from it answers `InProgress` rather than
-//! risk waiting for itself.
+//! so std keeps it usable even inside other thread-locals' destructors, and
+//! the crate registers nothing to run at a caller thread's exit
+//! ([L17](crate::contract#L17): a thread-exit callback would keep a provider
+//! library mapped after `dlclose` for as long as the thread lives). It holds
+//! the first [`INLINE_HELD`] lifecycles a thread holds guards of; more go to
+//! a process-wide table keyed by the thread's token (under loom, a
+//! thread-local), which is read only by a thread whose record says it has
+//! entries there. Where that table cannot be reached (only under loom,
+//! whose thread-locals are destroyed), the guard is counted as *untracked*
+//! and, while any such guard lives, the thread is treated as holding a guard
+//! of every lifecycle: a final cleanup or `Wait` startup from it answers
+//! `InProgress` rather than risk waiting for itself.
 //!
 //! Lifecycles are keyed by a process-unique id (never by address), so a
 //! leaked guard of a dropped lifecycle cannot be mistaken for a guard of a
 //! new lifecycle at the same address.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use crate::sync::{self, Counter};
 
@@ -33,6 +37,8 @@ struct Record {
     held_depth: [Cell<u32>; INLINE_HELD],
     /// Guards held while no table could record them (see the module docs).
     untracked: Cell<u32>,
+    /// Holds of this thread in the overflow table ([`Held::More`]).
+    more: Cell<u32>,
 }
 
 impl Record {
@@ -44,6 +50,7 @@ impl Record {
                 held_ids: [const { Cell::new(0) }; INLINE_HELD],
                 held_depth: [const { Cell::new(0) }; INLINE_HELD],
                 untracked: Cell::new(0),
+                more: Cell::new(0),
             }
         }
     }
@@ -52,13 +59,36 @@ impl Record {
 #[cfg(not(loom))]
 sync::thread_local! {
     static RECORD: Record = const { Record::new() };
-    static MORE_HELD: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// The overflow table: (thread token, lifecycle id, depth). Process-wide,
+/// so no thread-local with a destructor exists; emptied, it frees its
+/// memory.
+#[cfg(not(loom))]
+static MORE_HELD: sync::Mutex<Vec<(u64, u64, u32)>> = sync::Mutex::new(Vec::new());
 
 #[cfg(loom)]
 sync::thread_local! {
     static RECORD: Record = Record::new();
-    static MORE_HELD: RefCell<Vec<(u64, u32)>> = RefCell::new(Vec::new());
+    static MORE_HELD_HERE: std::cell::RefCell<Vec<(u64, u64, u32)>> =
+        std::cell::RefCell::new(Vec::new());
+}
+
+/// Runs `f` on the overflow table; `None` if it cannot be reached.
+#[cfg(not(loom))]
+fn with_more<R>(f: impl FnOnce(&mut Vec<(u64, u64, u32)>) -> R) -> Option<R> {
+    let mut more = MORE_HELD.lock();
+    let r = f(&mut more);
+    if more.is_empty() {
+        *more = Vec::new();
+    }
+    Some(r)
+}
+
+/// Runs `f` on the overflow table; `None` if it cannot be reached.
+#[cfg(loom)]
+fn with_more<R>(f: impl FnOnce(&mut Vec<(u64, u64, u32)>) -> R) -> Option<R> {
+    MORE_HELD_HERE.try_with(|m| f(&mut m.borrow_mut())).ok()
 }
 
 /// Runs `f` with the calling thread's record; `None` if it is no longer
@@ -73,16 +103,17 @@ fn with<R>(f: impl FnOnce(&Record) -> R) -> Option<R> {
 /// destruction gets a fresh token each call: it cannot be the one
 /// initializing or draining.
 pub(crate) fn token() -> u64 {
-    with(|r| {
-        let token = r.token.get();
-        if token != 0 {
-            return token;
-        }
-        let token = sync::next_id(Counter::Thread);
-        r.token.set(token);
-        token
-    })
-    .unwrap_or_else(|| sync::next_id(Counter::Thread))
+    with(token_in).unwrap_or_else(|| sync::next_id(Counter::Thread))
+}
+
+fn token_in(r: &Record) -> u64 {
+    let token = r.token.get();
+    if token != 0 {
+        return token;
+    }
+    let token = sync::next_id(Counter::Thread);
+    r.token.set(token);
+    token
 }
 
 /// The shard this thread counts guards on, chosen round-robin on first use.
@@ -156,14 +187,15 @@ fn hold_in(r: &Record, id: u64) -> Held {
 #[cold]
 #[inline(never)]
 fn hold_more(r: &Record, id: u64) -> Held {
-    let recorded = MORE_HELD.try_with(|more| {
-        let mut more = more.borrow_mut();
-        match more.iter_mut().find(|(k, _)| *k == id) {
-            Some((_, depth)) => *depth += 1,
-            None => more.push((id, 1)),
-        }
-    });
-    if recorded.is_ok() {
+    let me = token_in(r);
+    let recorded = with_more(
+        |more| match more.iter_mut().find(|(t, k, _)| (*t, *k) == (me, id)) {
+            Some((_, _, depth)) => *depth += 1,
+            None => more.push((me, id, 1)),
+        },
+    );
+    if recorded.is_some() {
+        r.more.set(r.more.get() + 1);
         Held::More
     } else {
         r.untracked.set(r.untracked.get() + 1);
@@ -193,14 +225,17 @@ pub(crate) fn unhold(id: impl FnOnce() -> u64, held: Held) {
 fn unhold_rare(id: u64, held: Held) {
     match held {
         Held::More => {
-            let _ = MORE_HELD.try_with(|more| {
-                let mut more = more.borrow_mut();
-                if let Some(pos) = more.iter().position(|(k, _)| *k == id) {
-                    more[pos].1 -= 1;
-                    if more[pos].1 == 0 {
-                        more.swap_remove(pos);
+            let _ = with(|r| {
+                let me = token_in(r);
+                r.more.set(r.more.get() - 1);
+                with_more(|more| {
+                    if let Some(pos) = more.iter().position(|(t, k, _)| (*t, *k) == (me, id)) {
+                        more[pos].2 -= 1;
+                        if more[pos].2 == 0 {
+                            more.swap_remove(pos);
+                        }
                     }
-                }
+                })
             });
         }
         Held::Untracked => {
@@ -216,9 +251,10 @@ pub(crate) fn holds(id: u64) -> bool {
     with(|r| {
         (0..INLINE_HELD).any(|i| r.held_ids[i].get() == id && r.held_depth[i].get() > 0)
             || r.untracked.get() > 0
-            || MORE_HELD
-                .try_with(|more| more.borrow().iter().any(|(k, _)| *k == id))
-                .unwrap_or(false)
+            || (r.more.get() > 0 && {
+                let me = token_in(r);
+                with_more(|more| more.iter().any(|(t, k, _)| (*t, *k) == (me, id))).unwrap_or(false)
+            })
     })
     .unwrap_or(false)
 }

@@ -33,8 +33,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Condvar, Mutex};
 use provider_lifecycle::Error;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::sys::{
     LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, WSA_OPERATION_ABORTED, WSATHREADID,
@@ -192,6 +192,12 @@ pub(crate) enum Settled {
 }
 
 impl Ops {
+    /// The table, whatever a panic elsewhere did (no user code runs under
+    /// this lock but the upcalls, which do not unwind into it).
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Op>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Records an operation about to be handed to the provider.
     pub(crate) fn start(
         &self,
@@ -211,7 +217,7 @@ impl Ops {
                 closed: false,
             },
         };
-        self.records.lock().insert(token, op);
+        self.lock().insert(token, op);
         IoToken(token)
     }
 
@@ -223,7 +229,7 @@ impl Ops {
         result: Result<Option<u32>, Option<Error>>,
         notify: &Notify,
     ) -> Result<Settled, Option<Error>> {
-        let mut records = self.records.lock();
+        let mut records = self.lock();
         let Some(Phase::Starting { early, closed }) = records.get(&token.0).map(|op| op.phase)
         else {
             // A record is started and settled by the same call, and only
@@ -275,7 +281,7 @@ impl Ops {
     /// The provider completes `token`: `false` if its operation has already
     /// ended (or completed).
     pub(crate) fn complete(&self, token: IoToken, status: Status, notify: &Notify) -> bool {
-        let mut records = self.records.lock();
+        let mut records = self.lock();
         let Some(op) = records.get_mut(&token.0) else {
             return false;
         };
@@ -298,7 +304,7 @@ impl Ops {
     /// notified; one whose call is still running ends when the call
     /// returns. Returns how many ended here.
     pub(crate) fn end_socket(&self, socket: u64, notify: &Notify) -> u32 {
-        let mut records = self.records.lock();
+        let mut records = self.lock();
         let mut tokens: Vec<u64> = Vec::new();
         for (&token, op) in records.iter_mut() {
             if op.socket != socket {
@@ -322,7 +328,7 @@ impl Ops {
 
     /// Pending operations.
     pub(crate) fn len(&self) -> usize {
-        self.records.lock().len()
+        self.lock().len()
     }
 
     /// Whether an operation on `overlapped` is pending.
@@ -340,12 +346,15 @@ impl Ops {
         overlapped: ReadableOverlapped,
         wait: bool,
     ) -> Option<(Status, u32)> {
-        let mut records = self.records.lock();
+        let mut records = self.lock();
         while Self::is_pending(&records, overlapped.0) {
             if !wait {
                 return None;
             }
-            self.ended.wait(&mut records);
+            records = self
+                .ended
+                .wait(records)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         // SAFETY: readable for the call (ReadableOverlapped::new's
         // contract), read under the lock every write happens under.
@@ -454,7 +463,7 @@ impl Ops {
     /// without its notification (W4), and every `WSPGetOverlappedResult`
     /// waiting on one wakes up.
     pub(crate) fn end_generation(&self) {
-        let records = std::mem::take(&mut *self.records.lock());
+        let records = std::mem::take(&mut *self.lock());
         for op in records.into_values() {
             if op.phase == Phase::Pending {
                 // SAFETY: pending, so not completed: the OVERLAPPED is valid.

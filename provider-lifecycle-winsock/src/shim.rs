@@ -4,10 +4,9 @@
 //! overlapped operations ([`overlapped`](crate::overlapped)).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use parking_lot::Mutex;
 use provider_lifecycle::{Error, Lifecycle, Linger, Provider, Socket, SocketHandle};
 
 use crate::dup::Dups;
@@ -153,7 +152,7 @@ pub struct Shim {
 impl std::fmt::Debug for Shim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shim")
-            .field("sockets", &self.sockets.lock().len())
+            .field("sockets", &lock(&self.sockets).len())
             .field("pending", &self.ops.len())
             .finish_non_exhaustive()
     }
@@ -167,10 +166,19 @@ impl std::fmt::Debug for Shim {
 impl Drop for Shim {
     fn drop(&mut self) {
         self.ops.end_generation();
-        let Some(close) = self.upcalls.get_mut().lpWPUCloseSocketHandle else {
+        let Some(close) = self
+            .upcalls
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lpWPUCloseSocketHandle
+        else {
             return;
         };
-        for (s, entry) in std::mem::take(self.sockets.get_mut()) {
+        for (s, entry) in std::mem::take(
+            self.sockets
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
             if entry.upcall {
                 let mut errno = 0;
                 // SAFETY: ws2_32's upcall on a value it created for us.
@@ -178,6 +186,15 @@ impl Drop for Shim {
             }
         }
     }
+}
+
+/// Locks `m`, whatever a panic elsewhere did (the shim's critical sections
+/// call no user code). std's locks, not parking_lot's: a thread that blocks
+/// in parking_lot registers a thread-exit destructor, which would keep the
+/// provider library mapped after `dlclose`
+/// ([L17](provider_lifecycle::contract#L17)).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A copy of the protocol info a startup passed (it is plain data).
@@ -195,14 +212,14 @@ impl Shim {
     /// ([W1](provider_lifecycle::contract#W1)).
     #[must_use]
     pub fn upcalls(&self) -> WSPUPCALLTABLE {
-        *self.upcalls.lock()
+        *lock(&self.upcalls)
     }
 
     /// The catalog entry id of the startup in force (0 if it passed no
     /// protocol info).
     #[must_use]
     pub fn catalog_entry(&self) -> u32 {
-        self.protocol.lock().map_or(0, |p| p.0.dwCatalogEntryId)
+        lock(&self.protocol).map_or(0, |p| p.0.dwCatalogEntryId)
     }
 
     /// Completes the pending overlapped operation `op` with `result` (bytes
@@ -226,7 +243,7 @@ impl Shim {
     /// ([W6](provider_lifecycle::contract#W6)).
     #[must_use]
     pub fn announced(&self) -> usize {
-        self.dups.lock().len()
+        lock(&self.dups).len()
     }
 
     /// W1: what one successful startup carries.
@@ -236,17 +253,17 @@ impl Shim {
         protocol: Option<WSAPROTOCOL_INFOW>,
         port: Option<CompleteOverlappedRequest>,
     ) {
-        *self.upcalls.lock() = upcalls;
-        *self.port.lock() = port;
+        *lock(&self.upcalls) = upcalls;
+        *lock(&self.port) = port;
         if let Some(p) = protocol {
-            *self.protocol.lock() = Some(ProtocolInfo(p));
+            *lock(&self.protocol) = Some(ProtocolInfo(p));
         }
     }
 
     pub(crate) fn notify(&self) -> Notify {
         Notify {
             upcalls: self.upcalls(),
-            port: *self.port.lock(),
+            port: *lock(&self.port),
         }
     }
 
@@ -255,7 +272,7 @@ impl Shim {
     }
 
     pub(crate) fn protocol_info(&self) -> WSAPROTOCOL_INFOW {
-        self.protocol.lock().map(|p| p.0).unwrap_or_default()
+        lock(&self.protocol).map(|p| p.0).unwrap_or_default()
     }
 
     /// Remembers a new `SOCKET` value; `of` is the entry it duplicates.
@@ -266,18 +283,18 @@ impl Shim {
             upcall,
             socket,
         };
-        self.sockets.lock().insert(s, entry);
+        lock(&self.sockets).insert(s, entry);
     }
 
     pub(crate) fn entry(&self, s: SOCKET) -> Result<Entry, Error> {
-        self.sockets.lock().get(&s).copied().ok_or(Error::NotSocket)
+        lock(&self.sockets).get(&s).copied().ok_or(Error::NotSocket)
     }
 
     pub(crate) fn forget(&self, s: SOCKET) {
-        self.sockets.lock().remove(&s);
+        lock(&self.sockets).remove(&s);
     }
 
-    pub(crate) fn dups(&self) -> parking_lot::MutexGuard<'_, Dups> {
-        self.dups.lock()
+    pub(crate) fn dups(&self) -> MutexGuard<'_, Dups> {
+        lock(&self.dups)
     }
 }
