@@ -25,6 +25,7 @@ use std::sync::Arc;
 use crate::Socket;
 use crate::config::BackgroundFlush;
 use crate::drain::{Ending, Flusher, ReadyQueue};
+use crate::helper::Spawner;
 use crate::report::{SocketReport, SummarizedSockets};
 use crate::sync::{self, JoinHandle, Mutex};
 
@@ -88,7 +89,7 @@ impl<S: Socket> Engine<S> {
 /// A lifecycle's background closes (see the module docs).
 pub(crate) struct Background<S> {
     engine: Option<Arc<Engine<S>>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle>,
 }
 
 /// What the final cleanup takes over from the background: the flusher
@@ -112,7 +113,7 @@ impl<S: Socket> Background<S> {
     /// Hands a background close to the engine; in `Thread` mode starts the
     /// helper thread if it is not running (if the OS refuses a thread, the
     /// close still completes at `poll_closing` or the final cleanup).
-    pub(crate) fn push(&mut self, ending: Ending<S>, mode: BackgroundFlush) {
+    pub(crate) fn push(&mut self, ending: Ending<S>, mode: BackgroundFlush, spawner: Spawner) {
         let engine = self.engine.get_or_insert_with(|| {
             let flusher = Flusher::new();
             Arc::new(Engine {
@@ -124,7 +125,7 @@ impl<S: Socket> Background<S> {
         engine.flusher.lock().push(ending.closing());
         if mode == BackgroundFlush::Thread && self.thread.is_none() {
             let engine = Arc::clone(engine);
-            self.thread = sync::spawn("provider-lifecycle flusher", move || engine.run());
+            self.thread = sync::spawn(spawner, "provider-lifecycle flusher", move || engine.run());
         }
     }
 
@@ -151,8 +152,8 @@ impl<S: Socket> Background<S> {
         engine.queue.interrupt();
         if let Some(thread) = self.thread.take() {
             // The thread never unwinds (user code is called through the
-            // panic catching), so a join error cannot happen; ignore it.
-            let _ = thread.join();
+            // panic catching).
+            thread.join();
         }
         let flusher = std::mem::replace(&mut *engine.flusher.lock(), Flusher::new());
         let books = std::mem::take(&mut *engine.books.lock());

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::helper::{Spawner, std_spawner};
 use crate::state::MAX_COUNT;
 
 /// What a startup does when it cannot count at once ([L9](crate::contract#L9)).
@@ -76,20 +77,57 @@ pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// assert_eq!(CONFIG.count_limit(), 1000);
 /// assert_eq!(CONFIG.open_socket_policy(), OpenSocketPolicy::Graceful);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 pub struct Config {
     startup_policy: StartupPolicy,
     open_sockets: OpenSocketPolicy,
     drain_deadline: Duration,
     count_limit: u32,
     background_flush: BackgroundFlush,
+    spawner: Spawner,
 }
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("startup_policy", &self.startup_policy)
+            .field("open_sockets", &self.open_sockets)
+            .field("drain_deadline", &self.drain_deadline)
+            .field("count_limit", &self.count_limit)
+            .field("background_flush", &self.background_flush)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two configurations are equal when every policy and number is; the
+/// spawner is not compared (function addresses are not stable across
+/// codegen units).
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        (
+            self.startup_policy,
+            self.open_sockets,
+            self.drain_deadline,
+            self.count_limit,
+            self.background_flush,
+        ) == (
+            other.startup_policy,
+            other.open_sockets,
+            other.drain_deadline,
+            other.count_limit,
+            other.background_flush,
+        )
+    }
+}
+
+impl Eq for Config {}
 
 impl Config {
     /// The defaults: `StartupPolicy::Wait`, `OpenSocketPolicy::Reset`,
     /// [`DEFAULT_DRAIN_DEADLINE`], the largest count limit
     /// ([`MAX_COUNT`](crate::MAX_COUNT), about a billion) and
-    /// `BackgroundFlush::Thread`.
+    /// `BackgroundFlush::Thread`, with helper threads from
+    /// [`std_spawner`](crate::std_spawner).
     #[must_use]
     pub const fn new() -> Config {
         Config {
@@ -98,7 +136,23 @@ impl Config {
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             count_limit: MAX_COUNT,
             background_flush: BackgroundFlush::Thread,
+            spawner: std_spawner,
         }
+    }
+
+    /// Sets how helper threads are started (see [`Spawner`]): a provider
+    /// library that hosts unload passes one that leaves nothing on the
+    /// caller's thread ([L17](crate::contract#L17)).
+    #[must_use]
+    pub const fn with_spawner(mut self, spawner: Spawner) -> Config {
+        self.spawner = spawner;
+        self
+    }
+
+    /// How helper threads are started.
+    #[must_use]
+    pub const fn spawner(&self) -> Spawner {
+        self.spawner
     }
 
     /// Sets the startup-during-Draining policy ([L9](crate::contract#L9)).

@@ -137,6 +137,7 @@ mod drain;
 mod error;
 mod generation;
 mod guard;
+mod helper;
 mod hook;
 mod lifecycle;
 mod provider;
@@ -162,6 +163,7 @@ pub use config::{
 pub use error::{BoxError, Cause, Error};
 pub use generation::StateRef;
 pub use guard::{OperationGuard, OperationToken, Tracked};
+pub use helper::{HelperJoin, HelperTask, Spawner, std_spawner};
 pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
 pub use provider::{Provider, Registrar};
 pub use report::{

@@ -38,7 +38,6 @@ mod imp {
     use std::time::Instant;
 
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    pub(crate) use std::thread::JoinHandle;
     pub(crate) use std::thread_local;
 
     /// Waits a moment for another thread's transient to be undone (the
@@ -47,12 +46,17 @@ mod imp {
         std::thread::yield_now();
     }
 
-    /// Starts a named helper thread; `None` if the OS refuses one.
-    pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(f)
-            .ok()
+    /// A started helper thread, to join.
+    pub(crate) type JoinHandle = crate::helper::HelperJoin;
+
+    /// Starts a named helper thread through the configured spawner; `None`
+    /// if none could be started.
+    pub(crate) fn spawn(
+        spawner: crate::helper::Spawner,
+        name: &'static str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Option<JoinHandle> {
+        spawner(crate::helper::HelperTask::new(name, f))
     }
 
     use super::Counter;
@@ -164,7 +168,6 @@ mod imp {
     use std::time::Instant;
 
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    pub(crate) use loom::thread::JoinHandle;
     pub(crate) use loom::thread_local;
 
     /// Lets the other modelled threads run (a spin must yield under loom).
@@ -172,9 +175,24 @@ mod imp {
         loom::thread::yield_now();
     }
 
-    /// Starts a modelled thread.
-    pub(crate) fn spawn(_name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
-        Some(loom::thread::spawn(f))
+    /// A started modelled thread, to join.
+    #[derive(Debug)]
+    pub(crate) struct JoinHandle(loom::thread::JoinHandle<()>);
+
+    impl JoinHandle {
+        pub(crate) fn join(self) {
+            let _ = self.0.join();
+        }
+    }
+
+    /// Starts a modelled thread (the configured spawner is not used: loom
+    /// must see its own threads).
+    pub(crate) fn spawn(
+        _spawner: crate::helper::Spawner,
+        _name: &'static str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Option<JoinHandle> {
+        Some(JoinHandle(loom::thread::spawn(f)))
     }
 
     use super::Counter;

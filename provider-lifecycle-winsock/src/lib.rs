@@ -82,6 +82,7 @@ mod exports;
 mod layered;
 pub mod overlapped;
 mod shim;
+mod spawn;
 mod stubs;
 
 pub use calls::startup_context;
@@ -91,6 +92,7 @@ pub use layered::{
 };
 pub use overlapped::{CompleteOverlappedRequest, IoToken};
 pub use shim::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
+pub use spawn::os_spawner;
 
 /// Completes the pending overlapped operation `op` of provider `P` from
 /// anywhere (an I/O thread, a timer): takes a guard of `P`'s lifecycle and

@@ -106,8 +106,9 @@ impl<P: Provider> Lifecycle<P> {
             Closed::Done(report) => Ok(report),
             Closed::Background(ending) => {
                 let line = close::background_line(handle, ending.linger, ending.aborted());
-                let mode = self.raw.config.background_flush();
-                self.background.lock().push(ending, mode);
+                let config = &self.raw.config;
+                let (mode, spawner) = (config.background_flush(), config.spawner());
+                self.background.lock().push(ending, mode, spawner);
                 Ok(line)
             }
         }

@@ -261,7 +261,7 @@ impl<'a, P: Provider> CleanupFuture<'a, P> {
         CleanupFuture {
             l,
             state: FutureState::Start,
-            alarm: Alarm::new(),
+            alarm: Alarm::new(l.raw.config.spawner()),
         }
     }
 }
@@ -321,7 +321,8 @@ impl<P: Provider> Drop for CleanupFuture<'_, P> {
 #[cfg(not(loom))]
 pub(super) struct Alarm {
     shared: Option<std::sync::Arc<AlarmShared>>,
-    thread: Option<crate::sync::JoinHandle<()>>,
+    thread: Option<crate::sync::JoinHandle>,
+    spawner: crate::Spawner,
 }
 
 #[cfg(not(loom))]
@@ -332,10 +333,11 @@ struct AlarmShared {
 
 #[cfg(not(loom))]
 impl Alarm {
-    pub(super) fn new() -> Alarm {
+    pub(super) fn new(spawner: crate::Spawner) -> Alarm {
         Alarm {
             shared: None,
             thread: None,
+            spawner,
         }
     }
 
@@ -351,7 +353,7 @@ impl Alarm {
         shared.cv.notify_all();
         if self.thread.is_none() {
             let shared = std::sync::Arc::clone(shared);
-            self.thread = crate::sync::spawn("provider-lifecycle alarm", move || {
+            self.thread = crate::sync::spawn(self.spawner, "provider-lifecycle alarm", move || {
                 let mut state = shared.state.lock();
                 loop {
                     if state.1 {
@@ -383,7 +385,7 @@ impl Drop for Alarm {
             shared.cv.notify_all();
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            t.join();
         }
     }
 }
