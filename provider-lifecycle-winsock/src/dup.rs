@@ -57,7 +57,7 @@ impl Dups {
         let key = loop {
             self.drawn += 1;
             let key = self.secret.hash_one(self.drawn) as u32;
-            if key != 0 && !self.live.iter().any(|&(k, _)| k == key) {
+            if self.may_use(key) {
                 break key;
             }
         };
@@ -66,6 +66,12 @@ impl Dups {
         }
         self.live.push_back((key, dup));
         key
+    }
+
+    /// Whether a drawn key may be handed out: never 0 ("no duplication"),
+    /// never a live key.
+    fn may_use(&self, key: u32) -> bool {
+        key != 0 && !self.live.iter().any(|&(k, _)| k == key)
     }
 
     /// Consumes `key` from `process`.
@@ -127,6 +133,18 @@ mod tests {
         let mut other = Dups::default();
         let theirs: Vec<u32> = (0..200).map(|_| other.announce(dup(7))).collect();
         assert_ne!(keys, theirs);
+    }
+
+    // W6: 0 and live keys are never handed out.
+    #[test]
+    fn w6_zero_and_live_keys_are_never_drawn() {
+        let mut d = Dups::default();
+        assert!(!d.may_use(0));
+        let k = d.announce(dup(1));
+        assert!(!d.may_use(k), "live");
+        assert!(d.may_use(k.wrapping_add(1)) || k.wrapping_add(1) == 0);
+        d.take(k, 1).unwrap();
+        assert!(d.may_use(k), "consumed: free again");
     }
 
     // W6: bound to the target process; a mismatch is refused and kept.

@@ -171,6 +171,8 @@ pub(crate) struct Ops {
     /// Signalled whenever a record is removed (`WSPGetOverlappedResult`
     /// with `fWait` waits on it).
     ended: Condvar,
+    /// `WSPGetOverlappedResult` calls waiting on `ended`.
+    waiters: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the raw pointers in a record (the caller's OVERLAPPED and its
@@ -180,6 +182,15 @@ pub(crate) struct Ops {
 unsafe impl Send for Ops {}
 // SAFETY: as above: every access goes through the mutex.
 unsafe impl Sync for Ops {}
+
+/// Counts one waiter out when its wait ends (or unwinds).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What the shim does with a settled `send_overlapped`.
 #[derive(Debug, PartialEq, Eq)]
@@ -326,6 +337,11 @@ impl Ops {
         n
     }
 
+    /// `WSPGetOverlappedResult` calls waiting for an operation's end.
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::Relaxed)
+    }
+
     /// Pending operations.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
@@ -351,6 +367,8 @@ impl Ops {
             if !wait {
                 return None;
             }
+            self.waiters.fetch_add(1, Ordering::Relaxed);
+            let _waiting = Waiting(&self.waiters);
             records = self
                 .ended
                 .wait(records)
@@ -538,4 +556,79 @@ unsafe extern "system" fn apc(ctx: usize) {
     let c = unsafe { Box::from_raw(ctx as *mut Completion) };
     // SAFETY: the caller's completion routine with its own OVERLAPPED.
     unsafe { (c.routine)(c.status.error, c.status.bytes, c.overlapped, 0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How the indications went, for the unit tests' fake upcalls.
+    static EVENTS: std::sync::Mutex<Vec<isize>> = std::sync::Mutex::new(Vec::new());
+
+    unsafe extern "system" fn set_event(event: crate::sys::WSAEVENT, _: *mut i32) -> i32 {
+        EVENTS.lock().unwrap().push(event);
+        1
+    }
+
+    fn notify() -> Notify {
+        Notify {
+            upcalls: WSPUPCALLTABLE {
+                lpWPUSetEvent: Some(set_event),
+                ..Default::default()
+            },
+            port: None,
+        }
+    }
+
+    fn args(ov: &mut OVERLAPPED) -> OverlappedArgs {
+        // SAFETY: `ov` outlives every use in these tests.
+        unsafe { OverlappedArgs::new(ov, None, std::ptr::null()) }
+    }
+
+    // W4: a socket closed while the call that started an operation still
+    // runs: the operation ends (995, notified) when the call returns
+    // pending or done, never after; a failed call leaves nothing.
+    #[test]
+    fn w4_closed_while_starting_ends_when_the_call_returns() {
+        let ops = Ops::default();
+        let mut ov = OVERLAPPED {
+            hEvent: 31usize as _,
+            ..Default::default()
+        };
+        let t = ops.start(1, 5, false, args(&mut ov));
+        assert_eq!(ops.end_socket(1, &notify()), 0, "still starting");
+        assert_eq!(ops.settle(t, Ok(None), &notify()), Ok(Settled::Pending));
+        assert_eq!((ov.Internal, ops.len()), (995, 0));
+        assert!(EVENTS.lock().unwrap().contains(&31));
+        assert!(!ops.complete(t, Status::of(Ok(1)), &notify()), "ended once");
+
+        let mut ov = OVERLAPPED::default();
+        let t = ops.start(2, 6, false, args(&mut ov));
+        ops.end_socket(2, &notify());
+        assert_eq!(
+            ops.settle(t, Err(Some(Error::NotSocket)), &notify()),
+            Err(Some(Error::NotSocket))
+        );
+        assert_eq!((ov.Internal, ops.len()), (0, 0), "never started: untouched");
+    }
+
+    // W4: a completion that arrives while the call still runs is kept, and
+    // delivered once the call says pending; a second one is refused.
+    #[test]
+    fn w4_an_early_completion_is_delivered_when_the_call_returns() {
+        let ops = Ops::default();
+        let mut ov = OVERLAPPED::default();
+        let t = ops.start(3, 7, false, args(&mut ov));
+        assert_eq!(ops.len(), 1);
+        assert!(ops.complete(t, Status::of(Ok(9)), &notify()));
+        assert!(!ops.complete(t, Status::of(Ok(9)), &notify()), "once");
+        assert_eq!(ov.Internal, 0, "not written before the call returned");
+        assert_eq!(ops.settle(t, Ok(None), &notify()), Ok(Settled::Pending));
+        assert_eq!((ov.Internal, ov.InternalHigh, ops.len()), (0, 9, 0));
+        // Completed at once: the provider's own count wins.
+        let mut ov = OVERLAPPED::default();
+        let t = ops.start(3, 7, false, args(&mut ov));
+        assert_eq!(ops.settle(t, Ok(Some(4)), &notify()), Ok(Settled::Done(4)));
+        assert_eq!((ov.Internal, ov.InternalHigh), (0, 4));
+    }
 }

@@ -239,6 +239,13 @@ impl Shim {
         self.ops.len()
     }
 
+    /// `WSPGetOverlappedResult` calls (with `fWait`) waiting for their
+    /// operation's end: the final cleanup wakes them.
+    #[must_use]
+    pub fn waiters(&self) -> usize {
+        self.ops.waiters()
+    }
+
     /// Duplications announced and not consumed yet
     /// ([W6](provider_lifecycle::contract#W6)).
     #[must_use]

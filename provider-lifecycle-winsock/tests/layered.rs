@@ -92,9 +92,13 @@ impl Provider for Layer {
     fn initialize(&self, _: &mut Registrar) -> Result<LayerState, Error> {
         log("layer initialize");
         let (upcalls, protocol) = startup_context().expect("inside WSPStartup");
-        let p = protocol
-            .as_ref()
-            .map_or(std::ptr::null(), |p| p as *const _);
+        // The base gets its own catalog entry (the layer's + 1000), so a
+        // context the nested startup left behind would show.
+        let below = protocol.map(|mut p| {
+            p.dwCatalogEntryId += 1000;
+            p
+        });
+        let p = below.as_ref().map_or(std::ptr::null(), |p| p as *const _);
         // SAFETY: the base's WSPStartup; `p` is null or this call's info.
         let lower = unsafe { Lower::start(*LOWER.lock(), Version::new(2, 2), p, upcalls) }?;
         // The base's WSPStartup ran nested on this thread: the layer's own
@@ -171,7 +175,8 @@ fn w1_layered_stack_call_order() {
         take_log(),
         [
             "mem socket af=2",
-            "A create catalog=1001 ctx=true",
+            // The base's own catalog entry, then the layer's.
+            "A create catalog=2001 ctx=true",
             "A create catalog=1001 ctx=true",
         ],
         "the base socket and the layer socket, both through the table passed down"
@@ -273,4 +278,43 @@ fn w5_failing_lower_startup_fails_the_layer() {
     assert_eq!(code, 10106);
     assert_eq!(take_log(), ["layer initialize", "base refuses"]);
     assert_eq!(LAYER.count(), 0);
+}
+
+// W1: the startup context exists only while a WSPStartup runs on this
+// thread; a nested one (the base's, with its own catalog entry) restores
+// the layer's, and nothing is left once the outer one returned.
+#[test]
+fn w1_startup_context_lives_only_inside_a_startup() {
+    let _s = serial();
+    let _w = watchdog(30);
+    assert!(startup_context().is_none());
+    let (code, _, t) = start_with(LAYER_STARTUP, 2, 2, table_a());
+    assert_eq!(code, 0);
+    assert!(
+        startup_context().is_none(),
+        "cleared when WSPStartup returned"
+    );
+    assert!(
+        take_log().contains(&"layer context after the lower startup: Some(Some(1001))".to_owned()),
+        "the layer's own context, not the base's (2001)"
+    );
+    assert_eq!(cleanup(&t), (0, 0));
+}
+
+// W5: Lower::cleanup reports the lower cleanup's own answer: Ok once, and
+// the lower provider's 10093 when it was already cleaned up below.
+#[test]
+fn w5_lower_cleanup_reports_the_lower_answer() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let info = protocol();
+    // SAFETY: the base's WSPStartup with a protocol info for the call.
+    let lower = unsafe { Lower::start(MEM_STARTUP, Version::new(2, 2), &info, table_a()) }.unwrap();
+    assert_eq!(lower.version(), Version::new(2, 2));
+    assert_eq!(lower.cleanup(), Ok(()));
+    // SAFETY: as above.
+    let lower = unsafe { Lower::start(MEM_STARTUP, Version::new(2, 2), &info, table_a()) }.unwrap();
+    // Someone else cleans the base up first: the lower cleanup is one too many.
+    assert_eq!(cleanup(lower.table()), (0, 0));
+    assert_eq!(lower.cleanup(), Err(Error::NotInitialised));
 }

@@ -179,6 +179,8 @@ fn w4_completion_ports_get_their_packets() {
         (SOCKET_ERROR, 0, WSA_IO_PENDING)
     );
     assert_eq!(later.Internal, WSS_OPERATION_IN_PROGRESS as usize);
+    let pending = || MEM.enter().unwrap().state().shim.pending();
+    assert_eq!(pending(), 2);
     assert_eq!(
         overlapped_result(&t, p, &later, false),
         (0, 0, WSA_IO_INCOMPLETE)
@@ -193,6 +195,7 @@ fn w4_completion_ports_get_their_packets() {
     );
     assert_eq!(take_log(), ["port packet s=true error=0 bytes=6 event=12"]);
     assert_eq!(overlapped_result(&t, p, &later, false), (1, 6, 0));
+    assert_eq!(pending(), 1);
 
     assert_eq!(close(&t, p), (0, 0));
     assert_eq!(
@@ -204,6 +207,7 @@ fn w4_completion_ports_get_their_packets() {
         "W4: 995 at closesocket reaches the port too"
     );
     assert_eq!(complete_overlapped::<Mem>(tokens[1], Ok(2)), Ok(false));
+    assert_eq!(pending(), 0);
     cleanup(&t);
 }
 
@@ -258,7 +262,9 @@ fn w4_get_overlapped_result_waits_and_reports_failures() {
     let t2 = t;
     let waiter =
         std::thread::spawn(move || overlapped_result(&t2, s2, addr as *const OVERLAPPED, true));
-    std::thread::sleep(Duration::from_millis(50));
+    while MEM.enter().unwrap().state().shim.waiters() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(cleanup(&t), (0, 0));
     assert_eq!(waiter.join().unwrap(), (0, 0, 995));
     // SAFETY: from Box::into_raw above; its operation ended, nobody holds it.
@@ -483,4 +489,81 @@ fn l8_every_entry_checks_initialization_first() {
     assert_eq!(results[7], 0, "FALSE");
     assert_eq!(e, [10093; 8]);
     assert_eq!(socket(&t, None), (INVALID_SOCKET, 10093));
+}
+
+// W3, D3: WSPSocket with FROM_PROTOCOL_INFO but no duplication named (a
+// null protocol info, or a key of 0) is WSAEFAULT, and opens nothing.
+#[test]
+fn w3_from_protocol_info_without_a_duplication_is_efault() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let (_, _, t) = start_with(MEM_STARTUP, 2, 2, WSPUPCALLTABLE::default());
+    let mut e = 0;
+    // SAFETY: the table's entry; the null protocol info is the point.
+    let s =
+        unsafe { t.lpWSPSocket.unwrap()(FROM_PROTOCOL_INFO, 1, 6, std::ptr::null(), 0, 0, &mut e) };
+    assert_eq!((s, e), (INVALID_SOCKET, 10014));
+    let zero = WSAPROTOCOL_INFOW::default();
+    assert_eq!(socket(&t, Some(&zero)), (INVALID_SOCKET, 10014));
+    assert_eq!(MEM.open_sockets(), 0);
+    cleanup(&t);
+}
+
+// S1: SO_DONTLINGER FALSE turns lingering on with the timeout set before
+// (a Timeout stays a Timeout), and with none set it is abortive.
+#[test]
+fn s1_dontlinger_false_keeps_the_earlier_timeout() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let (_, _, t) = start_with(MEM_STARTUP, 2, 2, WSPUPCALLTABLE::default());
+    let (s, _) = socket(&t, None);
+    let dont = |on: i32| {
+        let v = on.to_ne_bytes();
+        let mut e = 0;
+        // SAFETY: the table's entry with a BOOL.
+        unsafe { t.lpWSPSetSockOpt.unwrap()(s, SOL_SOCKET, SO_DONTLINGER, v.as_ptr(), 4, &mut e) }
+    };
+    let get = || {
+        let mut v = [0u8; 4];
+        let mut len = 4;
+        let mut e = 0;
+        // SAFETY: the table's entry with a 4-byte buffer.
+        unsafe {
+            t.lpWSPGetSockOpt.unwrap()(s, SOL_SOCKET, SO_LINGER, v.as_mut_ptr(), &mut len, &mut e)
+        };
+        (
+            u16::from_ne_bytes([v[0], v[1]]),
+            u16::from_ne_bytes([v[2], v[3]]),
+        )
+    };
+    assert_eq!(dont(0), 0);
+    assert_eq!(get(), (1, 0), "linger on, no timeout: abortive");
+    assert_eq!(set_linger(&t, s, 1, 5), (0, 0));
+    assert_eq!(dont(0), 0);
+    assert_eq!(get(), (1, 5), "the timeout set before stays");
+    assert_eq!(dont(1), 0);
+    assert_eq!(get().0, 0, "linger off");
+    cleanup(&t);
+}
+
+// S6: a blocking linger close ended by the final cleanup's cancel step
+// answers WSAEINTR (10004).
+#[test]
+fn s6_a_blocking_close_ended_by_the_final_cleanup_is_wsaeintr() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let (_, _, t) = start_with(MEM_STARTUP, 2, 2, WSPUPCALLTABLE::default());
+    let (s, _) = socket(&t, None);
+    assert_eq!(send(&t, s, b"stuck"), (0, 5, 0));
+    assert_eq!(set_linger(&t, s, 1, 60), (0, 0));
+    STALL_FLUSH.store(true, SeqCst);
+    let t2 = t;
+    let closer = std::thread::spawn(move || close(&t2, s));
+    // The close is waiting once its flush was polled (its cancel waker is
+    // registered before that).
+    while !STALLED.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(cleanup(&t), (0, 0));
+    assert_eq!(closer.join().unwrap(), (SOCKET_ERROR, 10004));
 }

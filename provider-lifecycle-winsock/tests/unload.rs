@@ -44,6 +44,20 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
+/// The process's thread count once it settles at `baseline` (a joined
+/// thread may stay listed in `/proc/self/task` for a moment after
+/// `pthread_join` returned, until the kernel reaps it); the count found if
+/// it does not within a second.
+fn threads_settled_at(baseline: usize) -> usize {
+    for _ in 0..1000 {
+        if threads() == baseline {
+            return baseline;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    threads()
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -158,7 +172,11 @@ fn l17_the_library_unloads_after_every_final_cleanup() {
             !mapped(&lib),
             "still mapped after cycle {i} (long-lived thread)"
         );
-        assert_eq!(threads(), baseline_threads, "a thread was left (cycle {i})");
+        assert_eq!(
+            threads_settled_at(baseline_threads),
+            baseline_threads,
+            "a thread was left (cycle {i})"
+        );
     }
     // Short-lived threads, one per cycle.
     for i in 0..200 {
@@ -168,7 +186,11 @@ fn l17_the_library_unloads_after_every_final_cleanup() {
             !mapped(&lib),
             "still mapped after cycle {i} (short-lived thread)"
         );
-        assert_eq!(threads(), baseline_threads, "a thread was left (cycle {i})");
+        assert_eq!(
+            threads_settled_at(baseline_threads),
+            baseline_threads,
+            "a thread was left (cycle {i})"
+        );
     }
     let grown = rss_kib().saturating_sub(rss);
     assert!(

@@ -64,6 +64,10 @@ pub static KEEP_THEN_PANIC: AtomicBool = AtomicBool::new(false);
 /// Tokens the sockets kept, as a provider's I/O thread would: completing
 /// one whose operation ended must do nothing.
 pub static KEPT: Mutex<Vec<IoToken>> = Mutex::new(Vec::new());
+/// Sockets never finish flushing (a blocking linger close then waits).
+pub static STALL_FLUSH: AtomicBool = AtomicBool::new(false);
+/// Set when a stalled flush was polled.
+pub static STALLED: AtomicBool = AtomicBool::new(false);
 /// The provider names `port_complete` as its `WPUCompleteOverlappedRequest`.
 pub static USE_PORT: AtomicBool = AtomicBool::new(false);
 
@@ -81,6 +85,10 @@ impl Socket for MemSocket {
         self.unsent
     }
     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if STALL_FLUSH.load(SeqCst) {
+            STALLED.store(true, SeqCst);
+            return Poll::Pending;
+        }
         DELIVERED.fetch_add(self.unsent as usize, SeqCst);
         self.unsent = 0;
         Poll::Ready(Ok(()))
@@ -380,6 +388,8 @@ pub fn fresh() {
     KEEP_THEN_FAIL.store(false, SeqCst);
     KEEP_THEN_PANIC.store(false, SeqCst);
     USE_PORT.store(false, SeqCst);
+    STALL_FLUSH.store(false, SeqCst);
+    STALLED.store(false, SeqCst);
     KEPT.lock().clear();
     DELIVERED.store(0, SeqCst);
 }
