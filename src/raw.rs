@@ -12,19 +12,21 @@
 //! lifecycle  → background, close, drain, guard, raw, provider, resource, hook,
 //!              report, socket, state, config, sync, version, error
 //!              (with its child module lifecycle/teardown.rs)
-//! background → drain, report, socket, config, sync
+//! background → drain, report, socket, config, helper, sync
 //! close      → drain, raw, report, socket, config
 //! drain      → report, socket, hook, sync, error
 //! guard      → raw, state, thread, error
 //! raw        → state, resource, thread, config, sync, error
+//!              (with its child modules raw/startup.rs and raw/teardown.rs)
 //! provider   → resource, socket, version, error
 //! resource   → report, hook, error
 //! report     → socket, hook
 //! socket     → sync, error
-//! config     → state
+//! config     → helper, state
 //! state      → thread, sync
 //! thread     → sync
 //! hook       → error
+//! helper     → nothing
 //! version    → error
 //! sync, error: nothing
 //! ```
@@ -73,11 +75,19 @@
 
 use std::task::Waker;
 
-use crate::config::{Config, StartupPolicy};
-use crate::resource::{Registered, release_resources};
-use crate::state::{Last, State, StateWord, Word};
+#[cfg(test)]
+use crate::config::StartupPolicy;
+use crate::config::Config;
+use crate::resource::Registered;
+use crate::state::{StateWord, Word};
 use crate::sync::{self, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering};
 use crate::{Error, thread};
+
+mod startup;
+mod teardown;
+
+pub(crate) use startup::{Initializing, Slow};
+pub(crate) use teardown::Teardown;
 
 /// Number of guard shards. Two under loom keep the models small while still
 /// letting two threads count on different shards.
@@ -139,16 +149,6 @@ impl Control {
         w.extend(self.drainer.take());
         w
     }
-}
-
-/// What a startup's slow path decided.
-pub(crate) enum Slow<'a> {
-    /// Active now: retry the fast path.
-    Retry,
-    /// This thread initializes the next generation.
-    Initialize(Initializing<'a>),
-    /// (Async only) the waker is registered: poll again when it fires.
-    Pending,
 }
 
 impl RawLifecycle {
@@ -358,230 +358,6 @@ impl RawLifecycle {
     pub(crate) fn take_resources(&self) -> Vec<Registered> {
         std::mem::take(&mut self.control.lock().resources)
     }
-
-    // ------------------------------------------------------------------
-    // startup slow path
-    // ------------------------------------------------------------------
-
-    /// Not Active: initialize, or wait for whoever is initializing or
-    /// draining, as `policy` says ([L9](crate::contract#L9)).
-    #[cold]
-    /// With `waker` (an async startup), a wait registers it and answers
-    /// [`Slow::Pending`] instead of blocking.
-    pub(crate) fn startup_slow(
-        &self,
-        policy: StartupPolicy,
-        waker: Option<&Waker>,
-    ) -> Result<Slow<'_>, Error> {
-        let me = thread::token();
-        let mut ctl = self.control.lock();
-        loop {
-            let w = self.word.load();
-            match w.state() {
-                State::Active => return Ok(Slow::Retry),
-                State::Draining => {
-                    if policy != StartupPolicy::Wait
-                        || ctl.drain_token == me
-                        || self.held_by_current_thread()
-                    {
-                        return Err(Error::InProgress);
-                    }
-                    if let Some(waker) = waker {
-                        ctl.waiters.push(waker.clone());
-                        return Ok(Slow::Pending);
-                    }
-                    ctl = self.cv.wait(ctl);
-                }
-                State::Uninitialized | State::Released if w.initializing() => {
-                    if policy == StartupPolicy::NoWait || ctl.init_token == me {
-                        return Err(Error::InProgress);
-                    }
-                    if let Some(waker) = waker {
-                        ctl.waiters.push(waker.clone());
-                        return Ok(Slow::Pending);
-                    }
-                    ctl = self.cv.wait(ctl);
-                }
-                State::Uninitialized | State::Released => {
-                    self.word.mark_initializing();
-                    ctl.init_token = me;
-                    return Ok(Slow::Initialize(Initializing {
-                        raw: self,
-                        before: w,
-                        done: false,
-                    }));
-                }
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------
-    // the final cleanup's frame
-    // ------------------------------------------------------------------
-
-    /// After a cleanup took the count from 1 to 0 (`last`, the word it
-    /// left): the flip to Draining ([L6](crate::contract#L6)). `Ok(Ok(frame))`:
-    /// the caller owns the teardown of `last`'s generation, and the frame
-    /// publishes Released when it is dropped, however the teardown ends.
-    /// `Ok(Err(n))`: a startup joined first; the cleanup was a plain
-    /// decrement leaving `n`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
-    /// ([L11](crate::contract#L11)); the count is put back.
-    #[cold]
-    pub(crate) fn begin_final(&self, last: Word) -> Result<Result<Teardown<'_>, u32>, Error> {
-        if self.held_by_current_thread() {
-            return if self.word.restore(last) {
-                Err(Error::InProgress)
-            } else {
-                // The generation ended meanwhile: a startup joined, and its
-                // cleanup was final. This cleanup was a plain decrement.
-                Ok(Err(0))
-            };
-        }
-        match self.word.finish_last(last) {
-            Last::Kept(n) => Ok(Err(n)),
-            Last::Draining => {
-                let teardown = Teardown {
-                    raw: self,
-                    active: last,
-                };
-                self.control.lock().drain_token = thread::token();
-                Ok(Ok(teardown))
-            }
-        }
-    }
-}
-
-/// A startup running the provider's initialization. Dropped without
-/// [`publish`](Initializing::publish) (an unwind), it puts the state back.
-pub(crate) struct Initializing<'a> {
-    raw: &'a RawLifecycle,
-    before: Word,
-    done: bool,
-}
-
-impl Initializing<'_> {
-    /// The generation being initialized.
-    pub(crate) fn generation(&self) -> u64 {
-        self.before.generation()
-    }
-
-    /// Ends the initialization: `Ok(resources)` publishes Active with count 1
-    /// and the generation's resources; `Err(())` puts the state back ([L2](crate::contract#L2);
-    /// the caller released what was registered).
-    pub(crate) fn publish(mut self, resources: Result<Vec<Registered>, ()>) {
-        self.done = true;
-        let mut ctl = self.raw.control.lock();
-        ctl.init_token = 0;
-        match resources {
-            Ok(resources) => {
-                ctl.resources = resources;
-                self.raw.word.publish_active(self.before.generation());
-            }
-            Err(()) => self.raw.word.clear_initializing(),
-        };
-        self.raw.notify(ctl);
-    }
-}
-
-impl Drop for Initializing<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let mut ctl = self.raw.control.lock();
-            ctl.init_token = 0;
-            self.raw.word.clear_initializing();
-            self.raw.notify(ctl);
-        }
-    }
-}
-
-/// The final cleanup's frame ([L14](crate::contract#L14)): whatever happens
-/// between [`RawLifecycle::begin_final`] and its drop, the drop releases any
-/// resource still registered, publishes Released with the next generation
-/// and wakes every waiting startup.
-pub(crate) struct Teardown<'a> {
-    raw: &'a RawLifecycle,
-    active: Word,
-}
-
-impl Teardown<'_> {
-    /// The generation being torn down.
-    pub(crate) fn generation(&self) -> u64 {
-        self.active.generation()
-    }
-
-    /// [L6.1](crate::contract#L6.1): counts the guards to wait for (new
-    /// ones are already refused by the Draining word) and asks their leavers
-    /// to wake the drainer.
-    pub(crate) fn shut_out_guards(&self) -> usize {
-        self.raw.park_on_shards()
-    }
-
-    /// [L6.1](crate::contract#L6.1): ends the blocking waits that asked to
-    /// be cancelled ([S6](crate::contract#S6)). After the flip, so a wait
-    /// registering later sees Draining and does not wait at all.
-    pub(crate) fn cancel_blocking(&self) {
-        let wakers = std::mem::take(&mut self.raw.cancels.lock().wakers);
-        for (_, w) in wakers {
-            // These wakers are the crate's own (they interrupt a flusher).
-            w.wake();
-        }
-    }
-
-    /// [L6.1](crate::contract#L6.1): blocks until no guard is live. It
-    /// never gives up ([O2](crate::contract#O2)), so it needs no timeout:
-    /// the last leaver wakes it (whether the wait overran the drain deadline
-    /// is judged when it ends).
-    pub(crate) fn block_until_no_guards(&self) {
-        let raw = self.raw;
-        let mut ctl = raw.control.lock();
-        while raw.guards() != 0 {
-            ctl = raw.cv.wait(ctl);
-        }
-    }
-
-    /// Whether no guard is live; else `task` is woken when the last leaves.
-    pub(crate) fn guards_gone_or_register(&self, task: &Waker) -> bool {
-        self.raw.guards_gone_or_register(task)
-    }
-
-    /// Guards currently counted.
-    pub(crate) fn guards(&self) -> usize {
-        self.raw.guards()
-    }
-
-    /// After the last guard left: leavers no longer need to wake anyone.
-    pub(crate) fn unpark(&self) {
-        for s in &self.raw.shards {
-            // Relaxed: the bit only asks leavers to wake a waiting drainer;
-            // once the wait is over nobody needs to see it go.
-            s.fetch_and(!PARKED, Ordering::Relaxed);
-        }
-    }
-
-    /// [L6.4](crate::contract#L6.4): takes the generation's resources, in registration order.
-    pub(crate) fn take_resources(&self) -> Vec<Registered> {
-        self.raw.take_resources()
-    }
-}
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        // Only non-empty if the teardown was cut short by an unwind.
-        let leftover = self.take_resources();
-        release_resources(leftover);
-        // L6.6: Released, next generation, wake waiting startups. Under the
-        // lock so a startup's check-then-wait cannot miss it.
-        let mut ctl = self.raw.control.lock();
-        ctl.drain_token = 0;
-        self.raw
-            .word
-            .publish_released(self.active.next_generation());
-        self.raw.notify(ctl);
-    }
 }
 
 /// Shards at zero.
@@ -598,6 +374,7 @@ fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::state::State;
     use std::sync::mpsc;
     use std::time::Duration;
 

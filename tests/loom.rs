@@ -9,10 +9,13 @@
 //! the crate's ordering, not theirs).
 //!
 //! Every model starts with [`run_model`]: a fresh lifecycle, started
-//! `starts` times. Two-thread models are exhaustive (unbounded); models with
-//! three threads or a restart inside a thread pass `Some(2)` as their
-//! preemption bound, because their unbounded state space takes minutes
-//! (loom's own guidance: most bugs need at most two preemptions).
+//! `starts` times. Each model has a default preemption bound: none for the
+//! two-thread models (loom's `LOOM_MAX_PREEMPTIONS` applies: CI sets 3),
+//! 2 for models with three threads or a restart inside a thread (their
+//! unbounded state space takes minutes; loom's own guidance: most bugs need
+//! at most two preemptions). `LOOM_BOUND` overrides every model's bound:
+//! `LOOM_BOUND=4` searches every model deeper, `LOOM_BOUND=none` removes
+//! the bound (some models then run for many minutes).
 #![cfg(loom)]
 
 use std::sync::Arc as StdArc;
@@ -130,16 +133,26 @@ type L = Arc<Lifecycle<Model>>;
 
 const V: Version = Version::new(2, 2);
 
+/// A loom builder with the model's default bound (`Some(n)`; `None`: loom's
+/// own, from `LOOM_MAX_PREEMPTIONS`), unless `LOOM_BOUND` overrides it.
+fn builder(default: Option<usize>) -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    match std::env::var("LOOM_BOUND").as_deref() {
+        Ok("none") => b.preemption_bound = None,
+        Ok(n) => b.preemption_bound = Some(n.parse().expect("LOOM_BOUND: a number or none")),
+        Err(_) if default.is_some() => b.preemption_bound = default,
+        Err(_) => {}
+    }
+    b
+}
+
 /// The one prologue: runs `f` under loom (bounded to `bound` preemptions if
 /// given) with a fresh lifecycle of `config`, started `starts` times.
 fn run_model_with<F>(bound: Option<usize>, config: Config, starts: u32, f: F)
 where
     F: Fn(L, StdArc<Counts>) + Sync + Send + 'static,
 {
-    let mut b = loom::model::Builder::new();
-    if bound.is_some() {
-        b.preemption_bound = bound;
-    }
+    let b = builder(bound);
     b.check(move || {
         let c = StdArc::new(Counts::default());
         let l = Arc::new(Lifecycle::with_config(Model(c.clone()), config));
@@ -950,8 +963,7 @@ fn s5_two_racing_wakes_are_neither_lost_nor_doubled() {
 // either way exactly once, and no thread is left.
 #[test]
 fn s4_flusher_thread_racing_the_final_cleanup() {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
+    let b = builder(Some(2));
     b.check(|| {
         let (l, c, gate, h, _) = gated(BackgroundFlush::Thread);
         assert_eq!(

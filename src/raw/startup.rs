@@ -1,0 +1,118 @@
+//! The startup slow path ([L9](crate::contract#L9)) and the frame of an
+//! initialization ([L2](crate::contract#L2)): what a startup does when the
+//! fast path finds the lifecycle not Active.
+
+use std::task::Waker;
+
+use super::RawLifecycle;
+use crate::config::StartupPolicy;
+use crate::resource::Registered;
+use crate::state::{State, Word};
+use crate::{Error, thread};
+
+/// What a startup's slow path decided.
+pub(crate) enum Slow<'a> {
+    /// Active now: retry the fast path.
+    Retry,
+    /// This thread initializes the next generation.
+    Initialize(Initializing<'a>),
+    /// (Async only) the waker is registered: poll again when it fires.
+    Pending,
+}
+
+impl RawLifecycle {
+    /// Not Active: initialize, or wait for whoever is initializing or
+    /// draining, as `policy` says ([L9](crate::contract#L9)).
+    #[cold]
+    /// With `waker` (an async startup), a wait registers it and answers
+    /// [`Slow::Pending`] instead of blocking.
+    pub(crate) fn startup_slow(
+        &self,
+        policy: StartupPolicy,
+        waker: Option<&Waker>,
+    ) -> Result<Slow<'_>, Error> {
+        let me = thread::token();
+        let mut ctl = self.control.lock();
+        loop {
+            let w = self.word.load();
+            match w.state() {
+                State::Active => return Ok(Slow::Retry),
+                State::Draining => {
+                    if policy != StartupPolicy::Wait
+                        || ctl.drain_token == me
+                        || self.held_by_current_thread()
+                    {
+                        return Err(Error::InProgress);
+                    }
+                    if let Some(waker) = waker {
+                        ctl.waiters.push(waker.clone());
+                        return Ok(Slow::Pending);
+                    }
+                    ctl = self.cv.wait(ctl);
+                }
+                State::Uninitialized | State::Released if w.initializing() => {
+                    if policy == StartupPolicy::NoWait || ctl.init_token == me {
+                        return Err(Error::InProgress);
+                    }
+                    if let Some(waker) = waker {
+                        ctl.waiters.push(waker.clone());
+                        return Ok(Slow::Pending);
+                    }
+                    ctl = self.cv.wait(ctl);
+                }
+                State::Uninitialized | State::Released => {
+                    self.word.mark_initializing();
+                    ctl.init_token = me;
+                    return Ok(Slow::Initialize(Initializing {
+                        raw: self,
+                        before: w,
+                        done: false,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// A startup running the provider's initialization. Dropped without
+/// [`publish`](Initializing::publish) (an unwind), it puts the state back.
+pub(crate) struct Initializing<'a> {
+    raw: &'a RawLifecycle,
+    before: Word,
+    done: bool,
+}
+
+impl Initializing<'_> {
+    /// The generation being initialized.
+    pub(crate) fn generation(&self) -> u64 {
+        self.before.generation()
+    }
+
+    /// Ends the initialization: `Ok(resources)` publishes Active with count 1
+    /// and the generation's resources; `Err(())` puts the state back ([L2](crate::contract#L2);
+    /// the caller released what was registered).
+    pub(crate) fn publish(mut self, resources: Result<Vec<Registered>, ()>) {
+        self.done = true;
+        let mut ctl = self.raw.control.lock();
+        ctl.init_token = 0;
+        match resources {
+            Ok(resources) => {
+                ctl.resources = resources;
+                self.raw.word.publish_active(self.before.generation());
+            }
+            Err(()) => self.raw.word.clear_initializing(),
+        };
+        self.raw.notify(ctl);
+    }
+}
+
+impl Drop for Initializing<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut ctl = self.raw.control.lock();
+            ctl.init_token = 0;
+            self.raw.word.clear_initializing();
+            self.raw.notify(ctl);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The final cleanup's frame ([L6](crate::contract#L6),
+//! [L14](crate::contract#L14)): the flip to Draining and the guard wait's
+//! mechanics; the frame's drop publishes Released however the teardown
+//! ends.
+
+use std::task::Waker;
+
+use super::{PARKED, RawLifecycle};
+use crate::resource::{Registered, release_resources};
+use crate::state::{Last, Word};
+use crate::sync::Ordering;
+use crate::{Error, thread};
+
+impl RawLifecycle {
+    /// After a cleanup took the count from 1 to 0 (`last`, the word it
+    /// left): the flip to Draining ([L6](crate::contract#L6)). `Ok(Ok(frame))`:
+    /// the caller owns the teardown of `last`'s generation, and the frame
+    /// publishes Released when it is dropped, however the teardown ends.
+    /// `Ok(Err(n))`: a startup joined first; the cleanup was a plain
+    /// decrement leaving `n`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
+    /// ([L11](crate::contract#L11)); the count is put back.
+    #[cold]
+    pub(crate) fn begin_final(&self, last: Word) -> Result<Result<Teardown<'_>, u32>, Error> {
+        if self.held_by_current_thread() {
+            return if self.word.restore(last) {
+                Err(Error::InProgress)
+            } else {
+                // The generation ended meanwhile: a startup joined, and its
+                // cleanup was final. This cleanup was a plain decrement.
+                Ok(Err(0))
+            };
+        }
+        match self.word.finish_last(last) {
+            Last::Kept(n) => Ok(Err(n)),
+            Last::Draining => {
+                let teardown = Teardown {
+                    raw: self,
+                    active: last,
+                };
+                self.control.lock().drain_token = thread::token();
+                Ok(Ok(teardown))
+            }
+        }
+    }
+}
+
+/// The final cleanup's frame ([L14](crate::contract#L14)): whatever happens
+/// between [`RawLifecycle::begin_final`] and its drop, the drop releases any
+/// resource still registered, publishes Released with the next generation
+/// and wakes every waiting startup.
+pub(crate) struct Teardown<'a> {
+    pub(super) raw: &'a RawLifecycle,
+    pub(super) active: Word,
+}
+
+impl Teardown<'_> {
+    /// The generation being torn down.
+    pub(crate) fn generation(&self) -> u64 {
+        self.active.generation()
+    }
+
+    /// [L6.1](crate::contract#L6.1): counts the guards to wait for (new
+    /// ones are already refused by the Draining word) and asks their leavers
+    /// to wake the drainer.
+    pub(crate) fn shut_out_guards(&self) -> usize {
+        self.raw.park_on_shards()
+    }
+
+    /// [L6.1](crate::contract#L6.1): ends the blocking waits that asked to
+    /// be cancelled ([S6](crate::contract#S6)). After the flip, so a wait
+    /// registering later sees Draining and does not wait at all.
+    pub(crate) fn cancel_blocking(&self) {
+        let wakers = std::mem::take(&mut self.raw.cancels.lock().wakers);
+        for (_, w) in wakers {
+            // These wakers are the crate's own (they interrupt a flusher).
+            w.wake();
+        }
+    }
+
+    /// [L6.1](crate::contract#L6.1): blocks until no guard is live. It
+    /// never gives up ([O2](crate::contract#O2)), so it needs no timeout:
+    /// the last leaver wakes it (whether the wait overran the drain deadline
+    /// is judged when it ends).
+    pub(crate) fn block_until_no_guards(&self) {
+        let raw = self.raw;
+        let mut ctl = raw.control.lock();
+        while raw.guards() != 0 {
+            ctl = raw.cv.wait(ctl);
+        }
+    }
+
+    /// Whether no guard is live; else `task` is woken when the last leaves.
+    pub(crate) fn guards_gone_or_register(&self, task: &Waker) -> bool {
+        self.raw.guards_gone_or_register(task)
+    }
+
+    /// Guards currently counted.
+    pub(crate) fn guards(&self) -> usize {
+        self.raw.guards()
+    }
+
+    /// After the last guard left: leavers no longer need to wake anyone.
+    pub(crate) fn unpark(&self) {
+        for s in &self.raw.shards {
+            // Relaxed: the bit only asks leavers to wake a waiting drainer;
+            // once the wait is over nobody needs to see it go.
+            s.fetch_and(!PARKED, Ordering::Relaxed);
+        }
+    }
+
+    /// [L6.4](crate::contract#L6.4): takes the generation's resources, in registration order.
+    pub(crate) fn take_resources(&self) -> Vec<Registered> {
+        self.raw.take_resources()
+    }
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        // Only non-empty if the teardown was cut short by an unwind.
+        let leftover = self.take_resources();
+        release_resources(leftover);
+        // L6.6: Released, next generation, wake waiting startups. Under the
+        // lock so a startup's check-then-wait cannot miss it.
+        let mut ctl = self.raw.control.lock();
+        ctl.drain_token = 0;
+        self.raw
+            .word
+            .publish_released(self.active.next_generation());
+        self.raw.notify(ctl);
+    }
+}
