@@ -16,7 +16,13 @@ use crate::state::MAX_COUNT;
 ///
 /// A startup never waits for itself: from inside the initialization hook,
 /// from the draining thread, or while holding a guard during Draining it
-/// answers `InProgress` whatever the policy.
+/// answers `InProgress` whatever the policy. A thread holding an
+/// [`OperationToken`](crate::OperationToken) cannot be told apart that way
+/// (tokens move between threads), so a `Wait` startup during Draining also
+/// gives up with `InProgress` once the drain deadline has passed while
+/// operations are still in flight — its own token may be one of them — and
+/// logs a warning with the `tracing` feature: it never waits silently
+/// forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StartupPolicy {
     /// Block until the provider is Released, then initialize a fresh

@@ -75,9 +75,9 @@
 
 use std::task::Waker;
 
+use crate::config::Config;
 #[cfg(test)]
 use crate::config::StartupPolicy;
-use crate::config::Config;
 use crate::resource::Registered;
 use crate::state::{StateWord, Word};
 use crate::sync::{self, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering};
@@ -136,6 +136,9 @@ struct Control {
     init_token: u64,
     /// The thread running the final cleanup (0: none).
     drain_token: u64,
+    /// When the running final cleanup's drain deadline passes (None: no
+    /// final cleanup running).
+    drain_until: Option<std::time::Instant>,
     /// Async startups waiting for the state to change (woken with `cv`).
     waiters: Vec<Waker>,
     /// An async final cleanup waiting for the last guard (woken with `cv`).
@@ -161,6 +164,7 @@ impl RawLifecycle {
                     resources: Vec::new(),
                     init_token: 0,
                     drain_token: 0,
+                    drain_until: None,
                     waiters: Vec::new(),
                     drainer: None,
                 }),

@@ -32,6 +32,8 @@ fn features_tracing_then_serde() {
     let _watchdog = watchdog(120);
     #[cfg(feature = "tracing")]
     tracing_a_span_per_final_cleanup_and_events_per_phase_and_failure();
+    #[cfg(feature = "tracing")]
+    tracing_a_wait_startup_that_gives_up_says_so();
     #[cfg(feature = "serde")]
     serde_the_report_serializes_with_every_field();
 }
@@ -147,5 +149,34 @@ fn tracing_a_span_per_final_cleanup_and_events_per_phase_and_failure() {
     assert!(
         warnings.iter().any(|f| f.contains("discarded=5")),
         "{warnings:?}"
+    );
+}
+
+/// L9, L16: a `Wait` startup that gives up at the drain deadline (behind its
+/// own thread's token) logs a warning naming the operations outstanding.
+#[cfg(feature = "tracing")]
+fn tracing_a_wait_startup_that_gives_up_says_so() {
+    use std::time::Duration;
+    let config = Config::new().with_drain_deadline(Duration::from_millis(50));
+    let l: &'static Lifecycle<FakeProvider> =
+        Box::leak(Box::new(lifecycle_with(config, FakeProvider::default())));
+    l.startup(V).unwrap();
+    let token = l.token().unwrap();
+    let cleaner = std::thread::spawn(move || l.cleanup());
+    token.wait_cancelled();
+    let (capture, seen) = tracing_capture::Capture::new();
+    let refused =
+        tracing::subscriber::with_default(capture, || l.startup_with(V, StartupPolicy::Wait));
+    assert_eq!(refused, Err(Error::InProgress));
+    drop(token);
+    cleaner.join().unwrap().unwrap();
+    let seen = seen.lock();
+    assert!(
+        seen.events
+            .iter()
+            .any(|(level, f)| *level == tracing::Level::WARN
+                && f.contains("gave up")
+                && f.contains("outstanding=1")),
+        "{seen:?}"
     );
 }

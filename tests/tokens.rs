@@ -142,3 +142,37 @@ fn o4_tokens_are_refused_unless_active_and_counted_exactly() {
     );
     assert_eq!(l.token().err(), Some(Error::NotInitialised));
 }
+
+// L9, L16: a thread holding a plain token that calls a `Wait` startup
+// during the drain never waits silently forever: once the drain deadline
+// has passed with operations still in flight (its own token among them),
+// the startup gives up with InProgress (10036); the drain then finishes
+// when the token goes.
+#[test]
+fn l9_a_wait_startup_behind_its_own_token_gives_up_at_the_drain_deadline() {
+    let _watchdog = watchdog(120);
+    let released = Arc::new(AtomicBool::new(false));
+    let config = Config::new().with_drain_deadline(Duration::from_millis(100));
+    let l: &'static Lifecycle<Flagged> = Box::leak(Box::new(Lifecycle::with_config(
+        Flagged(released.clone()),
+        config,
+    )));
+    l.startup(V).unwrap();
+    let token = l.token().unwrap();
+    let cleaner = std::thread::spawn(move || l.cleanup());
+    token.wait_cancelled();
+    assert_eq!(
+        l.startup_with(V, StartupPolicy::Wait),
+        Err(Error::InProgress),
+        "not a silent hang behind its own token"
+    );
+    assert!(!released.load(SeqCst), "nothing freed under the live token");
+    drop(token);
+    let report = cleaner.join().unwrap().unwrap().into_report().unwrap();
+    assert!(report.operations.overran_deadline);
+    assert!(released.load(SeqCst));
+    assert_eq!(l.state(), State::Released);
+    // Past the drain, a Wait startup works as always.
+    assert!(l.startup_with(V, StartupPolicy::Wait).unwrap().initialized);
+    l.cleanup().unwrap();
+}

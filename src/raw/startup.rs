@@ -3,6 +3,7 @@
 //! fast path finds the lifecycle not Active.
 
 use std::task::Waker;
+use std::time::Instant;
 
 use super::RawLifecycle;
 use crate::config::StartupPolicy;
@@ -18,6 +19,19 @@ pub(crate) enum Slow<'a> {
     Initialize(Initializing<'a>),
     /// (Async only) the waker is registered: poll again when it fires.
     Pending,
+}
+
+/// With the `tracing` feature: a `Wait` startup gave up at the drain
+/// deadline.
+fn warn_gave_up(outstanding: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        outstanding,
+        "a Wait startup gave up with InProgress (10036): the drain deadline passed while the \
+         final cleanup still waits for operations in flight (is this thread holding a token?)"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = outstanding;
 }
 
 impl RawLifecycle {
@@ -48,7 +62,18 @@ impl RawLifecycle {
                         ctl.waiters.push(waker.clone());
                         return Ok(Slow::Pending);
                     }
-                    ctl = self.cv.wait(ctl);
+                    // Never silently forever: past the drain deadline, with
+                    // operations still in flight, this wait may be behind
+                    // the caller's own token (L9, L16); give up with
+                    // InProgress, and say so.
+                    match ctl.drain_until {
+                        Some(at) if Instant::now() >= at && self.guards() > 0 => {
+                            warn_gave_up(self.guards());
+                            return Err(Error::InProgress);
+                        }
+                        Some(at) => ctl = self.cv.wait_until(ctl, at),
+                        None => ctl = self.cv.wait(ctl),
+                    }
                 }
                 State::Uninitialized | State::Released if w.initializing() => {
                     if policy == StartupPolicy::NoWait || ctl.init_token == me {

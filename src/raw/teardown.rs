@@ -41,7 +41,11 @@ impl RawLifecycle {
                     raw: self,
                     active: last,
                 };
-                self.control.lock().drain_token = thread::token();
+                let mut ctl = self.control.lock();
+                ctl.drain_token = thread::token();
+                ctl.drain_until =
+                    std::time::Instant::now().checked_add(self.config.drain_deadline());
+                drop(ctl);
                 Ok(Ok(teardown))
             }
         }
@@ -127,6 +131,7 @@ impl Drop for Teardown<'_> {
         // lock so a startup's check-then-wait cannot miss it.
         let mut ctl = self.raw.control.lock();
         ctl.drain_token = 0;
+        ctl.drain_until = None;
         self.raw
             .word
             .publish_released(self.active.next_generation());
