@@ -23,7 +23,9 @@ pub struct HelperTask {
 }
 
 impl HelperTask {
-    pub(crate) fn new(name: &'static str, run: impl FnOnce() + Send + 'static) -> HelperTask {
+    /// A task named `name` running `run` (the lifecycle makes its own; a
+    /// [`Spawner`]'s tests make theirs).
+    pub fn new(name: &'static str, run: impl FnOnce() + Send + 'static) -> HelperTask {
         HelperTask {
             name,
             run: Box::new(run),

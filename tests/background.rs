@@ -401,3 +401,48 @@ fn d1_report_lookup_by_handle_finds_every_line() {
     }
     assert!(report.socket(SocketHandle::from_raw(u64::MAX)).is_none());
 }
+
+// S4, L13, L17: the flusher thread is started through the configured
+// spawner (once per generation), and the final cleanup joins it through the
+// join that spawner returned.
+#[test]
+fn l17_the_flusher_thread_comes_from_the_configured_spawner() {
+    static SPAWNED: AtomicU64 = AtomicU64::new(0);
+    static JOINED: AtomicU64 = AtomicU64::new(0);
+    fn counting(task: HelperTask) -> Option<HelperJoin> {
+        assert_eq!(task.name(), "provider-lifecycle flusher");
+        SPAWNED.fetch_add(1, SeqCst);
+        let join = std_spawner(task)?;
+        Some(HelperJoin::new(move || {
+            join.join();
+            JOINED.fetch_add(1, SeqCst);
+        }))
+    }
+    let _watchdog = watchdog(120);
+    let log = Log::default();
+    let l = lifecycle_with(
+        Config::new().with_spawner(counting),
+        FakeProvider::default(),
+    );
+    l.startup(V).unwrap();
+    for id in 0..3 {
+        let plan = SockPlan {
+            ready_at: Some(Instant::now() + Duration::from_millis(20)),
+            ..SockPlan::default()
+        };
+        let (mut s, _) = FakeSocket::new(id, plan, &log);
+        s.write(10);
+        let h = l.register_socket(s).unwrap();
+        assert_eq!(
+            l.close_socket(h).unwrap().outcome,
+            SocketOutcome::Background
+        );
+    }
+    assert_eq!(SPAWNED.load(SeqCst), 1, "one flusher for the generation");
+    let report = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(JOINED.load(SeqCst), 1, "joined by the final cleanup (L13)");
+    assert_eq!(
+        report.bytes_flushed() + report.flushed_in_background.bytes_flushed,
+        30
+    );
+}

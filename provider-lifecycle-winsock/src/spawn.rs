@@ -83,3 +83,31 @@ mod imp {
         provider_lifecycle::std_spawner(task)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+
+    use provider_lifecycle::HelperTask;
+
+    // L13, L17: os_spawner runs the task on a thread of its own, and the
+    // join returns only once the task has ended.
+    #[test]
+    fn l17_os_spawner_runs_the_task_on_its_own_thread_and_joins_it() {
+        let caller = std::thread::current().id();
+        let elsewhere = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let (e, d) = (Arc::clone(&elsewhere), Arc::clone(&done));
+        let task = HelperTask::new("spawn test", move || {
+            std::thread::sleep(Duration::from_millis(20));
+            e.store(std::thread::current().id() != caller, SeqCst);
+            d.store(true, SeqCst);
+        });
+        let join = super::os_spawner(task).expect("a thread");
+        join.join();
+        assert!(done.load(SeqCst), "joined only after the task ended");
+        assert!(elsewhere.load(SeqCst), "on another thread");
+    }
+}
