@@ -199,7 +199,9 @@ pub(crate) fn send<P: WinsockProvider>(
     };
     let entry = shim.entry(s)?;
     let ops = shim.ops();
-    let token = ops.start(entry.socket, s, entry.upcall, args);
+    // The guard's generation (it cannot end while the guard lives).
+    let generation = P::lifecycle().generation();
+    let token = ops.start(generation, entry.socket, s, entry.upcall, args);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         on_socket::<P, _>(shim, s, |sock| sock.send_overlapped(buffers, token))
     }));
@@ -295,6 +297,7 @@ pub(crate) fn overlapped_result<P: WinsockProvider>(
         shim.entry(s)?;
         std::sync::Arc::clone(shim.ops())
     };
+    let generation = P::lifecycle().generation();
     drop(guard);
-    Ok(ops.result(overlapped, wait))
+    Ok(ops.result(overlapped, wait, generation))
 }

@@ -95,9 +95,13 @@ pub use shim::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
 pub use spawn::os_spawner;
 
 /// Completes the pending overlapped operation `op` of provider `P` from
-/// anywhere (an I/O thread, a timer): takes a guard of `P`'s lifecycle and
-/// calls [`Shim::complete`]. `Ok(false)` when the operation has already
-/// ended (its socket closed, or it completed before).
+/// anywhere (an I/O thread, a timer) with `result` (the bytes sent, or the
+/// error the application reads back), and indicates it as the application
+/// chose (see [`WinsockSocket::send_overlapped`]). Takes a guard of `P`'s
+/// lifecycle; only an operation of the guard's generation is reached.
+/// `Ok(false)`, doing nothing, when the operation has already ended
+/// (completed before, its socket closed, or its call failed)
+/// ([W4](provider_lifecycle::contract#W4)).
 ///
 /// # Errors
 ///
@@ -108,9 +112,11 @@ pub fn complete_overlapped<P: WinsockProvider>(
     op: IoToken,
     result: Result<u32, provider_lifecycle::Error>,
 ) -> Result<bool, provider_lifecycle::Error> {
-    let guard = P::lifecycle().enter()?;
+    let l = P::lifecycle();
+    let guard = l.enter()?;
     let state = guard.state();
-    Ok(P::shim(&state).complete(op, result))
+    // The guard's generation: it cannot end while the guard lives.
+    Ok(P::shim(&state).complete(op, result, l.generation()))
 }
 
 /// Exports `WSPStartup` for provider `$p` under its real name, with the

@@ -8,7 +8,7 @@
 //! generation's table: a record is created by `WSPSend` (where the caller's
 //! pointer enters: the one `unsafe` promise about it), and
 //! removed by the one event that ends the operation — its completion
-//! ([`Shim::complete`](crate::Shim::complete)), the close of its socket
+//! ([`complete_overlapped`](crate::complete_overlapped)), the close of its socket
 //! (995, notified), the final cleanup (995, silent: the table is dropped
 //! with the generation), or the failure of the call that started it (never
 //! written). A provider holds only an [`IoToken`], a plain number: a token
@@ -50,8 +50,7 @@ pub type CompleteOverlappedRequest =
 
 /// A pending overlapped operation, as the provider refers to it: a number
 /// the shim gave out, never reused in the process. Complete it with
-/// [`Shim::complete`](crate::Shim::complete) (or
-/// [`complete_overlapped`](crate::complete_overlapped)); once its operation
+/// [`complete_overlapped`](crate::complete_overlapped); once its operation
 /// has ended in any way, the token reaches nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IoToken(u64);
@@ -147,6 +146,11 @@ impl Status {
 
 /// One operation's record.
 struct Op {
+    /// The lifecycle generation the operation started in: only a guard of
+    /// that generation completes it (a `Shim` a provider kept outside its
+    /// per-generation state, in a `static` say, outlives the final cleanup
+    /// that ended the operation; its records then reach nothing).
+    generation: u64,
     /// The shim's id of the socket (shared by its duplicate handles).
     socket: u64,
     /// The `SOCKET` value the call named.
@@ -212,6 +216,7 @@ impl Ops {
     /// Records an operation about to be handed to the provider.
     pub(crate) fn start(
         &self,
+        generation: u64,
         socket: u64,
         s: SOCKET,
         upcall: bool,
@@ -219,6 +224,7 @@ impl Ops {
     ) -> IoToken {
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         let op = Op {
+            generation,
             socket,
             s,
             upcall,
@@ -289,13 +295,23 @@ impl Ops {
         }
     }
 
-    /// The provider completes `token`: `false` if its operation has already
-    /// ended (or completed).
-    pub(crate) fn complete(&self, token: IoToken, status: Status, notify: &Notify) -> bool {
+    /// The provider completes `token` from a guard of `generation`: `false`
+    /// if its operation has already ended (or completed), or is not of that
+    /// generation.
+    pub(crate) fn complete(
+        &self,
+        token: IoToken,
+        status: Status,
+        notify: &Notify,
+        generation: u64,
+    ) -> bool {
         let mut records = self.lock();
         let Some(op) = records.get_mut(&token.0) else {
             return false;
         };
+        if op.generation != generation {
+            return false;
+        }
         match &mut op.phase {
             Phase::Starting { early: Some(_), .. } => false,
             Phase::Starting { early, .. } => {
@@ -347,11 +363,15 @@ impl Ops {
         self.lock().len()
     }
 
-    /// Whether an operation on `overlapped` is pending.
-    fn is_pending(records: &HashMap<u64, Op>, overlapped: *const OVERLAPPED) -> bool {
+    /// Whether an operation of `generation` on `overlapped` is pending.
+    fn is_pending(
+        records: &HashMap<u64, Op>,
+        overlapped: *const OVERLAPPED,
+        generation: u64,
+    ) -> bool {
         records
             .values()
-            .any(|op| std::ptr::eq(op.args.overlapped, overlapped))
+            .any(|op| op.generation == generation && std::ptr::eq(op.args.overlapped, overlapped))
     }
 
     /// `WSPGetOverlappedResult`'s reading: `None` while the operation on
@@ -361,9 +381,10 @@ impl Ops {
         &self,
         overlapped: ReadableOverlapped,
         wait: bool,
+        generation: u64,
     ) -> Option<(Status, u32)> {
         let mut records = self.lock();
-        while Self::is_pending(&records, overlapped.0) {
+        while Self::is_pending(&records, overlapped.0, generation) {
             if !wait {
                 return None;
             }
@@ -595,15 +616,18 @@ mod tests {
             hEvent: 31usize as _,
             ..Default::default()
         };
-        let t = ops.start(1, 5, false, args(&mut ov));
+        let t = ops.start(0, 1, 5, false, args(&mut ov));
         assert_eq!(ops.end_socket(1, &notify()), 0, "still starting");
         assert_eq!(ops.settle(t, Ok(None), &notify()), Ok(Settled::Pending));
         assert_eq!((ov.Internal, ops.len()), (995, 0));
         assert!(EVENTS.lock().unwrap().contains(&31));
-        assert!(!ops.complete(t, Status::of(Ok(1)), &notify()), "ended once");
+        assert!(
+            !ops.complete(t, Status::of(Ok(1)), &notify(), 0),
+            "ended once"
+        );
 
         let mut ov = OVERLAPPED::default();
-        let t = ops.start(2, 6, false, args(&mut ov));
+        let t = ops.start(0, 2, 6, false, args(&mut ov));
         ops.end_socket(2, &notify());
         assert_eq!(
             ops.settle(t, Err(Some(Error::NotSocket)), &notify()),
@@ -618,16 +642,20 @@ mod tests {
     fn w4_an_early_completion_is_delivered_when_the_call_returns() {
         let ops = Ops::default();
         let mut ov = OVERLAPPED::default();
-        let t = ops.start(3, 7, false, args(&mut ov));
+        let t = ops.start(0, 3, 7, false, args(&mut ov));
         assert_eq!(ops.len(), 1);
-        assert!(ops.complete(t, Status::of(Ok(9)), &notify()));
-        assert!(!ops.complete(t, Status::of(Ok(9)), &notify()), "once");
+        assert!(
+            !ops.complete(t, Status::of(Ok(9)), &notify(), 1),
+            "another generation's guard reaches nothing"
+        );
+        assert!(ops.complete(t, Status::of(Ok(9)), &notify(), 0));
+        assert!(!ops.complete(t, Status::of(Ok(9)), &notify(), 0), "once");
         assert_eq!(ov.Internal, 0, "not written before the call returned");
         assert_eq!(ops.settle(t, Ok(None), &notify()), Ok(Settled::Pending));
         assert_eq!((ov.Internal, ov.InternalHigh, ops.len()), (0, 9, 0));
         // Completed at once: the provider's own count wins.
         let mut ov = OVERLAPPED::default();
-        let t = ops.start(3, 7, false, args(&mut ov));
+        let t = ops.start(0, 3, 7, false, args(&mut ov));
         assert_eq!(ops.settle(t, Ok(Some(4)), &notify()), Ok(Settled::Done(4)));
         assert_eq!((ov.Internal, ov.InternalHigh), (0, 4));
     }

@@ -34,7 +34,13 @@ pub trait WinsockProvider: Provider<Socket: WinsockSocket> + Sized + 'static {
     /// The lifecycle every export goes through.
     fn lifecycle() -> &'static Lifecycle<Self>;
 
-    /// The shim's bookkeeping inside the provider's per-generation state.
+    /// The shim's bookkeeping inside the provider's per-generation state:
+    /// the same `Shim` for the whole generation, created by `initialize` and
+    /// dropped with the state by the final cleanup (which is when the
+    /// generation's pending operations end). A `Shim` kept elsewhere (a
+    /// `static`) stays memory-safe — an operation is completed only through
+    /// a guard of the generation it started in — but its operations then
+    /// never get the final cleanup's 995.
     fn shim(state: &Self::State) -> &Shim;
 
     /// `WSPSocket`: a new socket of this provider.
@@ -88,7 +94,8 @@ pub trait WinsockSocket: Socket {
     /// An overlapped `WSPSend`. `Ok(Some(n))`: completed at once with `n`
     /// bytes (the shim indicates the completion); `Ok(None)`: pending — the
     /// socket keeps `op` and completes it later with
-    /// [`Shim::complete`] (from any thread, through a guard). An `Err`
+    /// [`complete_overlapped`](crate::complete_overlapped) (from any
+    /// thread). An `Err`
     /// means the operation never started: the shim discards it and nothing
     /// is ever indicated. The shim owns the operation itself, so a token
     /// whose operation ended (socket closed, final cleanup) completes
@@ -222,15 +229,17 @@ impl Shim {
         lock(&self.protocol).map_or(0, |p| p.0.dwCatalogEntryId)
     }
 
-    /// Completes the pending overlapped operation `op` with `result` (bytes
-    /// sent, or the error the application reads back), and indicates it as
-    /// the application chose (see [`WinsockSocket::send_overlapped`]).
-    /// Returns `false`, doing nothing, when the operation has already ended:
-    /// completed before, ended by its socket's close or by the final
-    /// cleanup (a later generation's shim never knows the token), or never
-    /// started ([W4](provider_lifecycle::contract#W4)).
-    pub fn complete(&self, op: IoToken, result: Result<u32, Error>) -> bool {
-        self.ops.complete(op, Status::of(result), &self.notify())
+    /// Completes the pending overlapped operation `op` from a guard of
+    /// `generation` (see [`complete_overlapped`](crate::complete_overlapped),
+    /// the public way).
+    pub(crate) fn complete(
+        &self,
+        op: IoToken,
+        result: Result<u32, Error>,
+        generation: u64,
+    ) -> bool {
+        self.ops
+            .complete(op, Status::of(result), &self.notify(), generation)
     }
 
     /// Overlapped operations still pending.

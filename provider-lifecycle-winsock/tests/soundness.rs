@@ -567,3 +567,120 @@ fn s6_a_blocking_close_ended_by_the_final_cleanup_is_wsaeintr() {
     assert_eq!(cleanup(&t), (0, 0));
     assert_eq!(closer.join().unwrap(), (SOCKET_ERROR, 10004));
 }
+
+/// A provider that keeps its `Shim` in a `static` instead of its
+/// per-generation state: nothing ends its operations at the final cleanup,
+/// so the shim must still never let a later generation complete them.
+mod static_shim {
+    use super::*;
+    use std::sync::LazyLock;
+
+    pub static SHIM: LazyLock<Shim> = LazyLock::new(Shim::new);
+    pub static KEPT: parking_lot::Mutex<Vec<IoToken>> = parking_lot::Mutex::new(Vec::new());
+
+    pub struct Stray;
+    pub struct StraySocket;
+
+    impl Socket for StraySocket {
+        fn unsent(&self) -> u64 {
+            0
+        }
+        fn poll_flush(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), BoxError>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn abort(&mut self) -> Result<(), BoxError> {
+            Ok(())
+        }
+    }
+
+    impl WinsockSocket for StraySocket {
+        fn set_linger(&mut self, _: Linger) {}
+        fn send(&mut self, b: &[&[u8]]) -> Result<u32, Error> {
+            Ok(b.iter().map(|x| x.len() as u32).sum())
+        }
+        fn send_overlapped(&mut self, _: &[&[u8]], op: IoToken) -> Result<Option<u32>, Error> {
+            KEPT.lock().push(op);
+            Ok(None)
+        }
+    }
+
+    impl Provider for Stray {
+        type Socket = StraySocket;
+        type State = ();
+        fn versions(&self) -> VersionRange {
+            VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+        }
+        fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    pub static STRAY: Lifecycle<Stray> = Lifecycle::new(Stray);
+
+    impl WinsockProvider for Stray {
+        const DESCRIPTION: &'static str = "static shim";
+        fn lifecycle() -> &'static Lifecycle<Stray> {
+            &STRAY
+        }
+        fn shim(_: &()) -> &Shim {
+            &SHIM
+        }
+        fn open_socket(&self, _: &(), _: &SocketRequest) -> Result<StraySocket, Error> {
+            Ok(StraySocket)
+        }
+    }
+}
+
+// W4 (completion): even a Shim kept outside the per-generation state (a
+// static, which the final cleanup never drops) never lets a later
+// generation complete an operation of an earlier one: its OVERLAPPED (freed
+// by then, as far as anyone knows) is never written, and a WSPGetOverlappedResult
+// of the next generation on reused memory does not wait for it.
+#[test]
+fn w4_a_static_shim_never_completes_an_earlier_generations_operation() {
+    use static_shim::*;
+    let _w = watchdog(30);
+    let start = || {
+        let mut data = WSPDATA::default();
+        let mut t = WSPPROC_TABLE::default();
+        // SAFETY: valid out-pointers, as ws2_32 passes them.
+        let code = unsafe {
+            wsp_startup::<Stray>(
+                0x0202,
+                (&raw mut data).cast_const(),
+                std::ptr::null(),
+                WSPUPCALLTABLE::default(),
+                &mut t,
+            )
+        };
+        assert_eq!(code, 0);
+        t
+    };
+    let t = start();
+    let (s, _) = socket(&t, None);
+    let mut ov = sentinel();
+    assert_eq!(
+        send_overlapped(&t, s, b"x", &mut ov, None),
+        (SOCKET_ERROR, 0, WSA_IO_PENDING)
+    );
+    let token = KEPT.lock().pop().unwrap();
+    assert_eq!(cleanup(&t), (0, 0));
+    ov = sentinel();
+    let t = start();
+    assert_eq!(
+        complete_overlapped::<Stray>(token, Ok(1)),
+        Ok(false),
+        "an earlier generation's operation"
+    );
+    assert_eq!((ov.Internal, ov.InternalHigh), (SENTINEL, SENTINEL));
+    let (s, _) = socket(&t, None);
+    assert_eq!(
+        overlapped_result(&t, s, &ov, true).2,
+        0,
+        "reused memory: not pending in this generation (no wait)"
+    );
+    cleanup(&t);
+}
