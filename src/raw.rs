@@ -464,7 +464,11 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
                 raw.leave(shard);
             });
-            frame.block_until_no_guards();
+            assert!(
+                frame.block_until_no_guards_or(
+                    std::time::Instant::now() + Duration::from_secs(3600)
+                )
+            );
         });
         frame.unpark();
         assert!(

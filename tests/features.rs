@@ -34,6 +34,8 @@ fn features_tracing_then_serde() {
     tracing_a_span_per_final_cleanup_and_events_per_phase_and_failure();
     #[cfg(feature = "tracing")]
     tracing_a_wait_startup_that_gives_up_says_so();
+    #[cfg(feature = "tracing")]
+    tracing_the_drain_warns_while_it_still_waits();
     #[cfg(feature = "serde")]
     serde_the_report_serializes_with_every_field();
 }
@@ -179,4 +181,49 @@ fn tracing_a_wait_startup_that_gives_up_says_so() {
                 && f.contains("outstanding=1")),
         "{seen:?}"
     );
+}
+
+/// L16, D1: a final cleanup still waiting for an operation past its drain
+/// deadline says so as it happens: the token's holder releases it only once
+/// it has seen the warning (a drain that warned only afterwards would never
+/// finish; the watchdog would fail the test).
+#[cfg(feature = "tracing")]
+fn tracing_the_drain_warns_while_it_still_waits() {
+    use std::time::Duration;
+    let config = Config::new().with_drain_deadline(Duration::from_millis(30));
+    let l: &'static Lifecycle<FakeProvider> =
+        Box::leak(Box::new(lifecycle_with(config, FakeProvider::default())));
+    l.startup(V).unwrap();
+    let token = l.token().unwrap();
+    let (capture, seen) = tracing_capture::Capture::new();
+    let watcher = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            token.wait_cancelled();
+            loop {
+                let warned = seen.lock().events.iter().any(|(level, f)| {
+                    *level == tracing::Level::WARN && f.contains("still waiting")
+                });
+                if warned {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(token);
+        })
+    };
+    let report = tracing::subscriber::with_default(capture, || l.cleanup())
+        .unwrap()
+        .into_report()
+        .unwrap();
+    watcher.join().unwrap();
+    assert!(report.operations.overran_deadline);
+    let seen = seen.lock();
+    let warning = seen
+        .events
+        .iter()
+        .find(|(_, f)| f.contains("still waiting"))
+        .map(|(_, f)| f.clone())
+        .unwrap();
+    assert!(warning.contains("outstanding=1"), "{warning}");
 }

@@ -11,7 +11,7 @@
 //! | finish | L6.4, L6.5; the frame's drop is L6.6 | — |
 
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::HookOutcome;
@@ -43,6 +43,8 @@ pub(super) struct Drain<'a, P: Provider> {
     start: Instant,
     deadline: Instant,
     waited: bool,
+    /// When the next "still waiting for guards" warning is due.
+    next_warning: Instant,
     t_ops: Instant,
     /// Background closes that ended while Active: bad lines, bad beyond the
     /// limit, clean ones (for the report once the sockets are done).
@@ -82,6 +84,7 @@ impl<'a, P: Provider> Drain<'a, P> {
             phase: Phase::Guards,
             start,
             deadline: after(start, l.raw.config.drain_deadline()),
+            next_warning: after(start, l.raw.config.drain_deadline()),
             waited: false,
             t_ops: start,
             books: None,
@@ -192,14 +195,34 @@ impl<'a, P: Provider> Drain<'a, P> {
         std::mem::take(r)
     }
 
+    /// When the next "still waiting for guards" warning is due (the drain
+    /// deadline, then every deadline's length, at least a second), and
+    /// emits the one due now.
+    fn still_waiting(&mut self, outstanding: usize) -> Instant {
+        let now = Instant::now();
+        if now >= self.next_warning {
+            warn_still_waiting(outstanding, now.saturating_duration_since(self.deadline));
+            let every = self
+                .l
+                .raw
+                .config
+                .drain_deadline()
+                .max(Duration::from_secs(1));
+            self.next_warning = after(now, every);
+        }
+        self.next_warning
+    }
+
     /// Drives the machine to the end on this thread, blocking between steps.
     pub(super) fn run_blocking(mut self: Box<Self>) -> DrainReport {
         loop {
             match self.advance() {
                 Ok(report) => return report,
                 Err(Wait::Guards) => {
+                    let outstanding = self.frame.as_ref().map_or(0, Teardown::guards);
+                    let until = self.still_waiting(outstanding);
                     let frame = self.frame.as_ref().expect("frame lives until Done");
-                    frame.block_until_no_guards();
+                    frame.block_until_no_guards_or(until);
                 }
                 Err(Wait::Sockets) => {
                     if let Phase::Sockets(flusher) = &mut self.phase {
@@ -220,6 +243,8 @@ impl<'a, P: Provider> Drain<'a, P> {
             match self.advance() {
                 Ok(report) => return Poll::Ready(report),
                 Err(Wait::Guards) => {
+                    let outstanding = self.frame.as_ref().map_or(0, Teardown::guards);
+                    alarm.set(self.still_waiting(outstanding), cx.waker());
                     let frame = self.frame.as_ref().expect("frame lives until Done");
                     if !frame.guards_gone_or_register(cx.waker()) {
                         return Poll::Pending;
@@ -437,3 +462,19 @@ fn trace_phase(phase: &'static str, report: &DrainReport) {
 #[cfg(not(feature = "tracing"))]
 #[inline(always)]
 fn trace_phase(_phase: &'static str, _report: &DrainReport) {}
+
+/// With the `tracing` feature: the final cleanup is still waiting for
+/// operations in flight past its drain deadline (L16: logged as it
+/// happens, then again at intervals, never only after the fact).
+#[cfg(feature = "tracing")]
+fn warn_still_waiting(outstanding: usize, past_deadline: Duration) {
+    tracing::warn!(
+        outstanding,
+        past_deadline_ms = past_deadline.as_millis() as u64,
+        "the final cleanup is still waiting for operations in flight past its drain deadline"
+    );
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+fn warn_still_waiting(_outstanding: usize, _past_deadline: Duration) {}

@@ -85,16 +85,20 @@ impl Teardown<'_> {
         }
     }
 
-    /// [L6.1](crate::contract#L6.1): blocks until no guard is live. It
-    /// never gives up ([O2](crate::contract#O2)), so it needs no timeout:
-    /// the last leaver wakes it (whether the wait overran the drain deadline
-    /// is judged when it ends).
-    pub(crate) fn block_until_no_guards(&self) {
+    /// [L6.1](crate::contract#L6.1): blocks until no guard is live or
+    /// `until`, whichever comes first; returns whether guards are gone. The
+    /// drain never gives up on a guard ([O2](crate::contract#O2)): `until`
+    /// only lets it say, as it happens, that it is still waiting (L16).
+    pub(crate) fn block_until_no_guards_or(&self, until: std::time::Instant) -> bool {
         let raw = self.raw;
         let mut ctl = raw.control.lock();
         while raw.guards() != 0 {
-            ctl = raw.cv.wait(ctl);
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            ctl = raw.cv.wait_until(ctl, until);
         }
+        true
     }
 
     /// Whether no guard is live; else `task` is woken when the last leaves.
