@@ -16,6 +16,15 @@ use crate::sys::{
     WSPPROC_TABLE, WSPUPCALLTABLE,
 };
 
+// The SDK layouts below are pinned for 64-bit targets only; a 32-bit
+// Windows provider (the WOW64 catalog) is not supported, so a 32-bit build is
+// refused rather than risk a layout this crate never checked.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "provider-lifecycle-winsock supports 64-bit targets only: its WSPPROC_TABLE, \
+     WSPUPCALLTABLE and WSAPROTOCOL_INFOW layouts are pinned for 64 bits"
+);
+
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     use std::mem::{offset_of, size_of};
