@@ -180,9 +180,6 @@ fn on_socket<P: WinsockProvider, R>(
     P::lifecycle().with_socket(shim.entry(s)?.handle, f)?
 }
 
-/// `WSPSend`'s outcome: bytes sent at once, or pending.
-pub(crate) type Sent = Settled;
-
 /// `WSPSend`: hands the buffers (read whole by the shell, D3) to the
 /// socket; with overlapped arguments the shim records the operation first
 /// and settles it by the socket's answer (W4 completion).
@@ -191,7 +188,7 @@ pub(crate) fn send<P: WinsockProvider>(
     s: SOCKET,
     buffers: &[&[u8]],
     overlapped: Option<OverlappedArgs>,
-) -> Result<Sent, Error> {
+) -> Result<Settled, Error> {
     let state = guard.state();
     let shim = P::shim(&state);
     let Some(args) = overlapped else {

@@ -9,8 +9,8 @@
 use provider_lifecycle::Error;
 
 use crate::abi::{describe, fail, guarded, set_errno};
-use crate::calls::{self, Guard, Sent};
-use crate::overlapped::{OverlappedArgs, ReadableOverlapped};
+use crate::calls::{self, Guard};
+use crate::overlapped::{OverlappedArgs, ReadableOverlapped, Settled};
 use crate::shim::{SocketRequest, WinsockProvider};
 use crate::stubs;
 use crate::sys::{
@@ -233,7 +233,7 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
         calls::send::<P>(&guard, s, &slices, args)
     });
     match result {
-        Ok(Sent::Done(n)) => {
+        Ok(Settled::Done(n)) => {
             if !sent.is_null() {
                 // SAFETY: non-null, the caller's.
                 unsafe { *sent = n };
@@ -241,7 +241,7 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             0
         }
         // SAFETY: lpErrno is null or the caller's.
-        Ok(Sent::Pending) => unsafe { fail(errno, WSA_IO_PENDING) },
+        Ok(Settled::Pending) => unsafe { fail(errno, WSA_IO_PENDING) },
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
     }
 }

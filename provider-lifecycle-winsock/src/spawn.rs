@@ -77,11 +77,7 @@ mod imp {
 
 #[cfg(not(unix))]
 mod imp {
-    use provider_lifecycle::{HelperJoin, HelperTask};
-
-    pub(super) fn spawn(task: HelperTask) -> Option<HelperJoin> {
-        provider_lifecycle::std_spawner(task)
-    }
+    pub(super) use provider_lifecycle::std_spawner as spawn;
 }
 
 #[cfg(test)]
