@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::config::OpenSocketPolicy;
 use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
 use crate::raw::RawLifecycle;
-use crate::registry::{Drained, take};
+use crate::registry::{Drained, take, try_take};
 use crate::report::{SocketOutcome, SocketPhase, SocketReport};
 use crate::{Linger, Socket, SocketHandle};
 
@@ -123,12 +123,26 @@ pub(crate) fn close_open<S: Socket>(
     open: Drained<'_, S>,
     flusher: &mut Flusher<S>,
     deadline: Instant,
+    abandoning: bool,
 ) -> Vec<SocketReport> {
     let mut reports = Vec::with_capacity(open.len() + flusher.len());
     flusher.bound_all(deadline);
     let now = Instant::now();
     for (handle, cell) in open {
-        let Some(socket) = take(cell) else {
+        let socket = if abandoning {
+            // L16: an operation the guard wait gave up on may be using the
+            // socket right now (its cell locked): leave it as it is.
+            match try_take(cell) {
+                Ok(socket) => socket,
+                Err(()) => {
+                    reports.push(line(handle, Linger::Abort, SocketOutcome::Abandoned, 0));
+                    continue;
+                }
+            }
+        } else {
+            take(cell)
+        };
+        let Some(socket) = socket else {
             continue;
         };
         let p = match Probe::of(&socket) {

@@ -90,6 +90,7 @@ pub struct Config {
     drain_deadline: Duration,
     count_limit: u32,
     background_flush: BackgroundFlush,
+    guard_wait_limit: Option<Duration>,
     spawner: Spawner,
 }
 
@@ -101,6 +102,7 @@ impl std::fmt::Debug for Config {
             .field("drain_deadline", &self.drain_deadline)
             .field("count_limit", &self.count_limit)
             .field("background_flush", &self.background_flush)
+            .field("guard_wait_limit", &self.guard_wait_limit)
             .finish_non_exhaustive()
     }
 }
@@ -116,12 +118,14 @@ impl PartialEq for Config {
             self.drain_deadline,
             self.count_limit,
             self.background_flush,
+            self.guard_wait_limit,
         ) == (
             other.startup_policy,
             other.open_sockets,
             other.drain_deadline,
             other.count_limit,
             other.background_flush,
+            other.guard_wait_limit,
         )
     }
 }
@@ -142,6 +146,7 @@ impl Config {
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             count_limit: MAX_COUNT,
             background_flush: BackgroundFlush::Thread,
+            guard_wait_limit: None,
             spawner: std_spawner,
         }
     }
@@ -184,6 +189,66 @@ impl Config {
     pub const fn with_drain_deadline(mut self, deadline: Duration) -> Config {
         self.drain_deadline = deadline;
         self
+    }
+
+    /// Bounds the final cleanup's wait for operations in flight
+    /// ([L16](crate::contract#L16)), counted from the cleanup's start. When
+    /// it passes with guards or tokens still out, the cleanup stops waiting
+    /// and still reaches Released, but frees nothing they may touch: the
+    /// provider's state and its registered resources are abandoned (left in
+    /// place, never dropped or released), as is any socket an operation is
+    /// using; other sockets are closed as usual. The report says so
+    /// ([`OperationsReport::abandoned`](crate::OperationsReport::abandoned)),
+    /// and with the `tracing` feature a warning is logged at that moment.
+    ///
+    /// The default is no bound: the cleanup waits for every guard, however
+    /// long, so that nothing is ever leaked (and a warning is logged at the
+    /// drain deadline and then periodically). A provider whose final cleanup
+    /// runs under a host's locks (a Winsock `WSPCleanup` runs under ws2_32's)
+    /// should set one: a leaked guard then costs a leak, not a hung process.
+    /// The generations whose guards are still out use up one of four guard
+    /// lanes each; with all four taken, a startup fails with
+    /// [`Error::SystemNotReady`](crate::Error::SystemNotReady) (10091) until
+    /// one empties.
+    ///
+    /// ```
+    /// use provider_lifecycle::*;
+    /// use std::time::Duration;
+    ///
+    /// struct P;
+    /// impl Provider for P {
+    ///     type Socket = NoSocket;
+    ///     type State = String;
+    ///     fn versions(&self) -> VersionRange {
+    ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    ///     }
+    ///     fn initialize(&self, _: &mut Registrar) -> Result<String, Error> {
+    ///         Ok("state".into())
+    ///     }
+    /// }
+    ///
+    /// let config = Config::new().with_guard_wait_limit(Duration::from_millis(50));
+    /// let l = Lifecycle::with_config(P, config);
+    /// l.startup(Version::new(2, 2)).unwrap();
+    /// std::mem::forget(l.token().unwrap()); // a leaked token
+    /// let Cleanup::Final(report) = l.cleanup().unwrap() else { unreachable!() };
+    /// assert_eq!(report.operations.abandoned, 1);
+    /// assert_eq!(report.state, HookOutcome::Abandoned);
+    /// // Released, and a new generation starts at once.
+    /// l.startup(Version::new(2, 2)).unwrap();
+    /// assert_eq!(*l.enter().unwrap().state(), "state");
+    /// ```
+    #[must_use]
+    pub const fn with_guard_wait_limit(mut self, limit: Duration) -> Config {
+        self.guard_wait_limit = Some(limit);
+        self
+    }
+
+    /// The bound on the final cleanup's wait for operations in flight
+    /// (`None`, the default: no bound).
+    #[must_use]
+    pub const fn guard_wait_limit(&self) -> Option<Duration> {
+        self.guard_wait_limit
     }
 
     /// Sets the count limit ([L10](crate::contract#L10)), clamped to `1..=MAX_COUNT`.

@@ -3,16 +3,52 @@
 //! ([O1](crate::contract#O1) enforced by types), dropped by the final cleanup
 //! after the sockets and before the registered resources.
 //!
-//! The cell is a read-write lock whose writes happen only while no guard
-//! can exist: the initializing thread stores the state before it publishes
-//! Active, and the final cleanup takes it after the drain saw zero guards
-//! ([O2](crate::contract#O2)). A reader therefore never waits for a writer,
-//! and a writer never waits at all.
+//! Each guard lane ([`LANES`](crate::raw::LANES)) has its own cell, so a
+//! state a bounded final cleanup abandoned to operations still in flight
+//! ([L16](crate::contract#L16)) stays where their guards find it while a
+//! later generation stores its own elsewhere.
+//!
+//! A cell is a read-write lock whose writes happen only while no guard of
+//! its lane can exist: the initializing thread stores the state before it
+//! publishes Active, and the final cleanup takes it after the drain saw zero
+//! guards ([O2](crate::contract#O2)). A reader therefore never waits for a
+//! writer, and a writer never waits at all.
 
 use std::fmt;
 use std::ops::Deref;
 
+use crate::raw::{LANES, lane_of};
 use crate::sync::{RwLock, RwLockReadGuard};
+
+/// One state cell per guard lane.
+pub(crate) struct StateCells<S>([StateCell<S>; LANES]);
+
+impl<S> StateCells<S> {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> StateCells<S> {
+        StateCells([const { StateCell::new() }; LANES])
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> StateCells<S> {
+        StateCells(std::array::from_fn(|_| StateCell::new()))
+    }
+
+    /// The cell of `generation`'s lane.
+    pub(crate) fn of(&self, generation: u64) -> &StateCell<S> {
+        &self.0[lane_of(generation)]
+    }
+
+    /// The cell of the lane a guard counted at `index` is in.
+    pub(crate) fn at(&self, index: usize) -> &StateCell<S> {
+        &self.0[crate::raw::lane_at(index)]
+    }
+
+    /// Takes every state (the lifecycle is being dropped: no guard exists).
+    pub(crate) fn take_all(&self) -> impl Iterator<Item = S> + '_ {
+        self.0.iter().filter_map(StateCell::take)
+    }
+}
 
 /// Holds the current generation's state, if any.
 pub(crate) struct StateCell<S>(RwLock<Option<S>>);
@@ -24,10 +60,14 @@ impl<S> StateCell<S> {
         }
     }
 
-    /// Stores the state of the generation being initialized (no guard can
-    /// exist: the state is not Active yet).
+    /// Stores the state of the generation being initialized (no guard of
+    /// this lane can exist: the state is not Active yet). A state an earlier
+    /// generation of the lane abandoned ([L16](crate::contract#L16)) is
+    /// leaked, never dropped: abandoned means never freed.
     pub(crate) fn set(&self, state: S) {
-        *self.0.write() = Some(state);
+        if let Some(abandoned) = self.0.write().replace(state) {
+            std::mem::forget(abandoned);
+        }
     }
 
     /// Takes the state of the generation being torn down (no guard can

@@ -7,7 +7,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::Error;
-use crate::generation::{StateCell, StateRef};
+use crate::generation::{StateCell, StateCells, StateRef};
 use crate::raw::RawLifecycle;
 use crate::state::Word;
 use crate::thread::{self, Held};
@@ -40,8 +40,11 @@ use crate::thread::{self, Held};
 /// [`State`](crate::Provider::State).
 ///
 /// A guard that is leaked (`mem::forget`) is never released: the final
-/// cleanup then waits forever, since freeing anything under it would break
-/// rule [O2](crate::contract#O2). The leak does not affect other lifecycles, even one later built
+/// cleanup then waits for it until its bound
+/// ([`Config::with_guard_wait_limit`](crate::Config::with_guard_wait_limit);
+/// forever by default), since freeing anything under it would break
+/// rule [O2](crate::contract#O2); past the bound it abandons what the guard
+/// may touch ([L16](crate::contract#L16)). The leak does not affect other lifecycles, even one later built
 /// at the same address: threads key their records by a unique id.
 #[must_use = "the operation is only protected while the guard lives"]
 pub struct OperationGuard<'a, S = ()> {
@@ -57,7 +60,7 @@ impl<'a, S> OperationGuard<'a, S> {
     #[inline]
     pub(crate) fn enter(
         raw: &'a RawLifecycle,
-        state: &'a StateCell<S>,
+        states: &'a StateCells<S>,
     ) -> Result<(OperationGuard<'a, S>, Word), Error> {
         let id = raw.id();
         // One thread-local access for the shard and the L11 record.
@@ -72,7 +75,7 @@ impl<'a, S> OperationGuard<'a, S> {
         Ok((
             OperationGuard {
                 raw,
-                state,
+                state: states.at(shard),
                 shard,
                 held,
                 _not_send: PhantomData,
@@ -155,12 +158,12 @@ impl<'a, S> OperationToken<'a, S> {
     /// Takes a token if the state is Active (O1).
     pub(crate) fn enter(
         raw: &'a RawLifecycle,
-        state: &'a StateCell<S>,
+        states: &'a StateCells<S>,
     ) -> Result<OperationToken<'a, S>, Error> {
         let (shard, w) = raw.enter()?;
         Ok(OperationToken {
             raw,
-            state,
+            state: states.at(shard),
             shard,
             generation: w.generation(),
         })
@@ -376,7 +379,7 @@ mod tests {
         RawLifecycle::active_for_tests()
     }
 
-    static NO_STATE: StateCell<()> = StateCell::new();
+    static NO_STATE: StateCells<()> = StateCells::new();
 
     // O4: a `cancelled()` future that is polled and dropped (a select loop)
     // leaves no waker behind; re-polling one replaces its registration.

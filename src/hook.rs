@@ -21,6 +21,10 @@ pub enum HookOutcome {
     Failed(String),
     /// It panicked; the panic message.
     Panicked(String),
+    /// It was not run: the final cleanup's guard wait passed its bound with
+    /// operations still in flight, so what they may touch was left in place,
+    /// never freed ([L16](crate::contract#L16)).
+    Abandoned,
 }
 
 impl HookOutcome {
@@ -37,6 +41,7 @@ impl fmt::Display for HookOutcome {
             HookOutcome::Ok => f.write_str("ok"),
             HookOutcome::Failed(e) => write!(f, "failed: {e}"),
             HookOutcome::Panicked(p) => write!(f, "panicked: {p}"),
+            HookOutcome::Abandoned => f.write_str("abandoned to operations in flight"),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::background::Background;
 use crate::close::{self, Closed};
 use crate::config::{Config, StartupPolicy};
 use crate::drain::{Probe, after};
-use crate::generation::StateCell;
+use crate::generation::StateCells;
 use crate::guard::{OperationGuard, OperationToken};
 use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::provider::Registrar;
@@ -112,7 +112,7 @@ pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
     sockets: Mutex<Registry<P::Socket>>,
     background: Mutex<Background<P::Socket>>,
-    state: StateCell<P::State>,
+    state: StateCells<P::State>,
     /// The lowest version negotiated by a startup of this generation
     /// ([W2](crate::contract#W2)), as `major << 8 | minor`; `NO_VERSION`
     /// when none.
@@ -153,7 +153,7 @@ impl<P: Provider> Lifecycle<P> {
                 raw: RawLifecycle::new(config),
                 sockets: Mutex::new(Registry::new()),
                 background: Mutex::new(Background::new()),
-                state: StateCell::new(),
+                state: StateCells::new(),
                 effective: AtomicU64::new(NO_VERSION),
                 contexts: Mutex::new(()),
                 provider,
@@ -427,7 +427,7 @@ impl<P: Provider> Lifecycle<P> {
             Ok(state) => {
                 // Stored before Active is published: no guard can see it
                 // missing.
-                self.state.set(state);
+                self.state.of(generation).set(state);
                 // Before Active: the generation's first version, then the
                 // lowest of every startup ([W2](crate::contract#W2)).
                 self.effective
@@ -631,6 +631,11 @@ impl<P: Provider> Drop for Lifecycle<P> {
     fn drop(&mut self) {
         let w = self.raw.word.load();
         if !w.is_active() {
+            // States abandoned to leaked guards (L16): nothing can reach
+            // them any more (guards borrow the lifecycle).
+            for state in self.state.take_all() {
+                let _ = drop_quietly(state);
+            }
             return;
         }
         let handover = self.background.lock().take();
@@ -639,8 +644,12 @@ impl<P: Provider> Drop for Lifecycle<P> {
             .lock()
             .drain_open(&self.sockets, w.generation());
         close::abort_all(open, handover.flusher);
-        // The state before the resources, as at a final cleanup.
-        let _ = drop_quietly(self.state.take());
+        // The state before the resources, as at a final cleanup. (No guard
+        // can exist: they borrow the lifecycle. States abandoned to leaked
+        // guards go too: nothing can reach them any more.)
+        for state in self.state.take_all() {
+            let _ = drop_quietly(state);
+        }
         release_resources(self.raw.take_resources());
     }
 }
@@ -654,12 +663,17 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
             .field("count", &w.count())
             .field("generation", &w.generation())
             .field("initializing", &w.initializing())
-            .field("guards", &self.raw.guards())
+            .field(
+                "guards",
+                &self.raw.guards(crate::raw::lane_of(w.generation())),
+            )
+            .field("abandoned_lanes", &self.raw.abandoned_lanes())
             .field("config", &self.raw.config)
             .finish()
     }
 }
 
+mod exit;
 mod sockets;
 #[cfg(all(test, not(loom)))]
 mod tests;

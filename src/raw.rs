@@ -42,8 +42,16 @@
 //! | 0–62 | guards counted on this shard (plus, for an instant, refused enters) |
 //! | 63 (`PARKED`) | the drainer is waiting for this lifecycle's guards: the last leaver wakes it |
 //!
-//! - `enter`: `shard.fetch_add(1)`, then load the state word; if it is not
-//!   Active, undo and fail.
+//! The shards come in [`LANES`] lanes: generation `g` counts its guards in
+//! lane `g % LANES` ([L16](crate::contract#L16)), so guards that a bounded
+//! guard wait abandoned leave later without touching a later generation's
+//! count. A lane marked abandoned is skipped by the next initialization
+//! until its count is back to zero.
+//!
+//! - `enter`: read the word's generation to pick the lane, `fetch_add(1)` on
+//!   this thread's shard of it, then load the state word; if it is not
+//!   Active, undo and fail; if it is Active in another lane's generation
+//!   (a restart in between), undo and retry there.
 //! - `leave` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
 //!   has `PARKED` and this was the shard's last guard, wake the drainer.
 //! - The final cleanup flips the word to Draining, then `fetch_or`s `PARKED`
@@ -79,8 +87,10 @@ use crate::config::Config;
 #[cfg(test)]
 use crate::config::StartupPolicy;
 use crate::resource::Registered;
-use crate::state::{StateWord, Word};
-use crate::sync::{self, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering};
+use crate::state::{State, StateWord, Word};
+use crate::sync::{
+    self, AtomicBool, AtomicU64, AtomicUsize, CachePadded, Condvar, Counter, Mutex, Ordering,
+};
 use crate::{Error, thread};
 
 mod startup;
@@ -96,6 +106,29 @@ pub(crate) const SHARDS: usize = 32;
 #[cfg(loom)]
 pub(crate) const SHARDS: usize = 2;
 
+/// Lanes of guard shards (and of provider states): a generation counts its
+/// guards in lane `generation % LANES`, so guards a bounded wait abandoned
+/// ([L16](crate::contract#L16)) never count in a later generation. Two
+/// under loom.
+#[cfg(not(loom))]
+pub(crate) const LANES: usize = 4;
+#[cfg(loom)]
+pub(crate) const LANES: usize = 2;
+
+/// The lane of `generation`'s guards and state.
+#[inline]
+pub(crate) const fn lane_of(generation: u64) -> usize {
+    // LANES is a power of two dividing the generation field's 2^31: the
+    // lane stays the same across the field's wrap.
+    (generation % LANES as u64) as usize
+}
+
+/// The lane of a guard counted at `index` (what `enter` returns).
+#[inline]
+pub(crate) const fn lane_at(index: usize) -> usize {
+    (index / SHARDS) % LANES
+}
+
 /// The `PARKED` bit of a shard word.
 const PARKED: usize = 1 << (usize::BITS - 1);
 /// The count bits of a shard word.
@@ -105,8 +138,16 @@ const COUNT: usize = PARKED - 1;
 pub(crate) struct RawLifecycle {
     /// The packed state word, alone on its cache line.
     pub(crate) word: StateWord,
-    /// Guard counters, one cache line each.
-    shards: [CachePadded<AtomicUsize>; SHARDS],
+    /// Guard counters, one cache line each: `LANES` lanes of `SHARDS`.
+    shards: [CachePadded<AtomicUsize>; SHARDS * LANES],
+    /// Set by [`end_at_exit`](RawLifecycle::end_at_exit): the process is
+    /// exiting, a startup that finds Draining does not wait.
+    exited: AtomicBool,
+    /// Lanes whose generation a bounded guard wait abandoned with guards
+    /// still counted ([L16](crate::contract#L16)): not reused until they
+    /// are gone. Atomic, so that ending a generation at process exit
+    /// ([L18](crate::contract#L18)) takes no lock.
+    abandoned: [AtomicBool; LANES],
     /// Slow-path state; also the lock every wait and wake goes through.
     control: Mutex<Control>,
     /// Woken on every slow-path transition and when the last guard leaves
@@ -160,6 +201,8 @@ impl RawLifecycle {
             RawLifecycle {
                 word: StateWord::new(),
                 shards: new_shards(),
+                abandoned: new_flags(),
+                exited: AtomicBool::new(false),
                 control: Mutex::new(Control {
                     resources: Vec::new(),
                     init_token: 0,
@@ -204,8 +247,9 @@ impl RawLifecycle {
     // guards
     // ------------------------------------------------------------------
 
-    /// Counts a guard on this thread's shard if the state is Active ([O1](crate::contract#O1));
-    /// returns the shard and the word seen.
+    /// Counts a guard on this thread's shard of the current generation's
+    /// lane if the state is Active ([O1](crate::contract#O1)); returns where
+    /// it is counted (for [`leave`](RawLifecycle::leave)) and the word seen.
     #[inline]
     pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
         self.enter_on(thread::shard(SHARDS))
@@ -214,28 +258,38 @@ impl RawLifecycle {
     /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
     #[inline]
     pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
-        // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
-        // synchronizes with it, so the load below sees Draining (module docs).
-        // `% SHARDS` (a power of two: a mask) spares the bounds check.
-        self.shards[shard % SHARDS].fetch_add(1, Ordering::Acquire);
-        // Acquire (in `load`): pairs with the Release store of Active, so a
-        // live guard sees the initialization.
-        let w = self.word.load();
-        if !w.is_active() {
-            self.leave(shard);
-            return Err(Error::NotInitialised);
+        // The lane comes from a first look at the word; the load after the
+        // count confirms it (a generation change in between retries).
+        let mut lane = lane_of(self.word.load().generation());
+        loop {
+            // `% SHARDS` (a power of two: a mask) spares the bounds check.
+            let index = lane * SHARDS + shard % SHARDS;
+            // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
+            // synchronizes with it, so the load below sees Draining (module docs).
+            self.shards[index].fetch_add(1, Ordering::Acquire);
+            // Acquire (in `load`): pairs with the Release store of Active, so a
+            // live guard sees the initialization.
+            let w = self.word.load();
+            let now = lane_of(w.generation());
+            if w.is_active() && now == lane {
+                return Ok((index, w));
+            }
+            self.leave(index);
+            if !w.is_active() {
+                return Err(Error::NotInitialised);
+            }
+            lane = now;
         }
-        Ok((shard, w))
     }
 
-    /// Undoes one `enter` on `shard`, waking the drainer if it is waiting and
-    /// this was the shard's last guard.
+    /// Undoes one `enter` counted at `index`, waking the drainer if it is
+    /// waiting and this was the shard's last guard.
     #[inline]
-    pub(crate) fn leave(&self, shard: usize) {
+    pub(crate) fn leave(&self, index: usize) {
         // Release: everything the guard's holder did happens-before the
         // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
         // synchronizes with the drainer's `fetch_or`.
-        let prev = self.shards[shard % SHARDS].fetch_sub(1, Ordering::AcqRel);
+        let prev = self.shards[index % (SHARDS * LANES)].fetch_sub(1, Ordering::AcqRel);
         if prev & PARKED != 0 && prev & COUNT == 1 {
             self.wake();
         }
@@ -256,9 +310,9 @@ impl RawLifecycle {
     /// For an async final cleanup: `true` if no guard is live; otherwise
     /// `waker` is woken when the last one leaves (checked under the lock the
     /// leaver's wake takes, so the wake cannot be missed).
-    pub(crate) fn guards_gone_or_register(&self, waker: &Waker) -> bool {
+    pub(crate) fn guards_gone_or_register(&self, lane: usize, waker: &Waker) -> bool {
         let mut ctl = self.control.lock();
-        if self.guards() == 0 {
+        if self.guards(lane) == 0 {
             return true;
         }
         ctl.drainer = Some(waker.clone());
@@ -275,9 +329,9 @@ impl RawLifecycle {
         }
     }
 
-    /// Guards currently counted (exact once every shard is closed).
-    pub(crate) fn guards(&self) -> usize {
-        self.shards
+    /// Guards currently counted in `lane` (exact once every shard is closed).
+    pub(crate) fn guards(&self, lane: usize) -> usize {
+        self.lane(lane)
             .iter()
             // Acquire: pairs with the leavers' Release `fetch_sub`, so the
             // teardown that follows a zero sees all their work.
@@ -288,13 +342,77 @@ impl RawLifecycle {
     /// Marks every shard PARKED (after the flip to Draining): from here on
     /// the last leaver of a shard wakes the drainer. Returns the guards
     /// counted at that instant on each shard.
-    fn park_on_shards(&self) -> usize {
-        self.shards
+    fn park_on_shards(&self, lane: usize) -> usize {
+        self.lane(lane)
             .iter()
             // AcqRel: Acquire the counted guards' state; Release the flip to
             // enters whose `fetch_add` reads this (see the module docs).
             .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
             .sum()
+    }
+
+    /// The shards of `lane`.
+    fn lane(&self, lane: usize) -> &[CachePadded<AtomicUsize>] {
+        let start = (lane % LANES) * SHARDS;
+        &self.shards[start..start + SHARDS]
+    }
+
+    /// A generation at or after `next` whose lane is free: not abandoned, or
+    /// abandoned and its guards all gone since ([L16](crate::contract#L16)).
+    /// `None` if every lane still has abandoned guards.
+    fn free_generation(&self, next: u64) -> Option<u64> {
+        (0..LANES as u64)
+            .map(|k| (next + k) & crate::state::GEN_MASK)
+            .find(|&g| {
+                let lane = lane_of(g);
+                // Acquire: pairs with `abandon`'s Release store; a zero read
+                // below is then of the abandoned guards' own leaves.
+                if !self.abandoned[lane].load(Ordering::Acquire) {
+                    return true;
+                }
+                if self.guards(lane) != 0 {
+                    return false;
+                }
+                self.abandoned[lane].store(false, Ordering::Relaxed);
+                true
+            })
+    }
+
+    /// How many lanes are marked abandoned (tests and the debug output; a
+    /// mark is cleared when the lane is next needed and found empty).
+    pub(crate) fn abandoned_lanes(&self) -> usize {
+        self.abandoned
+            .iter()
+            .filter(|a| a.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// [L18](crate::contract#L18): ends the Active generation at process
+    /// exit. Takes no lock (a thread the OS stopped may hold one), waits for
+    /// no guard, joins nothing: the word goes to Draining for good and
+    /// everything of the generation stays in place. Returns the generation
+    /// ended.
+    pub(crate) fn end_at_exit(&self) -> Result<u64, Error> {
+        // Release: a startup that finds Draining and this flag does not
+        // wait (`startup_slow`).
+        self.exited.store(true, Ordering::Release);
+        match self.word.end_for_good() {
+            Ok(w) => {
+                // Wake startups already waiting, if nobody holds the lock
+                // (never wait for it).
+                if let Some(ctl) = self.control.try_lock() {
+                    self.notify(ctl);
+                }
+                Ok(w.generation())
+            }
+            Err(w) if w.state() == State::Draining || w.initializing() => Err(Error::InProgress),
+            Err(_) => Err(Error::NotInitialised),
+        }
+    }
+
+    /// Whether [`end_at_exit`](RawLifecycle::end_at_exit) was called.
+    pub(crate) fn exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
     }
 
     /// Whether the calling thread holds a guard of this lifecycle ([L11](crate::contract#L11)).
@@ -366,19 +484,29 @@ impl RawLifecycle {
 
 /// Shards at zero.
 #[cfg(not(loom))]
-const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
-    [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS]
+const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS * LANES] {
+    [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS * LANES]
 }
 
 #[cfg(loom)]
-fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS] {
+fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS * LANES] {
     std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0)))
+}
+
+/// No lane abandoned.
+#[cfg(not(loom))]
+const fn new_flags() -> [AtomicBool; LANES] {
+    [const { AtomicBool::new(false) }; LANES]
+}
+
+#[cfg(loom)]
+fn new_flags() -> [AtomicBool; LANES] {
+    std::array::from_fn(|_| AtomicBool::new(false))
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::state::State;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -398,7 +526,7 @@ mod tests {
         }));
         assert!(raw.word.drain_for_tests());
         assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
-        assert_eq!(raw.guards(), 0, "the refused enter was undone");
+        assert_eq!(raw.guards(0), 0, "the refused enter was undone");
     }
 
     // L2: an initialization abandoned by an unwind (its frame dropped
@@ -455,7 +583,7 @@ mod tests {
         };
         assert_eq!(frame.shut_out_guards(), 1);
         assert!(
-            raw.shards
+            raw.lane(0)
                 .iter()
                 .all(|s| s.load(Ordering::Relaxed) & PARKED != 0)
         );
@@ -479,5 +607,110 @@ mod tests {
         drop(frame);
         assert_eq!(raw.word.load().state(), State::Released);
         assert_eq!(raw.word.load().generation(), 1);
+    }
+
+    // L16: a generation's guards count in its own lane; abandoning them
+    // keeps them out of every later generation's count, and their lane is
+    // reused only once they are gone.
+    #[test]
+    fn l16_abandoned_guards_never_count_in_a_later_generation() {
+        let raw = active();
+        let (old, w) = raw.enter().unwrap();
+        assert_eq!(lane_at(old), lane_of(w.generation()));
+        let crate::state::Leave::Last(last) = raw.word.leave() else {
+            panic!("count 1");
+        };
+        let Ok(Ok(frame)) = raw.begin_final(last) else {
+            panic!("the last cleanup drains");
+        };
+        assert_eq!(frame.shut_out_guards(), 1);
+        assert_eq!(frame.abandon(), 1);
+        drop(frame);
+        assert_eq!(raw.abandoned_lanes(), 1);
+        // Generations 1, 2, 3 start and end in their own lanes; generation
+        // 4 would be lane 0's again, still abandoned: it is skipped.
+        for expected in 1..=5u64 {
+            let Ok(Slow::Initialize(init)) = raw.startup_slow(StartupPolicy::Wait, None) else {
+                panic!("Released initializes");
+            };
+            let g = init.generation();
+            let expected = if expected >= 4 {
+                expected + 1
+            } else {
+                expected
+            };
+            assert_eq!(g, expected, "lane 0 is skipped while its guard is out");
+            init.publish(Ok(Vec::new()));
+            let (index, _) = raw.enter().unwrap();
+            assert_ne!(lane_at(index), lane_at(old));
+            assert_eq!(
+                raw.guards(lane_of(g)),
+                1,
+                "the abandoned guard is not counted"
+            );
+            raw.leave(index);
+            let crate::state::Leave::Last(last) = raw.word.leave() else {
+                panic!("count 1");
+            };
+            let Ok(Ok(frame)) = raw.begin_final(last) else {
+                panic!("the last cleanup drains");
+            };
+            assert_eq!(frame.shut_out_guards(), 0);
+            assert!(frame.block_until_no_guards_or(std::time::Instant::now()));
+            drop(frame);
+        }
+        // The abandoned guard leaves: its lane is free again.
+        raw.leave(old);
+        let Ok(Slow::Initialize(init)) = raw.startup_slow(StartupPolicy::Wait, None) else {
+            panic!("Released initializes");
+        };
+        assert_eq!(
+            init.generation(),
+            7,
+            "generation 7 (lane 3): lanes are taken in order"
+        );
+        init.publish(Ok(Vec::new()));
+        assert_eq!(raw.abandoned_lanes(), 1, "lane 0 is freed when next needed");
+    }
+
+    // L16: with every lane holding abandoned guards, a startup is refused
+    // (10091) instead of counting among them; it succeeds once one leaves.
+    #[test]
+    fn l16_every_lane_abandoned_refuses_a_startup_until_one_empties() {
+        let raw = active();
+        let mut held = Vec::new();
+        for _ in 0..LANES {
+            let (index, _) = raw.enter().unwrap();
+            held.push(index);
+            let crate::state::Leave::Last(last) = raw.word.leave() else {
+                panic!("count 1");
+            };
+            let Ok(Ok(frame)) = raw.begin_final(last) else {
+                panic!("the last cleanup drains");
+            };
+            frame.shut_out_guards();
+            assert_eq!(frame.abandon(), 1);
+            drop(frame);
+            if held.len() < LANES {
+                let Ok(Slow::Initialize(init)) = raw.startup_slow(StartupPolicy::Wait, None) else {
+                    panic!("a free lane is left");
+                };
+                init.publish(Ok(Vec::new()));
+            }
+        }
+        assert_eq!(raw.abandoned_lanes(), LANES);
+        let refused = raw.startup_slow(StartupPolicy::Wait, None).err();
+        assert_eq!(refused.map(|e| e.wsa_code()), Some(10091));
+        assert_eq!(raw.word.load().state(), State::Released);
+        assert!(
+            !raw.word.load().initializing(),
+            "nothing was left half done"
+        );
+        raw.leave(held[1]);
+        let Ok(Slow::Initialize(init)) = raw.startup_slow(StartupPolicy::Wait, None) else {
+            panic!("lane 1 is free again");
+        };
+        assert_eq!(lane_of(init.generation()), lane_at(held[1]));
+        init.publish(Ok(Vec::new()));
     }
 }

@@ -24,6 +24,21 @@ pub(crate) fn take<S>(cell: Cell<S>) -> Option<S> {
     }
 }
 
+/// [`take`] for a cell an abandoned operation may be using
+/// ([L16](crate::contract#L16)): never waits. `Err` if the cell is locked;
+/// the cell is then leaked, so the socket is never freed under the
+/// operation.
+pub(crate) fn try_take<S>(cell: Cell<S>) -> Result<Option<S>, ()> {
+    let taken = cell.try_lock().map(|mut socket| socket.take());
+    match taken {
+        Some(socket) => Ok(socket),
+        None => {
+            std::mem::forget(cell);
+            Err(())
+        }
+    }
+}
+
 struct Slot<S> {
     /// The sequence of the current occupant, or of the next one if empty.
     seq: u64,

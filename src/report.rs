@@ -42,6 +42,11 @@ pub enum SocketOutcome {
     /// it is closed, and the socket stays open under the others. It closes,
     /// with its linger, when its last handle does.
     Retained,
+    /// The final cleanup's guard wait passed its bound while an operation
+    /// was using this socket ([L16](crate::contract#L16)): the socket was left
+    /// as it is, never closed or freed, and its handle is invalid. Its
+    /// linger in the line is unknown (`Linger::Abort` is shown).
+    Abandoned,
 }
 
 impl fmt::Display for SocketOutcome {
@@ -56,6 +61,7 @@ impl fmt::Display for SocketOutcome {
             SocketOutcome::Background => f.write_str("flushing in the background"),
             SocketOutcome::Cancelled => f.write_str("cancelled by the final cleanup"),
             SocketOutcome::Retained => f.write_str("handle closed, socket still open"),
+            SocketOutcome::Abandoned => f.write_str("abandoned to an operation in flight"),
         }
     }
 }
@@ -220,6 +226,13 @@ pub struct OperationsReport {
     /// anything under a live guard (rule [O2](crate::contract#O2)), so it kept waiting; sockets then
     /// had no time left to flush.
     pub overran_deadline: bool,
+    /// Guards still outstanding when the guard wait's bound passed
+    /// ([`Config::with_guard_wait_limit`](crate::Config::with_guard_wait_limit),
+    /// [L16](crate::contract#L16)); 0 if it did not. When nonzero, the
+    /// provider's state and resources were abandoned (their outcome is
+    /// [`HookOutcome::Abandoned`]), and so was any socket an operation was
+    /// using ([`SocketOutcome::Abandoned`]).
+    pub abandoned: usize,
 }
 
 /// How long each phase of the final cleanup took.
@@ -327,6 +340,7 @@ impl DrainReport {
     pub fn is_clean(&self) -> bool {
         !self.deadline_hit
             && !self.operations.overran_deadline
+            && self.operations.abandoned == 0
             && self.operations.cancel.is_ok()
             && self.prepare_unload.is_ok()
             && self.state.is_ok()
@@ -404,6 +418,14 @@ impl fmt::Display for DrainReport {
             },
             self.timings.operations
         )?;
+        if o.abandoned != 0 {
+            writeln!(
+                f,
+                "  {} operations still in flight at the guard wait limit: state, resources \
+                 and sockets in use abandoned (never freed)",
+                o.abandoned
+            )?;
+        }
         writeln!(
             f,
             "  sockets: {} ({} bytes flushed, {} discarded{}) ({:?})",

@@ -93,3 +93,21 @@ pub(crate) fn release_resources(mut resources: Vec<Registered>) -> Vec<ResourceR
         })
         .collect()
 }
+
+/// [L16](crate::contract#L16): the resources of a generation whose guard
+/// wait gave up stay as they are (leaked, never released); each still gets
+/// its line, in the order a release would have taken.
+pub(crate) fn abandon_resources(mut resources: Vec<Registered>) -> Vec<ResourceReport> {
+    resources.reverse();
+    resources
+        .into_iter()
+        .map(|r| {
+            let name = r.name.clone();
+            std::mem::forget(r);
+            ResourceReport {
+                name,
+                outcome: crate::HookOutcome::Abandoned,
+            }
+        })
+        .collect()
+}

@@ -428,6 +428,24 @@ impl StateWord {
         }
     }
 
+    /// [L18](crate::contract#L18): Active(n) → Draining(n) for good, by CAS,
+    /// whatever the count (the count field is kept, so every pending
+    /// transient still undoes exactly, rule 3). `Err(word)`: not Active.
+    pub(crate) fn end_for_good(&self) -> Result<Word, Word> {
+        let mut w = self.load();
+        loop {
+            if !w.is_active() {
+                return Err(w);
+            }
+            // AcqRel (in `cas`): as the final cleanup's flip, so an enter that
+            // sees Draining fails.
+            match self.cas(w, w.restated(State::Draining, w.generation())) {
+                Ok(_) => return Ok(w),
+                Err(now) => w = now,
+            }
+        }
+    }
+
     /// Sets INITIALIZING on an Uninitialized or Released word (under
     /// `control`; an RMW so that transients are kept, rule 3).
     pub(crate) fn mark_initializing(&self) {

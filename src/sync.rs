@@ -95,6 +95,15 @@ mod imp {
             // data regardless.
             self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
+
+        /// The lock if it is free now; `None` if someone holds it.
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
     }
 
     /// std's read-write lock, without poisoning (see [`Mutex`]).
@@ -229,6 +238,15 @@ mod imp {
             // Poisoning only follows a panic inside the crate's own critical
             // sections, which never call user code; recover the data regardless.
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// The lock if it is free now; `None` if someone holds it.
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
         }
     }
 

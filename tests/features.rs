@@ -36,6 +36,8 @@ fn features_tracing_then_serde() {
     tracing_a_wait_startup_that_gives_up_says_so();
     #[cfg(feature = "tracing")]
     tracing_the_drain_warns_while_it_still_waits();
+    #[cfg(feature = "tracing")]
+    tracing_an_abandoning_drain_warns_then_and_there();
     #[cfg(feature = "serde")]
     serde_the_report_serializes_with_every_field();
 }
@@ -225,5 +227,32 @@ fn tracing_the_drain_warns_while_it_still_waits() {
         .find(|(_, f)| f.contains("still waiting"))
         .map(|(_, f)| f.clone())
         .unwrap();
+    assert!(warning.contains("outstanding=1"), "{warning}");
+}
+
+/// L16: a bounded guard wait that gives up says so as it happens, naming
+/// how many operations it abandoned.
+#[cfg(feature = "tracing")]
+fn tracing_an_abandoning_drain_warns_then_and_there() {
+    use std::time::Duration;
+    let config = Config::new()
+        .with_drain_deadline(Duration::from_millis(10))
+        .with_guard_wait_limit(Duration::from_millis(30));
+    let l = lifecycle_with(config, FakeProvider::default());
+    l.startup(V).unwrap();
+    std::mem::forget(l.token().unwrap());
+    let (capture, seen) = tracing_capture::Capture::new();
+    let report = tracing::subscriber::with_default(capture, || l.cleanup())
+        .unwrap()
+        .into_report()
+        .unwrap();
+    assert_eq!(report.operations.abandoned, 1);
+    let seen = seen.lock();
+    let warning = seen
+        .events
+        .iter()
+        .find(|(level, f)| *level == tracing::Level::WARN && f.contains("abandoned"))
+        .map(|(_, f)| f.clone())
+        .expect("the abandon is logged");
     assert!(warning.contains("outstanding=1"), "{warning}");
 }

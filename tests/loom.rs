@@ -39,6 +39,9 @@ struct Counts {
     sock_aborts: AtomicUsize,
     /// Bytes sockets really delivered through `poll_flush`.
     flushed: AtomicU64,
+    /// Set when generation 0's resource is released (L16: the abandoned
+    /// one must not be while its guard lives).
+    released_first: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -63,9 +66,11 @@ impl Provider for Model {
         }
         self.0.released.store(false, SeqCst);
         let c = self.0.clone();
+        let first = init.generation() == 0;
         init.register_fn("res", move || {
             c.releases.fetch_add(1, SeqCst);
             c.released.store(true, SeqCst);
+            c.released_first.fetch_or(first, SeqCst);
             Ok(())
         });
         Ok(init.generation())
@@ -1015,5 +1020,53 @@ fn o4_token_moved_across_threads_racing_the_final_cleanup() {
         l.cleanup().unwrap();
         t.join().unwrap();
         assert_eq!(c.releases.load(SeqCst), 1);
+    });
+}
+
+// L16: the abandon path of a bounded guard wait (bound zero: any guard
+// counted at the cleanup is abandoned), racing the guard itself and a
+// restart. The guard lands in generation 0, in generation 1, or nowhere.
+// If generation 0 abandoned it, nothing of generation 0 is released while
+// it lives (nor ever), it keeps reading its own state while generation 1
+// stores its own, and generation 1 neither counts it nor waits for it.
+#[test]
+fn l16_abandon_racing_the_guard_and_a_restart() {
+    let config = Config::new()
+        .with_background_flush(BackgroundFlush::Manual)
+        .with_guard_wait_limit(std::time::Duration::ZERO);
+    run_model_with(Some(2), config, 1, |l, c| {
+        let t = spawn(&l, &c, |l, c| {
+            let Ok(g) = l.enter() else { return None };
+            let mine = *g.state();
+            thread::yield_now();
+            assert_eq!(*g.state(), mine, "another generation's state");
+            if mine == 0 {
+                assert!(
+                    !c.released_first.load(SeqCst),
+                    "released under a live guard"
+                );
+            }
+            Some(mine)
+        });
+        let first = l.cleanup().unwrap().into_report().unwrap();
+        assert_eq!(l.state(), State::Released);
+        let s = l.startup(V).unwrap();
+        assert!(s.initialized);
+        assert_eq!(s.generation, 1, "lane 1 is free");
+        let second = l.cleanup().unwrap().into_report().unwrap();
+        let entered = t.join().unwrap();
+        let (a, b) = (first.operations.abandoned, second.operations.abandoned);
+        // Like `waited_for`, `abandoned` may count an enter racing the flip
+        // that then fails (or retries in the next generation's lane).
+        assert!(a <= 1 && b <= 1, "{a}, {b}");
+        if entered == Some(0) {
+            assert_eq!(b, 0, "generation 1 counted generation 0's guard");
+        }
+        if a == 0 {
+            assert!(c.released_first.load(SeqCst), "nothing abandoned: released");
+        } else if entered == Some(0) {
+            assert!(!c.released_first.load(SeqCst), "abandoned: never released");
+            assert_eq!(c.releases.load(SeqCst), 1, "generation 1's only");
+        }
     });
 }

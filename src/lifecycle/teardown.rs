@@ -45,6 +45,12 @@ pub(super) struct Drain<'a, P: Provider> {
     waited: bool,
     /// When the next "still waiting for guards" warning is due.
     next_warning: Instant,
+    /// When the guard wait gives up and abandons what the guards may touch
+    /// ([L16](crate::contract#L16)); `None`: it never does.
+    give_up: Option<Instant>,
+    /// Whether it did: the state and the resources stay in place, never
+    /// freed, and a socket in use is left as it is.
+    abandoned: bool,
     t_ops: Instant,
     /// Background closes that ended while Active: bad lines, bad beyond the
     /// limit, clean ones (for the report once the sockets are done).
@@ -76,6 +82,7 @@ impl<'a, P: Provider> Drain<'a, P> {
             waited_for,
             cancel,
             overran_deadline: false,
+            abandoned: 0,
         };
         Drain {
             l,
@@ -85,6 +92,8 @@ impl<'a, P: Provider> Drain<'a, P> {
             start,
             deadline: after(start, l.raw.config.drain_deadline()),
             next_warning: after(start, l.raw.config.drain_deadline()),
+            give_up: l.raw.config.guard_wait_limit().map(|d| after(start, d)),
+            abandoned: false,
             waited: false,
             t_ops: start,
             books: None,
@@ -108,9 +117,18 @@ impl<'a, P: Provider> Drain<'a, P> {
                     let frame = self.frame.as_ref().expect("frame lives until Done");
                     if frame.guards() != 0 {
                         self.waited = true;
-                        return Err(Wait::Guards);
+                        if self.give_up.is_none_or(|at| Instant::now() < at) {
+                            return Err(Wait::Guards);
+                        }
+                        // L16: the bound passed. Stop waiting; what the
+                        // guards may touch stays in place.
+                        let outstanding = frame.abandon();
+                        self.abandoned = outstanding != 0;
+                        self.report.operations.abandoned = outstanding;
+                        warn_abandoned(outstanding);
+                    } else {
+                        frame.unpark();
                     }
-                    frame.unpark();
                     // O2: the drain never frees under a live guard, so guards
                     // that outlive the deadline delay it; the report says so.
                     self.report.operations.overran_deadline =
@@ -144,7 +162,8 @@ impl<'a, P: Provider> Drain<'a, P> {
             .drain_open(&self.l.sockets, generation);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
-        self.report.sockets = close::close_open(policy, open, &mut flusher, self.deadline);
+        self.report.sockets =
+            close::close_open(policy, open, &mut flusher, self.deadline, self.abandoned);
         let b = handover.books;
         self.books = Some((b.lines, b.summarized, b.flushed));
         flusher
@@ -167,11 +186,17 @@ impl<'a, P: Provider> Drain<'a, P> {
 
         let frame = self.frame.take().expect("finish runs once");
         // L6.4: the provider's state (built last by `initialize`), then the
-        // resources in reverse order of registration. No guard is left.
-        if let Some(p) = drop_quietly(self.l.state.take()) {
-            r.state = HookOutcome::Panicked(p);
+        // resources in reverse order of registration. No guard is left --
+        // unless the wait abandoned them (L16): then both stay, never freed.
+        if self.abandoned {
+            r.state = HookOutcome::Abandoned;
+            r.resources = crate::resource::abandon_resources(frame.take_resources());
+        } else {
+            if let Some(p) = drop_quietly(self.l.state.of(r.generation).take()) {
+                r.state = HookOutcome::Panicked(p);
+            }
+            r.resources = release_resources(frame.take_resources());
         }
-        r.resources = release_resources(frame.take_resources());
         let t_resources = Instant::now();
         trace_phase("resources", r);
 
@@ -213,6 +238,13 @@ impl<'a, P: Provider> Drain<'a, P> {
         self.next_warning
     }
 
+    /// When the guard wait must look again: the next warning, or the bound
+    /// if it comes first.
+    fn wake_at(&mut self, outstanding: usize) -> Instant {
+        let warning = self.still_waiting(outstanding);
+        self.give_up.map_or(warning, |at| at.min(warning))
+    }
+
     /// Drives the machine to the end on this thread, blocking between steps.
     pub(super) fn run_blocking(mut self: Box<Self>) -> DrainReport {
         loop {
@@ -220,7 +252,7 @@ impl<'a, P: Provider> Drain<'a, P> {
                 Ok(report) => return report,
                 Err(Wait::Guards) => {
                     let outstanding = self.frame.as_ref().map_or(0, Teardown::guards);
-                    let until = self.still_waiting(outstanding);
+                    let until = self.wake_at(outstanding);
                     let frame = self.frame.as_ref().expect("frame lives until Done");
                     frame.block_until_no_guards_or(until);
                 }
@@ -244,7 +276,7 @@ impl<'a, P: Provider> Drain<'a, P> {
                 Ok(report) => return Poll::Ready(report),
                 Err(Wait::Guards) => {
                     let outstanding = self.frame.as_ref().map_or(0, Teardown::guards);
-                    alarm.set(self.still_waiting(outstanding), cx.waker());
+                    alarm.set(self.wake_at(outstanding), cx.waker());
                     let frame = self.frame.as_ref().expect("frame lives until Done");
                     if !frame.guards_gone_or_register(cx.waker()) {
                         return Poll::Pending;
@@ -478,3 +510,19 @@ fn warn_still_waiting(outstanding: usize, past_deadline: Duration) {
 #[cfg(not(feature = "tracing"))]
 #[inline(always)]
 fn warn_still_waiting(_outstanding: usize, _past_deadline: Duration) {}
+
+/// With the `tracing` feature: the guard wait's bound passed and the final
+/// cleanup abandoned what `outstanding` operations may touch (L16).
+fn warn_abandoned(outstanding: usize) {
+    #[cfg(feature = "tracing")]
+    if outstanding != 0 {
+        tracing::warn!(
+            outstanding,
+            "the final cleanup's guard wait limit passed: the provider's state, its resources \
+             and any socket in use are abandoned (left in place, never freed) to the operations \
+             still in flight"
+        );
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = outstanding;
+}

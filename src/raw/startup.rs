@@ -5,10 +5,10 @@
 use std::task::Waker;
 use std::time::Instant;
 
-use super::RawLifecycle;
+use super::{RawLifecycle, lane_of};
 use crate::config::StartupPolicy;
 use crate::resource::Registered;
-use crate::state::{State, Word};
+use crate::state::State;
 use crate::{Error, thread};
 
 /// What a startup's slow path decided.
@@ -54,6 +54,7 @@ impl RawLifecycle {
                 State::Draining => {
                     if policy != StartupPolicy::Wait
                         || ctl.drain_token == me
+                        || self.exited()
                         || self.held_by_current_thread()
                     {
                         return Err(Error::InProgress);
@@ -67,8 +68,10 @@ impl RawLifecycle {
                     // the caller's own token (L9, L16); give up with
                     // InProgress, and say so.
                     match ctl.drain_until {
-                        Some(at) if Instant::now() >= at && self.guards() > 0 => {
-                            warn_gave_up(self.guards());
+                        Some(at)
+                            if Instant::now() >= at && self.guards(lane_of(w.generation())) > 0 =>
+                        {
+                            warn_gave_up(self.guards(lane_of(w.generation())));
                             return Err(Error::InProgress);
                         }
                         Some(at) => ctl = self.cv.wait_until(ctl, at),
@@ -86,11 +89,20 @@ impl RawLifecycle {
                     ctl = self.cv.wait(ctl);
                 }
                 State::Uninitialized | State::Released => {
+                    // L16: a lane whose abandoned guards are still out is
+                    // skipped; with every lane taken, no generation can
+                    // start without counting among them.
+                    let Some(generation) = self.free_generation(w.generation()) else {
+                        return Err(Error::system_not_ready(
+                            "every guard lane holds operations a bounded final cleanup \
+                             abandoned; they have not ended yet (L16)",
+                        ));
+                    };
                     self.word.mark_initializing();
                     ctl.init_token = me;
                     return Ok(Slow::Initialize(Initializing {
                         raw: self,
-                        before: w,
+                        generation,
                         done: false,
                     }));
                 }
@@ -103,14 +115,16 @@ impl RawLifecycle {
 /// [`publish`](Initializing::publish) (an unwind), it puts the state back.
 pub(crate) struct Initializing<'a> {
     raw: &'a RawLifecycle,
-    before: Word,
+    /// The generation it initializes: the Released word's, or the first
+    /// after it whose guard lane is free (L16).
+    generation: u64,
     done: bool,
 }
 
 impl Initializing<'_> {
     /// The generation being initialized.
     pub(crate) fn generation(&self) -> u64 {
-        self.before.generation()
+        self.generation
     }
 
     /// Ends the initialization: `Ok(resources)` publishes Active with count 1
@@ -123,7 +137,7 @@ impl Initializing<'_> {
         match resources {
             Ok(resources) => {
                 ctl.resources = resources;
-                self.raw.word.publish_active(self.before.generation());
+                self.raw.word.publish_active(self.generation);
             }
             Err(()) => self.raw.word.clear_initializing(),
         };

@@ -5,7 +5,7 @@
 
 use std::task::Waker;
 
-use super::{PARKED, RawLifecycle};
+use super::{PARKED, RawLifecycle, lane_of};
 use crate::resource::{Registered, release_resources};
 use crate::state::{Last, Word};
 use crate::sync::Ordering;
@@ -71,7 +71,28 @@ impl Teardown<'_> {
     /// ones are already refused by the Draining word) and asks their leavers
     /// to wake the drainer.
     pub(crate) fn shut_out_guards(&self) -> usize {
-        self.raw.park_on_shards()
+        self.raw.park_on_shards(self.lane())
+    }
+
+    /// The lane this generation's guards count in.
+    fn lane(&self) -> usize {
+        lane_of(self.active.generation())
+    }
+
+    /// [L16](crate::contract#L16): stops waiting for this generation's
+    /// guards. Returns how many are still counted; if any, their lane is
+    /// marked abandoned, so no later generation counts in it until they are
+    /// gone, and the caller must leave in place whatever they may touch.
+    pub(crate) fn abandon(&self) -> usize {
+        let lane = self.lane();
+        let outstanding = self.raw.guards(lane);
+        if outstanding != 0 {
+            // Release: pairs with `free_generation`'s Acquire load.
+            self.raw.abandoned[lane].store(true, Ordering::Release);
+        }
+        // Their leaves no longer need to wake anyone.
+        self.unpark();
+        outstanding
     }
 
     /// [L6.1](crate::contract#L6.1): ends the blocking waits that asked to
@@ -92,7 +113,7 @@ impl Teardown<'_> {
     pub(crate) fn block_until_no_guards_or(&self, until: std::time::Instant) -> bool {
         let raw = self.raw;
         let mut ctl = raw.control.lock();
-        while raw.guards() != 0 {
+        while raw.guards(self.lane()) != 0 {
             if std::time::Instant::now() >= until {
                 return false;
             }
@@ -103,17 +124,17 @@ impl Teardown<'_> {
 
     /// Whether no guard is live; else `task` is woken when the last leaves.
     pub(crate) fn guards_gone_or_register(&self, task: &Waker) -> bool {
-        self.raw.guards_gone_or_register(task)
+        self.raw.guards_gone_or_register(self.lane(), task)
     }
 
     /// Guards currently counted.
     pub(crate) fn guards(&self) -> usize {
-        self.raw.guards()
+        self.raw.guards(self.lane())
     }
 
     /// After the last guard left: leavers no longer need to wake anyone.
     pub(crate) fn unpark(&self) {
-        for s in &self.raw.shards {
+        for s in self.raw.lane(self.lane()) {
             // Relaxed: the bit only asks leavers to wake a waiting drainer;
             // once the wait is over nobody needs to see it go.
             s.fetch_and(!PARKED, Ordering::Relaxed);
