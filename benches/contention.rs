@@ -18,9 +18,12 @@
 //!   on this thread's `CachePadded` shard found through a `thread_local!`),
 //!   `task_tracker` (tokio-util's `TaskTracker::token()`), a single shared
 //!   `AtomicUsize` pair (`atomic`) and an `Arc` clone + drop.
-//! - `token/{lifecycle,task_tracker}/T`: one `OperationToken` taken and
-//!   dropped, against tokio-util's `TaskTracker::token()` (the peer users of
-//!   async runtimes know), at T = 1, 2 and 4 threads.
+//! - `token/{lifecycle,owned,owned_clone,task_tracker}/T`: one
+//!   `OperationToken` taken and dropped; one `OwnedToken` taken from an
+//!   `Arc`ed lifecycle and dropped (`owned`, O5); one clone of a held
+//!   `OwnedToken` dropped (`owned_clone`); against tokio-util's
+//!   `TaskTracker::token()` (the peer users of async runtimes know, itself
+//!   an `Arc` clone and a shared count), at T = 1, 2 and 4 threads.
 //!
 //! Reported times are per operation pair *per thread*: each worker runs
 //! `iters` pairs after a spin barrier and the slowest worker's time is
@@ -268,6 +271,9 @@ fn token(c: &mut Criterion) {
         .sample_size(30);
     let lifecycle = Lifecycle::new(Bench);
     lifecycle.startup(V).unwrap();
+    let shared = Arc::new(Lifecycle::new(Bench));
+    shared.startup(V).unwrap();
+    let held = shared.owned_token().unwrap();
     for threads in [1, 2, 4] {
         g.bench_with_input(BenchmarkId::new("lifecycle", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
@@ -276,10 +282,26 @@ fn token(c: &mut Criterion) {
                 })
             });
         });
+        g.bench_with_input(BenchmarkId::new("owned", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_threads(t, iters, &shared, |l| {
+                    drop(black_box(l.owned_token().unwrap()))
+                })
+            });
+        });
+        g.bench_with_input(
+            BenchmarkId::new("owned_clone", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| run_threads(t, iters, &held, |h| drop(black_box(h.clone()))));
+            },
+        );
         task_tracker_tokens(&mut g, threads);
     }
     g.finish();
+    drop(held);
     lifecycle.cleanup().unwrap();
+    shared.cleanup().unwrap();
 }
 
 criterion_group!(benches, startup_cleanup, enter_exit, token);

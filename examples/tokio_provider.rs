@@ -1,13 +1,16 @@
 //! A provider in an async host: an echo service over tokio TCP whose
-//! connection tasks each hold an `OperationToken` across `.await` (so the
-//! final cleanup never frees the service under them, rule O2) and stop when
-//! the token says the final cleanup began (O4); the host awaits
-//! `cleanup_async()` without blocking its runtime thread.
+//! lifecycle is shared by `Arc` (the usual shape in an async host) and whose
+//! connection tasks each hold an `OwnedToken` across `.await` (O5: `'static`,
+//! so it moves into `tokio::spawn`; the final cleanup never frees the
+//! service under them, rule O2) and stop when the token says the final
+//! cleanup began (O4); the host awaits `cleanup_async()` without blocking
+//! its runtime thread.
 //!
 //! ```sh
 //! cargo run --example tokio_provider
 //! ```
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -37,10 +40,8 @@ impl Provider for Echo {
     }
 }
 
-static ECHO: Lifecycle<Echo> = Lifecycle::new(Echo);
-
 /// Serves one connection until the peer closes or the final cleanup begins.
-async fn serve(mut stream: TcpStream, token: OperationToken<'static, Service>) {
+async fn serve(mut stream: TcpStream, token: OwnedToken<Echo>) {
     let mut buf = [0u8; 1024];
     loop {
         tokio::select! {
@@ -64,13 +65,15 @@ async fn serve(mut stream: TcpStream, token: OperationToken<'static, Service>) {
 }
 
 /// Accepts connections; every connection task carries its own token.
-async fn accept_loop(listener: TcpListener, token: OperationToken<'static, Service>) {
+async fn accept_loop(listener: TcpListener, token: OwnedToken<Echo>) {
     loop {
         tokio::select! {
             () = token.cancelled() => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { return };
-                match ECHO.token() {
+                // A new token (refused once the final cleanup began), not a
+                // clone of this one (a clone is never refused).
+                match token.lifecycle().owned_token() {
                     Ok(t) => drop(tokio::spawn(serve(stream, t))),
                     Err(_) => return, // not Active any more: refuse
                 }
@@ -82,13 +85,13 @@ async fn accept_loop(listener: TcpListener, token: OperationToken<'static, Servi
 /// Starts the provider, echoes through `clients` connections (leaving them
 /// open), then awaits the final cleanup and returns its report and the
 /// bytes echoed.
-async fn run(clients: usize) -> (DrainReport, u64) {
-    ECHO.startup_async(Version::new(2, 2))
+async fn run(echo: &Arc<Lifecycle<Echo>>, clients: usize) -> (DrainReport, u64) {
+    echo.startup_async(Version::new(2, 2))
         .await
         .expect("startup");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(accept_loop(listener, ECHO.token().expect("token")));
+    tokio::spawn(accept_loop(listener, echo.owned_token().expect("token")));
 
     let mut open = Vec::new();
     for i in 0..clients {
@@ -100,7 +103,7 @@ async fn run(clients: usize) -> (DrainReport, u64) {
         assert_eq!(back, msg.as_bytes());
         open.push(c); // still connected: its task holds a token
     }
-    let echoed = ECHO
+    let echoed = echo
         .token()
         .expect("token")
         .state()
@@ -108,7 +111,7 @@ async fn run(clients: usize) -> (DrainReport, u64) {
         .load(Ordering::Relaxed);
     // The final cleanup: the connection tasks see the signal, drop their
     // tokens, and only then is the service released.
-    let report = tokio::time::timeout(Duration::from_secs(30), ECHO.cleanup_async())
+    let report = tokio::time::timeout(Duration::from_secs(30), echo.cleanup_async())
         .await
         .expect("the cleanup does not hang")
         .expect("cleanup")
@@ -122,18 +125,19 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (report, echoed) = rt.block_on(run(8));
+    let echo = Arc::new(Lifecycle::new(Echo));
+    let (report, echoed) = rt.block_on(run(&echo, 8));
     println!("echoed {echoed} bytes over 8 connections");
     println!("{report}");
     assert!(report.is_clean());
-    assert_eq!(ECHO.state(), State::Released);
+    assert_eq!(echo.state(), State::Released);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // O2, O4, L6: connection tasks holding tokens across `.await` stop on
+    // O2, O4, O5, L6: connection tasks holding owned tokens across `.await` stop on
     // the signal; the host's `cleanup_async` waits for all of them (the
     // accept loop's token and one per open connection) on a single-threaded
     // runtime, then releases the service.
@@ -143,7 +147,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (report, echoed) = rt.block_on(run(5));
+        let echo = Arc::new(Lifecycle::new(Echo));
+        let (report, echoed) = rt.block_on(run(&echo, 5));
         assert!(report.is_clean(), "{report}");
         assert!(report.operations.waited_for <= 6);
         assert_eq!(report.resources[0].name, "echo service");
@@ -151,6 +156,6 @@ mod tests {
             echoed,
             (0..5).map(|i| format!("hello {i}").len() as u64).sum()
         );
-        assert_eq!(ECHO.state(), State::Released);
+        assert_eq!(echo.state(), State::Released);
     }
 }

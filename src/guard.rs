@@ -212,27 +212,29 @@ impl<'a, S> OperationToken<'a, S> {
     /// A future that completes when the final cleanup has begun (at its
     /// cancel step). Runtime-agnostic (plain `std::task`).
     pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
-        Cancelled {
-            raw: self.raw,
-            key: None,
-        }
+        Cancelled::new(self.raw)
     }
 
     /// Blocks the calling thread until the final cleanup has begun.
     pub fn wait_cancelled(&self) {
-        let signal = std::sync::Arc::new(Signal::default());
-        let waker = std::task::Waker::from(std::sync::Arc::clone(&signal));
-        let mut key = None;
-        loop {
-            if let Some(k) = key.take() {
-                self.raw.forget_cancel(k);
-            }
-            match self.raw.on_cancel(waker.clone()) {
-                None => return,
-                Some(k) => key = Some(k),
-            }
-            signal.wait();
+        wait_cancelled(self.raw);
+    }
+}
+
+/// Blocks the calling thread until the final cleanup of `raw` has begun.
+pub(crate) fn wait_cancelled(raw: &RawLifecycle) {
+    let signal = std::sync::Arc::new(Signal::default());
+    let waker = std::task::Waker::from(std::sync::Arc::clone(&signal));
+    let mut key = None;
+    loop {
+        if let Some(k) = key.take() {
+            raw.forget_cancel(k);
         }
+        match raw.on_cancel(waker.clone()) {
+            None => return,
+            Some(k) => key = Some(k),
+        }
+        signal.wait();
     }
 }
 
@@ -255,13 +257,13 @@ impl<S> fmt::Debug for OperationToken<'_, S> {
 
 /// Marks the current thread as inside an operation of `raw` (L11) until
 /// dropped, unwinding included.
-struct Scope<'a> {
+pub(crate) struct Scope<'a> {
     raw: &'a RawLifecycle,
     held: Held,
 }
 
 impl<'a> Scope<'a> {
-    fn enter(raw: &'a RawLifecycle) -> Scope<'a> {
+    pub(crate) fn enter(raw: &'a RawLifecycle) -> Scope<'a> {
         Scope {
             raw,
             held: thread::hold(raw.id()),
@@ -336,9 +338,15 @@ impl std::task::Wake for Signal {
 }
 
 /// The future of [`OperationToken::cancelled`].
-struct Cancelled<'a> {
+pub(crate) struct Cancelled<'a> {
     raw: &'a RawLifecycle,
     key: Option<u64>,
+}
+
+impl<'a> Cancelled<'a> {
+    pub(crate) fn new(raw: &'a RawLifecycle) -> Cancelled<'a> {
+        Cancelled { raw, key: None }
+    }
 }
 
 impl std::future::Future for Cancelled<'_> {

@@ -164,7 +164,7 @@ pub use error::{BoxError, Cause, Error};
 pub use generation::StateRef;
 pub use guard::{OperationGuard, OperationToken, Tracked};
 pub use helper::{HelperJoin, HelperTask, Spawner, std_spawner};
-pub use lifecycle::{Cleanup, Lifecycle, Snapshot, Started};
+pub use lifecycle::{Cleanup, Lifecycle, OwnedToken, Snapshot, Started};
 pub use provider::{Provider, Registrar};
 pub use report::{
     DrainReport, HookOutcome, OperationsReport, PhaseTimings, ResourceReport, SocketFaults,

@@ -674,6 +674,8 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
 }
 
 mod exit;
+mod owned;
+pub use owned::OwnedToken;
 mod sockets;
 #[cfg(all(test, not(loom)))]
 mod tests;

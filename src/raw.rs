@@ -282,6 +282,20 @@ impl RawLifecycle {
         }
     }
 
+    /// One more count where a live guard or token is counted (`index`, from
+    /// its `enter`): a clone of an owned token ([O5](crate::contract#O5)).
+    /// Never fails: the count it joins is at least 1 until this returns, so
+    /// a drainer waiting on it still waits, and the shard never goes from 0
+    /// to 1 behind the drainer's back.
+    #[inline]
+    pub(crate) fn enter_again(&self, index: usize) {
+        // Relaxed: the holder's own count orders everything; this RMW only
+        // has to land in the shard's modification order before the
+        // holder's leave, which program order or the clone's hand-off to
+        // another thread guarantees.
+        self.shards[index % (SHARDS * LANES)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Undoes one `enter` counted at `index`, waking the drainer if it is
     /// waiting and this was the shard's last guard.
     #[inline]

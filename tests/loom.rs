@@ -1070,3 +1070,29 @@ fn l16_abandon_racing_the_guard_and_a_restart() {
         }
     });
 }
+
+// O5: an owned token cloned and dropped on another thread while the final
+// cleanup runs: the clone joins the counted operation (nothing released
+// while either lives) however the clone, the drops and the drain's park
+// interleave, and the drain's wait ends when the last goes.
+#[test]
+fn o5_owned_token_clone_racing_the_final_cleanup() {
+    loom::model(|| {
+        let c = StdArc::new(Counts::default());
+        let manual = Config::new().with_background_flush(BackgroundFlush::Manual);
+        let l = StdArc::new(Lifecycle::with_config(Model(c.clone()), manual));
+        l.startup(V).unwrap();
+        let token = l.owned_token().unwrap();
+        let c2 = c.clone();
+        let t = thread::spawn(move || {
+            let clone = token.clone();
+            drop(token);
+            assert!(!c2.released.load(SeqCst), "released under a live clone");
+            drop(clone);
+        });
+        let report = l.cleanup().unwrap().into_report().unwrap();
+        t.join().unwrap();
+        assert_eq!(c.releases.load(SeqCst), 1);
+        assert!(report.operations.waited_for <= 2);
+    });
+}

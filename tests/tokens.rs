@@ -176,3 +176,100 @@ fn l9_a_wait_startup_behind_its_own_token_gives_up_at_the_drain_deadline() {
     assert!(l.startup_with(V, StartupPolicy::Wait).unwrap().initialized);
     l.cleanup().unwrap();
 }
+
+/// A shared (`Arc`) lifecycle of [`Flagged`].
+fn shared() -> (Arc<Lifecycle<Flagged>>, Arc<AtomicBool>) {
+    let released = Arc::new(AtomicBool::new(false));
+    let l = Arc::new(Lifecycle::new(Flagged(released.clone())));
+    l.startup(V).unwrap();
+    (l, released)
+}
+
+fn assert_owned<T: Send + Sync + Clone + 'static>(_: &T) {}
+
+// O5: an owned token from an `Arc`ed lifecycle moves into `tokio::spawn`
+// (it is `'static`); the final cleanup waits for the task and releases
+// nothing while it runs.
+#[test]
+fn o5_an_owned_token_moves_into_a_spawned_task_and_is_waited_for() {
+    let _watchdog = watchdog(60);
+    let (l, released) = shared();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let token = l.owned_token().unwrap();
+    assert_owned(&token);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let task = {
+        let released = released.clone();
+        rt.spawn(token.track(async move {
+            started_tx.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(!released.load(SeqCst), "O2: released under a live token");
+        }))
+    };
+    // The runtime runs on its own thread, as in a host.
+    let driver = std::thread::spawn(move || rt.block_on(task).unwrap());
+    started_rx.recv().unwrap();
+    let r = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(r.operations.waited_for, 1);
+    assert!(released.load(SeqCst));
+    driver.join().unwrap();
+}
+
+// O5: every clone is counted; the drain waits for the last one, whichever
+// thread drops it, and a clone taken during the drain is waited for too.
+#[test]
+fn o5_clones_are_counted_even_during_the_drain() {
+    let _watchdog = watchdog(60);
+    let (l, released) = shared();
+    let token = l.owned_token().unwrap();
+    let first = token.clone();
+    assert_eq!(first.generation(), token.generation());
+    drop(token);
+    let cleaner = {
+        let l = l.clone();
+        std::thread::spawn(move || l.cleanup().unwrap().into_report().unwrap())
+    };
+    first.wait_cancelled();
+    assert!(first.is_cancelled());
+    assert_eq!(l.owned_token().err(), Some(Error::NotInitialised), "O1");
+    // Cloned while the drain waits: it extends the counted operation.
+    let second = first.clone();
+    drop(first);
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!released.load(SeqCst), "O2: a clone is waited for");
+    assert_eq!(l.state(), State::Draining);
+    drop(second);
+    let r = cleaner.join().unwrap();
+    assert!(released.load(SeqCst));
+    assert_eq!(r.operations.waited_for, 1);
+    assert_eq!(l.state(), State::Released);
+}
+
+// O5, L11: inside a tracked future (or a scope), a cleanup answers
+// InProgress instead of waiting for the token it runs under.
+#[test]
+fn o5_l11_scope_rules_hold_for_owned_tokens() {
+    let _watchdog = watchdog(60);
+    let (l, _) = shared();
+    let token = l.owned_token().unwrap();
+    assert_eq!(token.scope(|| l.cleanup().err()), Some(Error::InProgress));
+    let inner = l.clone();
+    let got = futures_lite_block_on(token.track(async move { inner.cleanup_async().await.err() }));
+    assert_eq!(got, Some(Error::InProgress));
+    assert_eq!(l.count(), 1, "the count is unchanged");
+    assert!(l.cleanup().unwrap().is_final(), "the tracked token is gone");
+}
+
+/// A minimal executor for a future that never waits.
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
