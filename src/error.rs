@@ -25,6 +25,7 @@ use std::sync::Arc;
 /// | [`Interrupted`](Error::Interrupted) | 10004 | a blocking call ended by the final cleanup's cancel step |
 /// | [`OperationAborted`](Error::OperationAborted) | 995 | a pending overlapped operation ended |
 /// | [`Winsock`](Error::Winsock) | any other | a provider's own code, carried unchanged ([E1](crate::contract#E1)) |
+/// | [`Caused`](Error::Caused) | any | a code with the error behind it as the `source` ([E1](crate::contract#E1)) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -82,6 +83,24 @@ pub enum Error {
     /// assert_eq!(Error::from_wsa_code(10038), Error::NotSocket);
     /// ```
     Winsock(i32),
+    /// A Winsock code with the error that caused it
+    /// ([E1](crate::contract#E1)): [`wsa_code`](Error::wsa_code) is the
+    /// code, unchanged on its way to the caller's `lpErrno`, and the
+    /// [`source`](std::error::Error::source) is the cause, kept whole. Build
+    /// it with [`Error::with_cause`] or [`Error::from_io`].
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// use std::error::Error as _;
+    /// use std::io;
+    ///
+    /// let e = Error::from_io(io::Error::from(io::ErrorKind::ConnectionReset));
+    /// assert_eq!(e.wsa_code(), 10054);
+    /// assert_eq!(e.wsa_name(), "WSAECONNRESET");
+    /// let io = e.source().unwrap().downcast_ref::<io::Error>().unwrap();
+    /// assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
+    /// ```
+    Caused(i32, Cause),
 }
 
 impl fmt::Display for Error {
@@ -105,6 +124,10 @@ impl fmt::Display for Error {
             Error::Interrupted => "the blocking call was interrupted",
             Error::OperationAborted => "the overlapped operation was aborted",
             Error::Winsock(_) => "the provider reported an error",
+            Error::Caused(code, _) => {
+                // The text of the code's own variant; the cause is the source.
+                return fmt::Display::fmt(&Error::from_wsa_code(*code), f);
+            }
         };
         write!(f, "{what} ({}, {})", self.wsa_name(), self.wsa_code())
     }
@@ -113,7 +136,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::SystemNotReady(cause) => Some(cause.get()),
+            Error::SystemNotReady(cause) | Error::Caused(_, cause) => Some(cause.get()),
             _ => None,
         }
     }
@@ -152,7 +175,7 @@ impl Error {
             Error::ProviderFailedInit => 10106,
             Error::Interrupted => 10004,
             Error::OperationAborted => 995,
-            Error::Winsock(code) => *code,
+            Error::Winsock(code) | Error::Caused(code, _) => *code,
         }
     }
 
@@ -206,6 +229,23 @@ impl Error {
             Error::Interrupted => "WSAEINTR",
             Error::OperationAborted => "WSA_OPERATION_ABORTED",
             Error::Winsock(code) => other_name(*code),
+            Error::Caused(code, _) => match *code {
+                // The codes of the crate's own variants, by their names.
+                10093 => "WSANOTINITIALISED",
+                10092 => "WSAVERNOTSUPPORTED",
+                10091 => "WSASYSNOTREADY",
+                10067 => "WSAEPROCLIM",
+                10036 => "WSAEINPROGRESS",
+                10038 => "WSAENOTSOCK",
+                10035 => "WSAEWOULDBLOCK",
+                10014 => "WSAEFAULT",
+                10050 => "WSAENETDOWN",
+                10104 => "WSAEINVALIDPROCTABLE",
+                10106 => "WSAEPROVIDERFAILEDINIT",
+                10004 => "WSAEINTR",
+                995 => "WSA_OPERATION_ABORTED",
+                other => other_name(other),
+            },
         }
     }
 
@@ -226,6 +266,58 @@ impl Error {
     pub fn system_not_ready(cause: impl Into<BoxError>) -> Error {
         Error::SystemNotReady(Cause::from(cause.into()))
     }
+
+    /// Winsock `code` caused by `cause` ([`Error::Caused`]): the code
+    /// reaches the caller unchanged ([E1](crate::contract#E1)), the cause
+    /// stays the [`source`](std::error::Error::source).
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// use std::error::Error as _;
+    ///
+    /// let e = Error::with_cause(10055, "the send queue is full");
+    /// assert_eq!(e.wsa_code(), 10055);
+    /// assert_eq!(e.source().unwrap().to_string(), "the send queue is full");
+    /// ```
+    pub fn with_cause(code: i32, cause: impl Into<BoxError>) -> Error {
+        Error::Caused(code, Cause::from(cause.into()))
+    }
+
+    /// The Winsock code of an I/O error, with the error as the cause: a
+    /// socket over the operating system's sockets reports what the peer
+    /// did (`ConnectionReset` is `WSAECONNRESET`, 10054), not a generic
+    /// failure. A raw OS error on Windows is already a Winsock code and is
+    /// kept; kinds without a Winsock counterpart are `WSAENETDOWN` (10050).
+    /// (For `initialize`, `?` on an I/O error gives `SystemNotReady`.)
+    #[must_use]
+    pub fn from_io(e: std::io::Error) -> Error {
+        use std::io::ErrorKind as K;
+        #[cfg(windows)]
+        if let Some(code) = e.raw_os_error().filter(|c| (10000..12000).contains(c)) {
+            return Error::Caused(code, Cause::new(e));
+        }
+        let code = match e.kind() {
+            K::ConnectionReset => 10054,
+            K::ConnectionAborted => 10053,
+            K::ConnectionRefused => 10061,
+            K::NotConnected => 10057,
+            K::BrokenPipe => 10058,
+            K::AddrInUse => 10048,
+            K::AddrNotAvailable => 10049,
+            K::TimedOut => 10060,
+            K::WouldBlock => 10035,
+            K::Interrupted => 10004,
+            K::InvalidInput => 10022,
+            K::PermissionDenied => 10013,
+            K::OutOfMemory => 10055,
+            K::Unsupported => 10045,
+            K::HostUnreachable => 10065,
+            K::NetworkUnreachable => 10051,
+            K::NetworkDown => 10050,
+            _ => 10050,
+        };
+        Error::Caused(code, Cause::new(e))
+    }
 }
 
 /// The names of the Winsock codes a provider reports most often beyond the
@@ -244,6 +336,11 @@ const fn other_name(code: i32) -> &'static str {
         10058 => "WSAESHUTDOWN",
         10060 => "WSAETIMEDOUT",
         10061 => "WSAECONNREFUSED",
+        10013 => "WSAEACCES",
+        10048 => "WSAEADDRINUSE",
+        10049 => "WSAEADDRNOTAVAIL",
+        10051 => "WSAENETUNREACH",
+        10065 => "WSAEHOSTUNREACH",
         _ => "a Winsock error",
     }
 }
@@ -301,6 +398,71 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // E1: a code with its cause keeps both: the code for lpErrno, the
+    // cause as the source; its text is the code's own.
+    #[test]
+    fn e1_a_caused_code_keeps_its_source() {
+        use std::error::Error as _;
+        let e = Error::with_cause(10054, "peer reset");
+        assert_eq!(e.wsa_code(), 10054);
+        assert_eq!(e.wsa_name(), "WSAECONNRESET");
+        assert_eq!(e.source().unwrap().to_string(), "peer reset");
+        assert_eq!(e.to_string(), Error::Winsock(10054).to_string());
+        let e = Error::with_cause(10093, "x");
+        assert_eq!(e.wsa_name(), "WSANOTINITIALISED");
+        assert_eq!(e.to_string(), Error::NotInitialised.to_string());
+        for (code, name) in [
+            (10092, "WSAVERNOTSUPPORTED"),
+            (10091, "WSASYSNOTREADY"),
+            (10067, "WSAEPROCLIM"),
+            (10036, "WSAEINPROGRESS"),
+            (10038, "WSAENOTSOCK"),
+            (10035, "WSAEWOULDBLOCK"),
+            (10014, "WSAEFAULT"),
+            (10050, "WSAENETDOWN"),
+            (10104, "WSAEINVALIDPROCTABLE"),
+            (10106, "WSAEPROVIDERFAILEDINIT"),
+            (10004, "WSAEINTR"),
+            (995, "WSA_OPERATION_ABORTED"),
+        ] {
+            assert_eq!(Error::with_cause(code, "c").wsa_name(), name);
+            assert_eq!(Error::from_wsa_code(code).wsa_name(), name);
+        }
+    }
+
+    // E1: I/O errors map to the Winsock code of what happened.
+    #[test]
+    fn e1_io_errors_map_to_their_winsock_codes() {
+        use std::io::{Error as Io, ErrorKind as K};
+        for (kind, code) in [
+            (K::ConnectionReset, 10054),
+            (K::ConnectionAborted, 10053),
+            (K::ConnectionRefused, 10061),
+            (K::NotConnected, 10057),
+            (K::BrokenPipe, 10058),
+            (K::AddrInUse, 10048),
+            (K::AddrNotAvailable, 10049),
+            (K::TimedOut, 10060),
+            (K::WouldBlock, 10035),
+            (K::Interrupted, 10004),
+            (K::InvalidInput, 10022),
+            (K::PermissionDenied, 10013),
+            (K::OutOfMemory, 10055),
+            (K::Unsupported, 10045),
+            (K::HostUnreachable, 10065),
+            (K::NetworkUnreachable, 10051),
+            (K::NetworkDown, 10050),
+            (K::Other, 10050),
+        ] {
+            let e = Error::from_io(Io::from(kind));
+            assert_eq!(e.wsa_code(), code, "{kind:?}");
+            let Error::Caused(_, cause) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(cause.get().downcast_ref::<Io>().unwrap().kind(), kind);
+        }
+    }
 
     // D2: every variant maps to its Winsock code.
     #[test]

@@ -440,6 +440,8 @@ impl<P: Provider> Lifecycle<P> {
                 })
             }
             Err(e) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(generation, error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "initialization failed");
                 // L2: release what it registered, in reverse order, before the
                 // state goes back, so a retry starts from nothing.
                 release_resources(resources);

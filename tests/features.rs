@@ -38,6 +38,8 @@ fn features_tracing_then_serde() {
     tracing_the_drain_warns_while_it_still_waits();
     #[cfg(feature = "tracing")]
     tracing_an_abandoning_drain_warns_then_and_there();
+    #[cfg(feature = "tracing")]
+    tracing_a_failed_initialization_is_logged_with_its_cause();
     #[cfg(feature = "serde")]
     serde_the_report_serializes_with_every_field();
 }
@@ -255,4 +257,26 @@ fn tracing_an_abandoning_drain_warns_then_and_there() {
         .map(|(_, f)| f.clone())
         .expect("the abandon is logged");
     assert!(warning.contains("outstanding=1"), "{warning}");
+}
+
+/// A failed `initialize` is logged with its error and its cause.
+#[cfg(feature = "tracing")]
+fn tracing_a_failed_initialization_is_logged_with_its_cause() {
+    let p = FakeProvider::default();
+    p.knobs
+        .fail_init
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let l = lifecycle_with(Config::new(), p);
+    let (capture, seen) = tracing_capture::Capture::new();
+    let e = tracing::subscriber::with_default(capture, || l.startup(V)).unwrap_err();
+    assert_eq!(e.wsa_code(), 10091);
+    let seen = seen.lock();
+    let line = seen
+        .events
+        .iter()
+        .find(|(level, f)| *level == tracing::Level::WARN && f.contains("initialization failed"))
+        .map(|(_, f)| f.clone())
+        .expect("the failure is logged");
+    assert!(line.contains("fake init failure"), "{line}");
+    assert!(line.contains("WSASYSNOTREADY"), "{line}");
 }

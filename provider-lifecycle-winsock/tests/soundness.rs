@@ -353,6 +353,9 @@ fn e1_a_providers_own_code_reaches_lperrno() {
         SEND_ERROR.store(code, SeqCst);
         assert_eq!(send(&t, s, b"x"), (SOCKET_ERROR, 0, code));
     }
+    // An io::Error from the socket, kept as the cause: still 10054.
+    SEND_ERROR.store(-1, SeqCst);
+    assert_eq!(send(&t, s, b"x"), (SOCKET_ERROR, 0, 10054));
     SEND_ERROR.store(0, SeqCst);
     cleanup(&t);
 }

@@ -106,6 +106,11 @@ impl WinsockSocket for MemSocket {
     fn send(&mut self, buffers: &[&[u8]]) -> Result<u32, Error> {
         match SEND_ERROR.load(SeqCst) {
             0 => {}
+            // The socket's own I/O error, kept as the cause (E1).
+            -1 => {
+                let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                return Err(Error::from_io(reset));
+            }
             code => return Err(Error::from_wsa_code(code)),
         }
         let n: usize = buffers.iter().map(|b| b.len()).sum();
