@@ -24,6 +24,7 @@ use crate::state::MAX_COUNT;
 /// logs a warning with the `tracing` feature: it never waits silently
 /// forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum StartupPolicy {
     /// Block until the provider is Released, then initialize a fresh
     /// generation (the default).
@@ -40,6 +41,7 @@ pub enum StartupPolicy {
 /// How the final cleanup closes sockets the application left open ([L6.2](crate::contract#L6.2)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum OpenSocketPolicy {
     /// Abortively: unsent data is discarded and its byte count reported
     /// (the default, like `WSACleanup` on open sockets).
@@ -54,6 +56,7 @@ pub enum OpenSocketPolicy {
 /// ([S4](crate::contract#S4)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum BackgroundFlush {
     /// A helper thread of the lifecycle, started by the first background
     /// close of a generation, asleep unless a socket woke it, and joined by

@@ -128,6 +128,9 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The loom build is the crate testing itself: keep `cfg(loom)` out of the
+// rendered "Available on" notes.
+#![cfg_attr(docsrs, doc(auto_cfg(hide(loom))))]
 
 mod background;
 mod close;

@@ -25,6 +25,7 @@ use crate::{BoxError, Error, Negotiated, Provider, Resource, SocketHandle, Versi
 
 /// The result of a successful startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Started {
     /// The negotiated version and the provider's highest ([V2](crate::contract#V2)). A caller that
     /// rejects it must still call cleanup once ([L3](crate::contract#L3)).
@@ -36,7 +37,9 @@ pub struct Started {
     pub initialized: bool,
 }
 
-/// The result of a successful cleanup.
+/// The result of a successful cleanup: a plain decrement or the final one.
+/// These are the only two a cleanup can be ([L5](crate::contract#L5),
+/// [L6](crate::contract#L6)), so the enum never grows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cleanup {
     /// The count went down and stays at least 1; nothing was closed
@@ -88,6 +91,7 @@ enum Begin<'a, P: Provider> {
 
 /// A consistent reading of the state, count and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The state.
     pub state: State,

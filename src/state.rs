@@ -69,6 +69,9 @@ use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 /// The four states of the lifecycle (see the crate docs' state table).
 ///
+/// These four are the contract's states and never grow: a match on them
+/// need not have a wildcard arm.
+///
 /// `Uninitialized` is spelled the American way like the rest of the API;
 /// the error [`NotInitialised`](crate::Error::NotInitialised) keeps the
 /// British spelling of the Winsock code it stands for, `WSANOTINITIALISED`.

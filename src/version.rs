@@ -239,11 +239,31 @@ impl VersionSet {
 /// The outcome of one version negotiation (rule [V2](crate::contract#V2)): what `WSPStartup` writes
 /// into `wVersion` and `wHighVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// `min(requested, highest)`: the version the caller is to use.
     pub version: Version,
     /// The highest version the provider supports.
     pub high_version: Version,
+}
+
+impl Negotiated {
+    /// An outcome, for a provider that negotiates by hand
+    /// ([`Provider::negotiate`](crate::Provider::negotiate)).
+    ///
+    /// ```
+    /// use provider_lifecycle::{Negotiated, Version};
+    /// let n = Negotiated::new(Version::new(2, 0), Version::new(2, 2));
+    /// assert_eq!(n.version, Version::new(2, 0));
+    /// assert_eq!(n.high_version, Version::new(2, 2));
+    /// ```
+    #[must_use]
+    pub const fn new(version: Version, high_version: Version) -> Negotiated {
+        Negotiated {
+            version,
+            high_version,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,14 +122,8 @@ fn l2_failed_init_after_release_goes_back_to_released() {
     l.cleanup().unwrap();
     knobs.fail_init.store(true, Ordering::SeqCst);
     assert!(l.startup(v(2, 2)).is_err());
-    assert_eq!(
-        l.snapshot(),
-        Snapshot {
-            state: State::Released,
-            count: 0,
-            generation: 1
-        }
-    );
+    let s = l.snapshot();
+    assert_eq!((s.state, s.count, s.generation), (State::Released, 0, 1));
 }
 
 #[test]
@@ -414,13 +408,7 @@ fn v2_negotiation_below_within_above() {
     assert_eq!(l.count(), 0);
     assert_eq!(log.inits(), 0, "a rejected version never initializes");
     let s = l.startup(v(1, 1)).unwrap();
-    assert_eq!(
-        s.negotiated,
-        Negotiated {
-            version: v(1, 1),
-            high_version: v(2, 2)
-        }
-    );
+    assert_eq!(s.negotiated, Negotiated::new(v(1, 1), v(2, 2)));
     let s = l.startup(v(2, 1)).unwrap();
     assert_eq!(s.negotiated.version, v(2, 1));
     let s = l.startup(v(255, 255)).unwrap();

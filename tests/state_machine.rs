@@ -425,13 +425,10 @@ impl StateMachineTest for LifecycleTest {
     }
 
     fn check_invariants(s: &Sut, m: &Model) {
+        let snap = s.l.snapshot();
         assert_eq!(
-            s.l.snapshot(),
-            Snapshot {
-                state: m.state,
-                count: m.count,
-                generation: m.generation
-            }
+            (snap.state, snap.count, snap.generation),
+            (m.state, m.count, m.generation)
         );
         assert_eq!(
             s.log.inits(),
