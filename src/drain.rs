@@ -62,11 +62,14 @@ impl Probe {
     }
 }
 
-/// `start + d`, saturating far in the future instead of overflowing.
+/// What "no deadline" means: a century.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `start + d`, saturating a century ahead instead of overflowing.
 pub(crate) fn after(start: Instant, d: Duration) -> Instant {
     start
         .checked_add(d)
-        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .or_else(|| start.checked_add(CENTURY))
         .unwrap_or(start)
 }
 
@@ -75,7 +78,7 @@ pub(crate) fn after(start: Instant, d: Duration) -> Instant {
 /// per socket.
 fn far() -> Instant {
     static FAR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *FAR.get_or_init(|| after(Instant::now(), Duration::from_secs(100 * 365 * 24 * 3600)))
+    *FAR.get_or_init(|| after(Instant::now(), CENTURY))
 }
 
 /// One socket on its way out (see the module docs).
@@ -523,6 +526,20 @@ impl Wake for Interrupt {
 mod tests {
     use super::*;
     use crate::report::SocketOutcome;
+
+    const YEARS_99: Duration = Duration::from_secs(99 * 365 * 24 * 3600);
+
+    // S3, L6.3: "no deadline" (a background close of a slow socket) is a
+    // century away, not minutes or days: a flush cut short there would
+    // discard bytes no deadline asked to discard.
+    #[test]
+    fn s3_no_deadline_is_a_century_away() {
+        let now = Instant::now();
+        assert!(far().saturating_duration_since(now) > YEARS_99);
+        // An overflowing `start + d` saturates a century ahead, not at `start`.
+        assert!(after(now, Duration::MAX).saturating_duration_since(now) > YEARS_99);
+        assert_eq!(after(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+    }
 
     /// Pending until `open`; counts polls; leaves its waker.
     struct Gate {
