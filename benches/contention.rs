@@ -25,6 +25,9 @@
 //!   `TaskTracker::token()` (the peer users of async runtimes know, itself
 //!   an `Arc` clone and a shared count), at T = 1, 2 and 4 threads.
 //!
+//! - `socket/{with_socket,operate,enter_state,floor}/T`: the socket path a
+//!   provider call takes, each worker on its own socket (see `socket_path`).
+//!
 //! Reported times are per operation pair *per thread*: each worker runs
 //! `iters` pairs after a spin barrier and the slowest worker's time is
 //! returned. Run: `cargo bench --bench contention`.
@@ -106,10 +109,20 @@ fn run_threads<S: Sync>(
     shared: &S,
     op: impl Fn(&S) + Sync,
 ) -> Duration {
+    run_workers(threads, iters, shared, |s, _| op(s))
+}
+
+/// [`run_threads`] with each worker's index (0..threads) passed to `op`.
+fn run_workers<S: Sync>(
+    threads: usize,
+    iters: u64,
+    shared: &S,
+    op: impl Fn(&S, usize) + Sync,
+) -> Duration {
     let ready = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|worker| {
                 let (ready, op) = (&ready, &op);
                 scope.spawn(move || {
                     ready.fetch_add(1, Ordering::AcqRel);
@@ -118,7 +131,7 @@ fn run_threads<S: Sync>(
                     }
                     let start = Instant::now();
                     for _ in 0..iters {
-                        op(shared);
+                        op(shared, worker);
                     }
                     start.elapsed()
                 })
@@ -304,5 +317,105 @@ fn token(c: &mut Criterion) {
     shared.cleanup().unwrap();
 }
 
-criterion_group!(benches, startup_cleanup, enter_exit, token);
+/// A provider with a trivial socket, for the socket path.
+struct Socketed;
+
+struct Sock(u64);
+
+impl provider_lifecycle::Socket for Sock {
+    fn unsent(&self) -> u64 {
+        0
+    }
+    fn poll_flush(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), provider_lifecycle::BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn abort(&mut self) -> Result<(), provider_lifecycle::BoxError> {
+        Ok(())
+    }
+}
+
+impl Provider for Socketed {
+    type Socket = Sock;
+    type State = u64;
+    fn versions(&self) -> VersionRange {
+        VersionRange::new(V, V)
+    }
+    fn initialize(
+        &self,
+        _: &mut provider_lifecycle::Registrar,
+    ) -> Result<u64, provider_lifecycle::Error> {
+        Ok(1)
+    }
+}
+
+/// The socket path (issue 21): each worker on its own socket. `with_socket`
+/// (a guard and a lookup), `operate` (a guard, a lookup and the state),
+/// `enter_state` (a guard and `state()`), against `floor`: what such a call
+/// needs at least, this thread's shard add/sub and the socket's own
+/// uncontended mutex.
+fn socket_path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("socket");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    let l = Lifecycle::new(Socketed);
+    l.startup(V).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| l.register_socket(Sock(0)).unwrap())
+        .collect();
+    let floor_shards = Shards(std::array::from_fn(|_| Default::default()));
+    let floor_socks: Vec<crossbeam_utils::CachePadded<std::sync::Mutex<u64>>> =
+        (0..4).map(|_| Default::default()).collect();
+    for threads in [1, 2, 4] {
+        g.bench_with_input(
+            BenchmarkId::new("with_socket", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    run_workers(t, iters, &l, |l, w| {
+                        l.with_socket(handles[w], |s| s.0 = black_box(s.0 + 1))
+                            .unwrap();
+                    })
+                });
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("operate", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_workers(t, iters, &l, |l, w| {
+                    l.operate(handles[w], |st, s| s.0 = black_box(s.0 + *st))
+                        .unwrap();
+                })
+            });
+        });
+        g.bench_with_input(
+            BenchmarkId::new("enter_state", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    run_threads(t, iters, &l, |l| {
+                        let g = l.enter().unwrap();
+                        black_box(*g.state());
+                    })
+                });
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("floor", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                run_workers(t, iters, &floor_shards, |s, w| {
+                    let i = MY_SHARD.with(|i| *i);
+                    s.0[i].fetch_add(1, Ordering::Acquire);
+                    *floor_socks[w].lock().unwrap() += 1;
+                    s.0[i].fetch_sub(1, Ordering::Release);
+                })
+            });
+        });
+    }
+    g.finish();
+    l.cleanup().unwrap();
+}
+
+criterion_group!(benches, startup_cleanup, enter_exit, token, socket_path);
 criterion_main!(benches);

@@ -538,7 +538,10 @@ mod tests {
         assert!(far().saturating_duration_since(now) > YEARS_99);
         // An overflowing `start + d` saturates a century ahead, not at `start`.
         assert!(after(now, Duration::MAX).saturating_duration_since(now) > YEARS_99);
-        assert_eq!(after(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        assert_eq!(
+            after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
     }
 
     /// Pending until `open`; counts polls; leaves its waker.

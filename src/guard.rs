@@ -51,6 +51,7 @@ pub struct OperationGuard<'a, S = ()> {
     raw: &'a RawLifecycle,
     state: &'a StateCell<S>,
     shard: usize,
+    generation: u64,
     held: Held,
     _not_send: PhantomData<*const ()>,
 }
@@ -77,6 +78,7 @@ impl<'a, S> OperationGuard<'a, S> {
                 raw,
                 state: states.at(shard),
                 shard,
+                generation: w.generation(),
                 held,
                 _not_send: PhantomData,
             },
@@ -90,6 +92,19 @@ impl<'a, S> OperationGuard<'a, S> {
     /// is gone ([O2](crate::contract#O2)).
     pub fn state(&self) -> StateRef<'_, S> {
         self.state.read()
+    }
+
+    /// The generation this guard's operation runs in (it cannot end while
+    /// the guard lives, unless a bounded final cleanup abandoned the guard:
+    /// [L16](crate::contract#L16)).
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether this guard was taken from `raw`.
+    pub(crate) fn is_of(&self, raw: &RawLifecycle) -> bool {
+        std::ptr::eq(self.raw, raw)
     }
 }
 

@@ -549,3 +549,43 @@ fn initialize_can_read_the_lifecycle_but_not_use_it() {
     assert_eq!(report.resources.len(), 1);
     assert_eq!(report.resources[0].name, "through the registrar");
 }
+
+// O1, S1, S7: `operate` reaches state and socket under one guard;
+// `with_socket_in` uses the caller's guard: a handle of another generation
+// or a guard of another lifecycle reaches nothing, and nothing is reached
+// once not Active.
+#[test]
+fn s7_operate_and_with_socket_in_reach_only_their_own_sockets() {
+    let (l, log, _) = lc(&[]);
+    let (other, _, _) = lc(&[]);
+    l.startup(v(2, 2)).unwrap();
+    other.startup(v(2, 2)).unwrap();
+    let (sock, state) = FakeSocket::new(1, SockPlan::default(), &log);
+    let h = l.register_socket(sock).unwrap();
+    assert_eq!(l.operate(h, |(), s| s.write(3)), Ok(()));
+    assert_eq!(state.lock().accepted, 3);
+    let g = l.enter().unwrap();
+    assert_eq!(g.generation(), 0);
+    assert_eq!(l.with_socket_in(&g, h, |s| s.id), Ok(1));
+    let foreign = other.enter().unwrap();
+    assert_eq!(
+        l.with_socket_in(&foreign, h, |s| s.id),
+        Err(Error::NotSocket),
+        "a guard of another lifecycle"
+    );
+    drop((g, foreign));
+    l.cleanup().unwrap();
+    assert_eq!(l.operate(h, |(), _| ()), Err(Error::NotInitialised), "L8");
+    l.startup(v(2, 2)).unwrap();
+    let g = l.enter().unwrap();
+    assert_eq!(g.generation(), 1);
+    assert_eq!(
+        l.with_socket_in(&g, h, |s| s.id),
+        Err(Error::NotSocket),
+        "S7: a handle of the last generation"
+    );
+    assert_eq!(l.operate(h, |(), _| ()), Err(Error::NotSocket));
+    drop(g);
+    other.cleanup().unwrap();
+    l.cleanup().unwrap();
+}

@@ -173,11 +173,13 @@ pub(crate) fn close<P: WinsockProvider>(guard: &Guard<P>, s: SOCKET) -> Result<(
 
 /// Runs `f` on the socket behind `s`.
 fn on_socket<P: WinsockProvider, R>(
+    guard: &Guard<P>,
     shim: &Shim,
     s: SOCKET,
     f: impl FnOnce(&mut P::Socket) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    P::lifecycle().with_socket(shim.entry(s)?.handle, f)?
+    // Under the entry's own guard: no second one.
+    P::lifecycle().with_socket_in(guard, shim.entry(s)?.handle, f)?
 }
 
 /// `WSPSend`: hands the buffers (read whole by the shell, D3) to the
@@ -192,15 +194,15 @@ pub(crate) fn send<P: WinsockProvider>(
     let state = guard.state();
     let shim = P::shim(&state);
     let Some(args) = overlapped else {
-        return on_socket::<P, _>(shim, s, |sock| sock.send(buffers)).map(Settled::Done);
+        return on_socket::<P, _>(guard, shim, s, |sock| sock.send(buffers)).map(Settled::Done);
     };
     let entry = shim.entry(s)?;
     let ops = shim.ops();
     // The guard's generation (it cannot end while the guard lives).
-    let generation = P::lifecycle().generation();
+    let generation = guard.generation();
     let token = ops.start(generation, entry.socket, s, entry.upcall, args);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        on_socket::<P, _>(shim, s, |sock| sock.send_overlapped(buffers, token))
+        on_socket::<P, _>(guard, shim, s, |sock| sock.send_overlapped(buffers, token))
     }));
     let result = match result {
         Ok(r) => r.map_err(Some),
@@ -219,7 +221,7 @@ pub(crate) fn set_linger<P: WinsockProvider>(
     raw: [u8; 4],
 ) -> Result<(), Error> {
     let state = guard.state();
-    on_socket::<P, _>(P::shim(&state), s, |sock| {
+    on_socket::<P, _>(guard, P::shim(&state), s, |sock| {
         let linger = if name == SO_LINGER {
             Linger::from_winsock(
                 u16::from_ne_bytes([raw[0], raw[1]]),
@@ -248,7 +250,7 @@ pub(crate) fn get_linger<P: WinsockProvider>(
     name: i32,
 ) -> Result<[u8; 4], Error> {
     let state = guard.state();
-    let linger = on_socket::<P, _>(P::shim(&state), s, |sock| Ok(sock.linger()))?;
+    let linger = on_socket::<P, _>(guard, P::shim(&state), s, |sock| Ok(sock.linger()))?;
     Ok(if name == SO_LINGER {
         let (on, secs) = linger.to_winsock();
         let mut b = [0u8; 4];
@@ -294,7 +296,7 @@ pub(crate) fn overlapped_result<P: WinsockProvider>(
         shim.entry(s)?;
         std::sync::Arc::clone(shim.ops())
     };
-    let generation = P::lifecycle().generation();
+    let generation = guard.generation();
     drop(guard);
     Ok(ops.result(overlapped, wait, generation))
 }

@@ -50,14 +50,132 @@ impl<P: Provider> Lifecycle<P> {
         f: impl FnOnce(&mut P::Socket) -> R,
     ) -> Result<R, Error> {
         let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w)?;
+        let cell = self.lookup(handle, w.generation())?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
         Ok(f(socket))
     }
 
-    fn lookup(&self, handle: SocketHandle, w: Word) -> Result<Cell<P::Socket>, Error> {
-        if !handle.may_belong_to(w.generation()) {
+    /// Runs `f` on the provider's state and the socket behind `handle`, in
+    /// one operation guard and one lookup: the shape of a provider call
+    /// that needs both (its per-generation pool or upcall table, and the
+    /// socket).
+    ///
+    /// ```
+    /// use provider_lifecycle::*;
+    ///
+    /// struct P;
+    /// struct Sock(Vec<u8>);
+    /// impl Socket for Sock {
+    ///     fn unsent(&self) -> u64 {
+    ///         0
+    ///     }
+    ///     fn poll_flush(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+    ///         std::task::Poll::Ready(Ok(()))
+    ///     }
+    ///     fn abort(&mut self) -> Result<(), BoxError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// impl Provider for P {
+    ///     type Socket = Sock;
+    ///     type State = usize; // the MTU, say
+    ///     fn versions(&self) -> VersionRange {
+    ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    ///     }
+    ///     fn initialize(&self, _: &mut Registrar) -> Result<usize, Error> {
+    ///         Ok(4)
+    ///     }
+    /// }
+    ///
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2)).unwrap();
+    /// let h = l.register_socket(Sock(Vec::new())).unwrap();
+    /// let sent = l.operate(h, |mtu, sock| {
+    ///     let n = (*mtu).min(6);
+    ///     sock.0.extend_from_slice(&b"hello!"[..n]);
+    ///     n
+    /// });
+    /// assert_eq!(sent, Ok(4));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`with_socket`](Lifecycle::with_socket).
+    pub fn operate<R>(
+        &self,
+        handle: SocketHandle,
+        f: impl FnOnce(&P::State, &mut P::Socket) -> R,
+    ) -> Result<R, Error> {
+        let (guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
+        let cell = self.lookup(handle, w.generation())?;
+        let state = guard.state();
+        let mut slot = cell.lock();
+        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
+        Ok(f(&state, socket))
+    }
+
+    /// [`with_socket`](Lifecycle::with_socket) under a guard the caller
+    /// already holds: no second guard. For a provider whose every entry
+    /// takes a guard first (to answer `NotInitialised` before it looks at
+    /// anything, [L8](crate::contract#L8)) and then reaches a socket, as
+    /// the Winsock shim does.
+    ///
+    /// ```
+    /// use provider_lifecycle::*;
+    ///
+    /// struct P;
+    /// struct Sock(Vec<u8>);
+    /// impl Socket for Sock {
+    ///     fn unsent(&self) -> u64 {
+    ///         0
+    ///     }
+    ///     fn poll_flush(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+    ///         std::task::Poll::Ready(Ok(()))
+    ///     }
+    ///     fn abort(&mut self) -> Result<(), BoxError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// impl Provider for P {
+    ///     type Socket = Sock;
+    ///     type State = ();
+    ///     fn versions(&self) -> VersionRange {
+    ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    ///     }
+    ///     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2)).unwrap();
+    /// let h = l.register_socket(Sock(Vec::new())).unwrap();
+    /// let guard = l.enter().unwrap(); // the entry's own guard
+    /// assert_eq!(l.with_socket_in(&guard, h, |s| s.0.len()), Ok(0));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSocket`] for a handle that was not issued for an open
+    /// socket of the guard's generation, or a guard of another lifecycle.
+    pub fn with_socket_in<R>(
+        &self,
+        guard: &OperationGuard<'_, P::State>,
+        handle: SocketHandle,
+        f: impl FnOnce(&mut P::Socket) -> R,
+    ) -> Result<R, Error> {
+        if !guard.is_of(&self.raw) {
+            return Err(Error::NotSocket);
+        }
+        let cell = self.lookup(handle, guard.generation())?;
+        let mut slot = cell.lock();
+        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
+        Ok(f(socket))
+    }
+
+    fn lookup(&self, handle: SocketHandle, generation: u64) -> Result<Cell<P::Socket>, Error> {
+        if !handle.may_belong_to(generation) {
             return Err(Error::NotSocket);
         }
         self.sockets.lock().get(handle)
@@ -77,7 +195,7 @@ impl<P: Provider> Lifecycle<P> {
     ///   and unsent data; nothing was done and the handle stays valid.
     pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
         let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w)?;
+        let cell = self.lookup(handle, w.generation())?;
         let mut slot = cell.lock();
         let socket = slot.as_mut().ok_or(Error::NotSocket)?;
         let probed = Probe::of(socket);
