@@ -544,6 +544,89 @@ mod tests {
         );
     }
 
+    // L6.3: a linger timeout later than the drain deadline loses to it (the
+    // cleanup keeps its deadline); at the same instant the drain's wins too.
+    #[test]
+    fn l6_3_the_earlier_of_linger_and_drain_deadline_bounds_a_flush() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(10);
+        let (e, _, _) = gate();
+        let e = e.bound(Some(later), now);
+        assert_eq!(
+            (e.deadline, e.deadline_outcome),
+            (now, SocketOutcome::Deadline)
+        );
+        let (e, _, _) = gate();
+        let e = e.bound(Some(now), later);
+        assert_eq!(
+            (e.deadline, e.deadline_outcome),
+            (now, SocketOutcome::LingerTimeout)
+        );
+        let (e, _, _) = gate();
+        let e = e.bound(Some(now), now);
+        assert_eq!(
+            e.deadline_outcome,
+            SocketOutcome::Deadline,
+            "a tie is the drain's"
+        );
+        let (e, _, _) = gate();
+        assert_eq!(e.bound(None, now).deadline_outcome, SocketOutcome::Deadline);
+    }
+
+    // S5: an async drain asking whether to sleep is told not to when a wake
+    // is already queued (else it would sleep on it until its deadline).
+    #[test]
+    fn s5_a_queued_wake_keeps_the_async_drain_awake() {
+        let q = ReadyQueue::new();
+        assert!(!q.woken_or_register(Waker::noop()), "nothing queued: sleep");
+        q.push(0, 1);
+        assert!(q.woken_or_register(Waker::noop()), "a wake is queued");
+        let q = ReadyQueue::new();
+        q.interrupt();
+        assert!(q.woken_or_register(Waker::noop()), "interrupted");
+    }
+
+    /// Releases with the given outcome; its `Drop` panics.
+    struct Exploding(bool);
+
+    impl Socket for Exploding {
+        fn unsent(&self) -> u64 {
+            0
+        }
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), crate::BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn abort(&mut self) -> Result<(), crate::BoxError> {
+            Ok(())
+        }
+        fn release(&mut self) -> Result<(), crate::BoxError> {
+            if self.0 {
+                Ok(())
+            } else {
+                Err("release failed".into())
+            }
+        }
+    }
+
+    impl Drop for Exploding {
+        fn drop(&mut self) {
+            panic!("drop exploded");
+        }
+    }
+
+    // L14, S2: a panicking `Drop` is the release's outcome only if the
+    // release itself went well; a failed release keeps its own report.
+    #[test]
+    fn l14_a_failed_release_is_not_hidden_by_a_panicking_drop() {
+        let ok_then_panic = release_and_drop(Exploding(true));
+        assert!(
+            matches!(&ok_then_panic, HookOutcome::Panicked(p) if p.contains("drop exploded")),
+            "{ok_then_panic:?}"
+        );
+        let failed = release_and_drop(Exploding(false));
+        assert_eq!(failed, HookOutcome::Failed("release failed".into()));
+    }
+
     /// Pending until `open`; counts polls; leaves its waker.
     struct Gate {
         open: bool,

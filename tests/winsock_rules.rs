@@ -317,3 +317,23 @@ fn w3_w4_closing_one_duplicate_leaves_pending_operations_alone() {
     assert_eq!(*log.lock(), [(true, 5)]);
     l.cleanup().unwrap();
 }
+
+// W4, S3: a background close's line counts the overlapped operations its
+// close ended, like any other close.
+#[test]
+fn w4_a_background_close_reports_the_operations_it_aborted() {
+    let _w = watchdog(30);
+    let l = Lifecycle::with_config(
+        Ws,
+        Config::new().with_background_flush(BackgroundFlush::Manual),
+    );
+    l.startup(v(2, 2)).unwrap();
+    let (s, delivered, log) = sock(50, 3);
+    let h = l.register_socket(s).unwrap();
+    let line = l.close_socket(h).unwrap();
+    assert_eq!(line.outcome, SocketOutcome::Background);
+    assert_eq!(line.aborted_operations, 3);
+    assert_eq!(*log.lock(), [(true, 3)], "notified, once");
+    l.cleanup().unwrap();
+    assert_eq!(*delivered.lock(), 50);
+}
