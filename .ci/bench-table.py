@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""Prints README's performance table from criterion's results.
+"""README's performance table, from criterion's results.
 
 Usage:
-  python3 .ci/bench-table.py --runs 3     # runs both benches 3 times, then prints
-  python3 .ci/bench-table.py              # prints from the runs already saved
+  python3 .ci/bench-table.py --runs 3     # runs both benches 3 times, rewrites README's table
+  python3 .ci/bench-table.py              # prints the table of the runs already saved
+
+With --runs, the table between README's `<!-- bench-table:begin -->` and
+`<!-- bench-table:end -->` markers is replaced in place by the table of the
+runs just made. Estimates are read from criterion's own directory
+($CRITERION_HOME, else $CARGO_TARGET_DIR/criterion, else target/criterion),
+and an estimate older than the run that should have written it is refused:
+no stale number is printed under today's date.
 
 Each run's medians (criterion's `median.point_estimate` in
 target/criterion/<group>/<bench>/new/estimates.json) are copied to
@@ -15,7 +22,10 @@ pinned (see PINNED), saved under target/bench-runs/<n>/pinned/.
 import glob, json, os, shutil, statistics, subprocess, sys, time
 
 os.chdir(os.path.join(os.path.dirname(__file__), ".."))
-RUNS_DIR = "target/bench-runs"
+TARGET = os.environ.get("CARGO_TARGET_DIR", "target")
+CRITERION = os.environ.get("CRITERION_HOME", os.path.join(TARGET, "criterion"))
+RUNS_DIR = os.path.join(TARGET, "bench-runs")
+BEGIN, END = "<!-- bench-table:begin -->", "<!-- bench-table:end -->"
 
 # glibc's malloc adapts its mmap and trim thresholds to the program: after a
 # final cleanup's large report is freed it may hand the memory back to the
@@ -25,25 +35,34 @@ RUNS_DIR = "target/bench-runs"
 # runs a second time that way, reported in rows of its own.
 PINNED = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
 
-def save(dest, prefix="", group=""):
-    """Copies criterion's latest estimates (of `group`, or all) under dest/prefix."""
-    for est in glob.glob(os.path.join("target/criterion", group, "**/new/estimates.json"), recursive=True):
-        name = os.path.relpath(os.path.dirname(os.path.dirname(est)), "target/criterion")
+def save(dest, since, prefix="", group=""):
+    """Copies criterion's estimates (of `group`, or all) written since `since` under dest/prefix."""
+    found = 0
+    for est in glob.glob(os.path.join(CRITERION, group, "**/new/estimates.json"), recursive=True):
+        if os.path.getmtime(est) < since:
+            sys.exit(f"stale estimate (older than this run): {est}; remove {CRITERION} and rerun")
+        found += 1
+        name = os.path.relpath(os.path.dirname(os.path.dirname(est)), CRITERION)
         os.makedirs(os.path.join(dest, prefix, name), exist_ok=True)
         shutil.copy(est, os.path.join(dest, prefix, name, "estimates.json"))
+    if not found:
+        sys.exit(f"no estimates under {CRITERION}: is CRITERION_HOME or CARGO_TARGET_DIR pointing elsewhere?")
 
 def run_benches(n):
     shutil.rmtree(RUNS_DIR, ignore_errors=True)
     for i in range(n):
+        shutil.rmtree(CRITERION, ignore_errors=True)
+        since = time.time()
         for bench in ("contention", "drain"):
             subprocess.run(["cargo", "bench", "--bench", bench], check=True,
                            stdout=subprocess.DEVNULL)
         dest = os.path.join(RUNS_DIR, str(i))
-        save(dest)
-        shutil.rmtree("target/criterion/final_cleanup", ignore_errors=True)
+        save(dest, since)
+        shutil.rmtree(os.path.join(CRITERION, "final_cleanup"), ignore_errors=True)
+        since = time.time()
         subprocess.run(["cargo", "bench", "--bench", "drain", "--", "final_cleanup"], check=True,
                        stdout=subprocess.DEVNULL, env=dict(os.environ, GLIBC_TUNABLES=PINNED))
-        save(dest, "pinned", "final_cleanup")
+        save(dest, since, "pinned", "final_cleanup")
 
 def medians():
     runs = sorted(glob.glob(os.path.join(RUNS_DIR, "*")))
@@ -65,9 +84,26 @@ def fmt(ns):
     return f"{ns:.1f} ns"
 
 def main():
-    if "--runs" in sys.argv:
+    fresh = "--runs" in sys.argv
+    if fresh:
         run_benches(int(sys.argv[sys.argv.index("--runs") + 1]))
     m, n = medians()
+    lines = table(m, n)
+    if fresh:
+        write_readme(lines)
+    print("\n".join(lines))
+
+def write_readme(lines):
+    """Replaces the table between README's markers with `lines`."""
+    text = open("README.md").read()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"README.md has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    open("README.md", "w").write(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+
+def table(m, n):
+    out = []
     rows = [
         ("startup + cleanup, 1 thread", "startup_cleanup/lifecycle/1", "startup_cleanup/arc/1", "`Arc` clone + drop"),
         ("startup + cleanup, 2 threads", "startup_cleanup/lifecycle/2", "startup_cleanup/arc/2", "`Arc` clone + drop"),
@@ -87,6 +123,15 @@ def main():
         ("operation token take + drop, 1 thread", "token/lifecycle/1", "token/task_tracker/1", "tokio-util `TaskTracker::token()`"),
         ("operation token take + drop, 2 threads", "token/lifecycle/2", "token/task_tracker/2", "tokio-util `TaskTracker::token()`"),
         ("operation token take + drop, 4 threads (2 cores)", "token/lifecycle/4", "token/task_tracker/4", "tokio-util `TaskTracker::token()`"),
+        ("owned token (`Arc`ed lifecycle) take + drop, 1 thread", "token/owned/1", "token/task_tracker/1", "tokio-util `TaskTracker::token()`"),
+        ("owned token (`Arc`ed lifecycle) take + drop, 2 threads", "token/owned/2", "token/task_tracker/2", "tokio-util `TaskTracker::token()`"),
+        ("owned token clone + drop, 2 threads", "token/owned_clone/2", "token/task_tracker/2", "tokio-util `TaskTracker::token()`"),
+        ("`with_socket`, own socket per thread, 1 thread", "socket/with_socket/1", "socket/floor/1", "shard add/sub + the socket's own mutex floor"),
+        ("`with_socket`, own socket per thread, 2 threads", "socket/with_socket/2", "socket/floor/2", "shard add/sub + the socket's own mutex floor"),
+        ("`operate`, own socket per thread, 1 thread", "socket/operate/1", "socket/floor/1", "shard add/sub + the socket's own mutex floor"),
+        ("`operate`, own socket per thread, 2 threads", "socket/operate/2", "socket/floor/2", "shard add/sub + the socket's own mutex floor"),
+        ("`enter` + `state()`, 1 thread", "socket/enter_state/1", "enter_exit/shard/1", "per-thread `CachePadded` shard floor"),
+        ("`enter` + `state()`, 2 threads", "socket/enter_state/2", "enter_exit/shard/2", "per-thread `CachePadded` shard floor"),
         ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
         ("final cleanup, 100,000 + 100,000", "final_cleanup/lifecycle/100000", "final_cleanup/vec_drop/100000", "dropping a `Vec` of the same boxed objects"),
         ("final cleanup, 10,000 + 10,000, glibc thresholds pinned", "pinned/final_cleanup/lifecycle/10000", "pinned/final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
@@ -94,16 +139,17 @@ def main():
     ]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     cores = os.cpu_count()
-    print(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain` "
-          f"(and `-- final_cleanup` with GLIBC_TUNABLES={PINNED}), "
-          f"{time.strftime('%Y-%m-%d')}, {cpu}, {cores} cores; medians of the runs' criterion medians -->")
-    print("| benchmark | lifecycle | baseline | ratio |")
-    print("|---|---|---|---|")
+    out.append(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain` "
+               f"(and `-- final_cleanup` with GLIBC_TUNABLES={PINNED}), "
+               f"{time.strftime('%Y-%m-%d')}, {cpu}, {cores} cores; medians of the runs' criterion medians -->")
+    out.append("| benchmark | lifecycle | baseline | ratio |")
+    out.append("|---|---|---|---|")
     for label, ours, base, base_label in rows:
         if ours in m and base in m:
-            print(f"| {label} | {fmt(m[ours])} | {base_label} {fmt(m[base])} | {m[ours] / m[base]:.2f}× |")
+            out.append(f"| {label} | {fmt(m[ours])} | {base_label} {fmt(m[base])} | {m[ours] / m[base]:.2f}× |")
     g = "graceful_drain/1000x1ms"
     if g in m:
-        print(f"| drain of 1,000 closed graceful sockets that each need 1 ms | {fmt(m[g])} | one after another: ≥ 1,000 ms | — |")
+        out.append(f"| drain of 1,000 closed graceful sockets that each need 1 ms | {fmt(m[g])} | one after another: ≥ 1,000 ms | — |")
+    return out
 
 main()
