@@ -342,8 +342,6 @@ pub(crate) struct Flusher<S> {
     deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     next_token: u64,
     woken: Vec<(usize, u64)>,
-    /// Polls made (the drain-cost test counts them).
-    pub(crate) polls: u64,
 }
 
 impl<S: Socket> Flusher<S> {
@@ -356,7 +354,6 @@ impl<S: Socket> Flusher<S> {
             deadlines: BinaryHeap::new(),
             next_token: 1,
             woken: Vec::new(),
-            polls: 0,
         }
     }
 
@@ -419,7 +416,6 @@ impl<S: Socket> Flusher<S> {
             };
             // AcqRel: see the waker's side; a wake after this re-queues.
             s.flag.scheduled.swap(false, Ordering::AcqRel);
-            self.polls += 1;
             let mut cx = Context::from_waker(&s.waker);
             match s.ending.step(&mut cx, now) {
                 Step::Finished(line) => done(line),
