@@ -8,17 +8,23 @@
 //! ([L16](crate::contract#L16)) stays where their guards find it while a
 //! later generation stores its own elsewhere.
 //!
-//! A cell is a read-write lock whose writes happen only while no guard of
-//! its lane can exist: the initializing thread stores the state before it
-//! publishes Active, and the final cleanup takes it after the drain saw zero
-//! guards ([O2](crate::contract#O2)). A reader therefore never waits for a
-//! writer, and a writer never waits at all.
+//! A cell holds the state once, behind an `Arc`, and a copy of that `Arc`
+//! in each of [`SHARDS`](crate::raw::SHARDS) cache-padded read-write locks:
+//! a guard reads through the lock of the shard it is counted on, so two
+//! threads reaching the state never write a shared cache line (the read
+//! lock's add and subtract stay on the thread's own shard, like its guard
+//! count). Writes happen only while no guard of the lane can exist: the
+//! initializing thread stores the state before it publishes Active, and
+//! the final cleanup takes it after the drain saw zero guards
+//! ([O2](crate::contract#O2)). A reader therefore never waits for a writer,
+//! and a writer never waits at all.
 
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
-use crate::raw::{LANES, lane_of};
-use crate::sync::{RwLock, RwLockReadGuard};
+use crate::raw::{LANES, SHARDS, lane_of};
+use crate::sync::{CachePadded, RwLock, RwLockReadGuard};
 
 /// One state cell per guard lane.
 pub(crate) struct StateCells<S>([StateCell<S>; LANES]);
@@ -50,14 +56,18 @@ impl<S> StateCells<S> {
     }
 }
 
-/// Holds the current generation's state, if any.
-pub(crate) struct StateCell<S>(RwLock<Option<S>>);
+/// Holds one lane's state, if any: one copy of its `Arc` per shard.
+pub(crate) struct StateCell<S>([CachePadded<RwLock<Option<Arc<S>>>>; SHARDS]);
 
 impl<S> StateCell<S> {
-    crate::sync::loom_const_fn! {
-        pub(crate) fn new() -> StateCell<S> {
-            StateCell(RwLock::new(None))
-        }
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> StateCell<S> {
+        StateCell([const { CachePadded::new(RwLock::new(None)) }; SHARDS])
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> StateCell<S> {
+        StateCell(std::array::from_fn(|_| CachePadded::new(RwLock::new(None))))
     }
 
     /// Stores the state of the generation being initialized (no guard of
@@ -65,20 +75,30 @@ impl<S> StateCell<S> {
     /// generation of the lane abandoned ([L16](crate::contract#L16)) is
     /// leaked, never dropped: abandoned means never freed.
     pub(crate) fn set(&self, state: S) {
-        if let Some(abandoned) = self.0.write().replace(state) {
-            std::mem::forget(abandoned);
+        let state = Arc::new(state);
+        for shard in &self.0 {
+            if let Some(abandoned) = shard.write().replace(Arc::clone(&state)) {
+                std::mem::forget(abandoned);
+            }
         }
     }
 
     /// Takes the state of the generation being torn down (no guard can
     /// exist: the drain saw zero, or the lifecycle is being dropped).
     pub(crate) fn take(&self) -> Option<S> {
-        self.0.write().take()
+        let mut last = None;
+        for shard in &self.0 {
+            last = shard.write().take().or(last);
+        }
+        // Every other copy was dropped above and no guard holds a reference:
+        // this one is unique.
+        last.and_then(|state| Arc::try_unwrap(state).ok())
     }
 
-    /// The state, for a holder of a live guard or token.
-    pub(crate) fn read(&self) -> StateRef<'_, S> {
-        StateRef(self.0.read())
+    /// The state, for a holder of a live guard or token counted at `index`
+    /// (read through that shard's lock).
+    pub(crate) fn read(&self, index: usize) -> StateRef<'_, S> {
+        StateRef(self.0[index % SHARDS].read())
     }
 }
 
@@ -90,11 +110,13 @@ impl<S> StateCell<S> {
 /// outlive the operation: the final cleanup drops the state only after every
 /// guard and token is gone.
 ///
-/// Taking one costs a shared read lock (one atomic add and one subtract); a
-/// writer never holds that lock while a guard lives, so it never waits. Take
+/// Taking one costs a read lock on the guard's own shard (one atomic add and
+/// one subtract on a cache line no other thread writes, unless two threads
+/// share a shard); a writer never holds that lock while a guard lives, so
+/// it never waits. Take
 /// it once per operation rather than in an inner loop. It is `!Send`: keep
 /// it out of `.await` points and call `state()` again after one.
-pub struct StateRef<'g, S>(RwLockReadGuard<'g, Option<S>>);
+pub struct StateRef<'g, S>(RwLockReadGuard<'g, Option<Arc<S>>>);
 
 impl<S> Deref for StateRef<'_, S> {
     type Target = S;

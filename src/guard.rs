@@ -91,7 +91,7 @@ impl<'a, S> OperationGuard<'a, S> {
     /// it alive: the final cleanup drops it only after every guard and token
     /// is gone ([O2](crate::contract#O2)).
     pub fn state(&self) -> StateRef<'_, S> {
-        self.state.read()
+        self.state.read(self.shard)
     }
 
     /// The generation this guard's operation runs in (it cannot end while
@@ -187,7 +187,7 @@ impl<'a, S> OperationToken<'a, S> {
     /// The provider's state for this generation (see
     /// [`OperationGuard::state`]).
     pub fn state(&self) -> StateRef<'_, S> {
-        self.state.read()
+        self.state.read(self.shard)
     }
 
     /// Runs `f` in this token's scope: a final cleanup of the same

@@ -80,7 +80,7 @@ impl<P: Provider> OwnedToken<P> {
     /// The provider's state for this token's generation (see
     /// [`OperationGuard::state`](crate::OperationGuard::state)).
     pub fn state(&self) -> StateRef<'_, P::State> {
-        self.lifecycle.state.at(self.index).read()
+        self.lifecycle.state.at(self.index).read(self.index)
     }
 
     /// The lifecycle this token belongs to.
