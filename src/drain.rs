@@ -466,7 +466,8 @@ impl<S: Socket> Flusher<S> {
     pub(crate) fn bound_all(&mut self, drain: Instant) {
         self.queue.resume();
         for slot in self.slots.iter_mut().flatten() {
-            if drain < slot.ending.deadline {
+            // A tie is the drain's, as in `Ending::bound`.
+            if drain <= slot.ending.deadline {
                 slot.ending.deadline = drain;
                 slot.ending.deadline_outcome = SocketOutcome::Deadline;
                 self.deadlines
@@ -567,6 +568,27 @@ mod tests {
         );
         let (e, _, _) = gate();
         assert_eq!(e.bound(None, now).deadline_outcome, SocketOutcome::Deadline);
+    }
+
+    // L6.3: adopting the background's endings, the drain deadline bounds
+    // each (a tie is the drain's, as in `bound`); a later one changes none.
+    #[test]
+    fn l6_3_the_drain_deadline_bounds_adopted_endings() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(10);
+        for (drain, expected) in [
+            (now, SocketOutcome::Deadline),
+            (later, SocketOutcome::Deadline),
+            (later + Duration::from_secs(1), SocketOutcome::LingerTimeout),
+        ] {
+            let mut f = Flusher::new();
+            let (e, _, _) = gate();
+            f.push(e.bound(Some(later), far()));
+            f.bound_all(drain);
+            let ending = &f.slots.iter().flatten().next().unwrap().ending;
+            assert_eq!(ending.deadline_outcome, expected, "{drain:?}");
+            assert_eq!(ending.deadline, drain.min(later));
+        }
     }
 
     // S5: an async drain asking whether to sleep is told not to when a wake
