@@ -309,6 +309,27 @@ mod tests {
         assert_ne!(h.to_raw(), u64::MAX, "never INVALID_SOCKET");
     }
 
+    // S7, L10: the registry never grows past the handle's 24 index bits: with
+    // every slot retired, an insert is refused (ProcessLimit) instead of
+    // issuing an index that does not fit. (Retired slots hold no socket, so
+    // the 2^24 of them cost 256 MiB, not 16 million sockets.)
+    #[test]
+    fn s7_the_registry_never_grows_past_the_handles_index_bits() {
+        let mut reg: Registry<u32> = Registry::new();
+        reg.slots = (0..Registry::<u32>::MAX_SLOTS)
+            .map(|_| Slot {
+                seq: LAST_SEQ + 1,
+                cell: None,
+            })
+            .collect();
+        reg.reuse = reg.slots.len();
+        assert_eq!(reg.insert(0, 7), Err(7), "no slot is left");
+        assert_eq!(reg.slots.len(), Registry::<u32>::MAX_SLOTS);
+        reg.slots.pop();
+        let h = reg.insert(0, 8).expect("one slot below the limit");
+        assert_eq!(h.index(), Registry::<u32>::MAX_SLOTS - 1);
+    }
+
     // S7: the same holds when the drain vacates a slot at its last sequence.
     #[test]
     fn s7_drain_retires_used_up_slots() {
