@@ -512,3 +512,85 @@ impl fmt::Display for DrainReport {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // D1: two reports are equal exactly when every public field is (the
+    // lookup index, built on demand, is not part of a report's value).
+    #[test]
+    fn d1_reports_compare_by_every_field_and_not_by_their_index() {
+        let base = DrainReport::default();
+        let line = SocketReport {
+            handle: SocketHandle::from_raw(1),
+            linger: Linger::Abort,
+            phase: SocketPhase::Open,
+            bytes_flushed: 0,
+            bytes_discarded: 0,
+            outcome: SocketOutcome::Reset,
+            aborted_operations: 0,
+            faults: None,
+        };
+        let changes: Vec<fn(&mut DrainReport)> = vec![
+            |r| r.generation = 1,
+            |r| r.operations.cancelled = 1,
+            |r| {
+                r.sockets.push(SocketReport {
+                    handle: SocketHandle::from_raw(1),
+                    linger: Linger::Abort,
+                    phase: SocketPhase::Open,
+                    bytes_flushed: 0,
+                    bytes_discarded: 0,
+                    outcome: SocketOutcome::Reset,
+                    aborted_operations: 0,
+                    faults: None,
+                })
+            },
+            |r| r.summarized.sockets = 1,
+            |r| r.flushed_in_background.sockets = 1,
+            |r| r.state = HookOutcome::Abandoned,
+            |r| {
+                r.resources.push(ResourceReport {
+                    name: "r".into(),
+                    outcome: HookOutcome::Ok,
+                })
+            },
+            |r| r.prepare_unload = HookOutcome::Failed("x".into()),
+            |r| r.deadline_hit = true,
+            |r| r.timings.total = Duration::from_secs(1),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut other = base.clone();
+            change(&mut other);
+            assert_ne!(base, other, "field {i} is compared");
+            assert_eq!(other.clone(), other);
+        }
+        let mut indexed = base.clone();
+        indexed.sockets.push(line.clone());
+        let plain = indexed.clone();
+        assert!(indexed.socket(line.handle).is_some(), "builds the index");
+        assert_eq!(indexed, plain, "the index is not compared");
+    }
+
+    // D1: every outcome has its own text in a report.
+    #[test]
+    fn d1_every_socket_outcome_reads_differently() {
+        let all = [
+            SocketOutcome::Flushed,
+            SocketOutcome::Reset,
+            SocketOutcome::Deadline,
+            SocketOutcome::LingerTimeout,
+            SocketOutcome::Failed,
+            SocketOutcome::Panicked,
+            SocketOutcome::Cancelled,
+            SocketOutcome::Background,
+            SocketOutcome::Retained,
+            SocketOutcome::Abandoned,
+        ];
+        let texts: std::collections::BTreeSet<String> =
+            all.iter().map(ToString::to_string).collect();
+        assert_eq!(texts.len(), all.len(), "{texts:?}");
+        assert!(texts.iter().all(|t| !t.is_empty()));
+    }
+}
