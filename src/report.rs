@@ -573,6 +573,107 @@ mod tests {
         assert_eq!(indexed, plain, "the index is not compared");
     }
 
+    // D1: the totals add every part: lines, summarized closes and closes
+    // that delivered everything while Active.
+    #[test]
+    fn d1_byte_totals_add_every_part() {
+        let mut r = DrainReport::default();
+        r.sockets.push(SocketReport {
+            bytes_flushed: 5,
+            bytes_discarded: 2,
+            ..plain_line(1)
+        });
+        r.summarized = SummarizedSockets {
+            sockets: 1,
+            bytes_flushed: 7,
+            bytes_discarded: 3,
+        };
+        r.flushed_in_background = SummarizedSockets {
+            sockets: 2,
+            bytes_flushed: 11,
+            bytes_discarded: 0,
+        };
+        assert_eq!(r.bytes_flushed(), 23);
+        assert_eq!(r.bytes_discarded(), 5);
+    }
+
+    // D1: a lookup never answers with another socket's line, even when the
+    // public `sockets` changed after the index was built.
+    #[test]
+    fn d1_socket_lookup_survives_a_changed_line_list() {
+        let mut r = DrainReport::default();
+        r.sockets = vec![plain_line(1), plain_line(2)];
+        assert_eq!(
+            r.socket(SocketHandle::from_raw(2)).unwrap().handle.to_raw(),
+            2
+        );
+        r.sockets.swap(0, 1);
+        assert_eq!(
+            r.socket(SocketHandle::from_raw(2)).unwrap().handle.to_raw(),
+            2
+        );
+        assert_eq!(
+            r.socket(SocketHandle::from_raw(1)).unwrap().handle.to_raw(),
+            1
+        );
+        assert!(r.socket(SocketHandle::from_raw(3)).is_none());
+    }
+
+    // D1: the readable report shows each part exactly when it has something
+    // to say.
+    #[test]
+    fn d1_the_readable_report_shows_what_happened_and_only_that() {
+        let quiet = DrainReport::default().to_string();
+        for absent in [
+            "abandoned",
+            "handle",
+            "; abort",
+            "; release",
+            "background closes",
+            "provider state",
+        ] {
+            assert!(!quiet.contains(absent), "{absent} in {quiet}");
+        }
+        let mut r = DrainReport::default();
+        r.operations.abandoned = 2;
+        let mut bad = plain_line(1);
+        bad.faults = Some(Box::new(SocketFaults {
+            error: None,
+            abort: HookOutcome::Failed("no abort".into()),
+            release: HookOutcome::Failed("no release".into()),
+        }));
+        r.sockets = vec![bad, plain_line(2)];
+        r.flushed_in_background.sockets = 3;
+        r.summarized.sockets = 4;
+        r.state = HookOutcome::Panicked("boom".into());
+        let text = r.to_string();
+        for present in [
+            "2 operations still in flight",
+            "handle",
+            "; abort failed: no abort",
+            "; release failed: no release",
+            "and 3 background closes",
+            "and 4 more background closes",
+            "provider state: panicked: boom",
+        ] {
+            assert!(text.contains(present), "{present} missing in {text}");
+        }
+        assert_eq!(text.matches("; abort").count(), 1, "only the failed line");
+    }
+
+    fn plain_line(raw: u64) -> SocketReport {
+        SocketReport {
+            handle: SocketHandle::from_raw(raw),
+            linger: Linger::Abort,
+            phase: SocketPhase::Open,
+            bytes_flushed: 0,
+            bytes_discarded: 0,
+            outcome: SocketOutcome::Reset,
+            aborted_operations: 0,
+            faults: None,
+        }
+    }
+
     // D1: every outcome has its own text in a report.
     #[test]
     fn d1_every_socket_outcome_reads_differently() {
