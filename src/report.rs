@@ -601,8 +601,10 @@ mod tests {
     // public `sockets` changed after the index was built.
     #[test]
     fn d1_socket_lookup_survives_a_changed_line_list() {
-        let mut r = DrainReport::default();
-        r.sockets = vec![plain_line(1), plain_line(2)];
+        let mut r = DrainReport {
+            sockets: vec![plain_line(1), plain_line(2)],
+            ..DrainReport::default()
+        };
         assert_eq!(
             r.socket(SocketHandle::from_raw(2)).unwrap().handle.to_raw(),
             2
