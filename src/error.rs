@@ -313,7 +313,7 @@ impl Error {
             K::Unsupported => 10045,
             K::HostUnreachable => 10065,
             K::NetworkUnreachable => 10051,
-            K::NetworkDown => 10050,
+            // NetworkDown, and every kind without a Winsock counterpart.
             _ => 10050,
         };
         Error::Caused(code, Cause::new(e))
