@@ -273,3 +273,28 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         }
     }
 }
+
+// O5: a clone is counted in its own generation's lane, whatever the
+// generation (here the second, whose guards count in lane 1).
+#[test]
+fn o5_clones_are_counted_in_a_later_generation_too() {
+    let _watchdog = watchdog(60);
+    let (l, released) = shared();
+    assert!(l.cleanup().unwrap().is_final());
+    l.startup(V).unwrap();
+    assert_eq!(l.generation(), 1);
+    let token = l.owned_token().unwrap();
+    let clone = token.clone();
+    drop(token);
+    let cleaner = {
+        let l = l.clone();
+        std::thread::spawn(move || l.cleanup().unwrap().into_report().unwrap())
+    };
+    clone.wait_cancelled();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!released.load(SeqCst), "O2: the clone is waited for");
+    drop(clone);
+    let r = cleaner.join().unwrap();
+    assert_eq!(r.operations.waited_for, 1);
+    assert!(released.load(SeqCst));
+}
