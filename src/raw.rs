@@ -115,6 +115,9 @@ pub(crate) const LANES: usize = 4;
 #[cfg(loom)]
 pub(crate) const LANES: usize = 2;
 
+/// Every shard of every lane.
+const ALL_SHARDS: usize = SHARDS * LANES;
+
 /// The lane of `generation`'s guards and state.
 #[inline]
 pub(crate) const fn lane_of(generation: u64) -> usize {
@@ -139,7 +142,7 @@ pub(crate) struct RawLifecycle {
     /// The packed state word, alone on its cache line.
     pub(crate) word: StateWord,
     /// Guard counters, one cache line each: `LANES` lanes of `SHARDS`.
-    shards: [CachePadded<AtomicUsize>; SHARDS * LANES],
+    shards: [CachePadded<AtomicUsize>; ALL_SHARDS],
     /// Set by [`end_at_exit`](RawLifecycle::end_at_exit): the process is
     /// exiting, a startup that finds Draining does not wait.
     exited: AtomicBool,
@@ -293,7 +296,7 @@ impl RawLifecycle {
         // has to land in the shard's modification order before the
         // holder's leave, which program order or the clone's hand-off to
         // another thread guarantees.
-        self.shards[index % (SHARDS * LANES)].fetch_add(1, Ordering::Relaxed);
+        self.shard_at(index).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Undoes one `enter` counted at `index`, waking the drainer if it is
@@ -303,10 +306,17 @@ impl RawLifecycle {
         // Release: everything the guard's holder did happens-before the
         // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
         // synchronizes with the drainer's `fetch_or`.
-        let prev = self.shards[index % (SHARDS * LANES)].fetch_sub(1, Ordering::AcqRel);
+        let prev = self.shard_at(index).fetch_sub(1, Ordering::AcqRel);
         if prev & PARKED != 0 && prev & COUNT == 1 {
             self.wake();
         }
+    }
+
+    /// The shard a guard was counted on (`% ALL_SHARDS`, a power of two: a
+    /// mask that spares the bounds check).
+    #[inline]
+    fn shard_at(&self, index: usize) -> &AtomicUsize {
+        &self.shards[index % ALL_SHARDS]
     }
 
     #[cold]
@@ -498,12 +508,12 @@ impl RawLifecycle {
 
 /// Shards at zero.
 #[cfg(not(loom))]
-const fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS * LANES] {
-    [const { CachePadded::new(AtomicUsize::new(0)) }; SHARDS * LANES]
+const fn new_shards() -> [CachePadded<AtomicUsize>; ALL_SHARDS] {
+    [const { CachePadded::new(AtomicUsize::new(0)) }; ALL_SHARDS]
 }
 
 #[cfg(loom)]
-fn new_shards() -> [CachePadded<AtomicUsize>; SHARDS * LANES] {
+fn new_shards() -> [CachePadded<AtomicUsize>; ALL_SHARDS] {
     std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0)))
 }
 
