@@ -225,6 +225,8 @@ fn o5_clones_are_counted_even_during_the_drain() {
     let _watchdog = watchdog(60);
     let (l, released) = shared();
     let token = l.owned_token().unwrap();
+    assert!(!token.is_cancelled(), "Active: not cancelled");
+    assert_eq!(token.generation(), 0);
     let first = token.clone();
     assert_eq!(first.generation(), token.generation());
     drop(token);
@@ -284,6 +286,7 @@ fn o5_clones_are_counted_in_a_later_generation_too() {
     l.startup(V).unwrap();
     assert_eq!(l.generation(), 1);
     let token = l.owned_token().unwrap();
+    assert_eq!(token.generation(), 1);
     let clone = token.clone();
     drop(token);
     let cleaner = {
