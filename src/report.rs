@@ -522,31 +522,11 @@ mod tests {
     #[test]
     fn d1_reports_compare_by_every_field_and_not_by_their_index() {
         let base = DrainReport::default();
-        let line = SocketReport {
-            handle: SocketHandle::from_raw(1),
-            linger: Linger::Abort,
-            phase: SocketPhase::Open,
-            bytes_flushed: 0,
-            bytes_discarded: 0,
-            outcome: SocketOutcome::Reset,
-            aborted_operations: 0,
-            faults: None,
-        };
+        let line = plain_line(1);
         let changes: Vec<fn(&mut DrainReport)> = vec![
             |r| r.generation = 1,
             |r| r.operations.cancelled = 1,
-            |r| {
-                r.sockets.push(SocketReport {
-                    handle: SocketHandle::from_raw(1),
-                    linger: Linger::Abort,
-                    phase: SocketPhase::Open,
-                    bytes_flushed: 0,
-                    bytes_discarded: 0,
-                    outcome: SocketOutcome::Reset,
-                    aborted_operations: 0,
-                    faults: None,
-                })
-            },
+            |r| r.sockets.push(plain_line(1)),
             |r| r.summarized.sockets = 1,
             |r| r.flushed_in_background.sockets = 1,
             |r| r.state = HookOutcome::Abandoned,
