@@ -23,63 +23,6 @@ use crate::state::{Join, Leave, State, Word};
 use crate::sync::{self, AtomicU64, Mutex, Ordering};
 use crate::{BoxError, Error, Negotiated, Provider, Resource, SocketHandle, Version};
 
-/// The result of a successful startup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Started {
-    /// The negotiated version and the provider's highest ([V2](crate::contract#V2)). A caller that
-    /// rejects it must still call cleanup once ([L3](crate::contract#L3)).
-    pub negotiated: Negotiated,
-    /// The generation this startup joined.
-    pub generation: u64,
-    /// Whether this startup ran the provider's initialization (the first one
-    /// of its generation).
-    pub initialized: bool,
-}
-
-/// The result of a successful cleanup: a plain decrement or the final one.
-/// These are the only two a cleanup can be ([L5](crate::contract#L5),
-/// [L6](crate::contract#L6)), so the enum never grows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cleanup {
-    /// The count went down and stays at least 1; nothing was closed
-    /// ([L5](crate::contract#L5)).
-    Decremented {
-        /// The count after this cleanup.
-        remaining: u32,
-    },
-    /// This was the final cleanup: the provider is torn down and Released,
-    /// and this is what the drain did ([L6](crate::contract#L6),
-    /// [D1](crate::contract#D1)).
-    Final(Box<DrainReport>),
-}
-
-impl Cleanup {
-    /// The drain report, if this was the final cleanup.
-    #[must_use]
-    pub fn report(&self) -> Option<&DrainReport> {
-        match self {
-            Cleanup::Final(r) => Some(r),
-            Cleanup::Decremented { .. } => None,
-        }
-    }
-
-    /// The drain report by value, if this was the final cleanup.
-    #[must_use]
-    pub fn into_report(self) -> Option<DrainReport> {
-        match self {
-            Cleanup::Final(r) => Some(*r),
-            Cleanup::Decremented { .. } => None,
-        }
-    }
-
-    /// Whether this was the final cleanup.
-    #[must_use]
-    pub fn is_final(&self) -> bool {
-        matches!(self, Cleanup::Final(_))
-    }
-}
-
 /// How a cleanup began.
 enum Begin<'a, P: Provider> {
     /// Only decremented; the count left.
@@ -87,18 +30,6 @@ enum Begin<'a, P: Provider> {
     /// The final cleanup: its drain, to drive (boxed: this enum is the
     /// return value of the cleanup fast path, kept small).
     Final(Box<teardown::Drain<'a, P>>),
-}
-
-/// A consistent reading of the state, count and generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Snapshot {
-    /// The state.
-    pub state: State,
-    /// The reference count (0 unless Active).
-    pub count: u32,
-    /// The generation: how many final cleanups have completed (modulo 2^31).
-    pub generation: u64,
 }
 
 /// One provider's per-process lifecycle ([L1](crate::contract#L1)).
@@ -269,6 +200,26 @@ impl<P: Provider> Lifecycle<P> {
     /// - [`Error::InProgress`]: Draining with `FailFast`; or a startup that
     ///   would wait for itself (from inside the initialization hook or the
     ///   drain, or while holding a guard during Draining).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(1, 1), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let first = l.startup(Version::new(2, 2))?;
+    /// assert!(first.initialized); // the first startup ran `initialize`
+    /// let second = l.startup(Version::new(2, 0))?;
+    /// assert!(!second.initialized);
+    /// assert_eq!(second.negotiated.version, Version::new(2, 0));
+    /// assert_eq!(l.count(), 2); // one cleanup owed per startup
+    /// assert_eq!(l.startup(Version::new(1, 0)), Err(Error::VersionNotSupported));
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn startup(&self, requested: Version) -> Result<Started, Error> {
         self.startup_with(requested, self.raw.config.startup_policy())
@@ -474,6 +425,26 @@ impl<P: Provider> Lifecycle<P> {
     /// - [`Error::InProgress`]: the final cleanup was issued from a thread
     ///   holding an [`OperationGuard`] of this lifecycle; nothing changes
     ///   ([L11](crate::contract#L11)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(1, 1), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(2, 2))?;
+    /// assert_eq!(l.cleanup()?, Cleanup::Decremented { remaining: 1 });
+    /// let Cleanup::Final(report) = l.cleanup()? else { unreachable!() };
+    /// assert!(report.is_clean());
+    /// assert_eq!(l.state(), State::Released); // and ready to start again
+    /// assert_eq!(l.cleanup(), Err(Error::NotInitialised)); // one too many
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
         // The fast path, written out like startup's: the same three arms as
@@ -559,6 +530,27 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// [`Error::NotInitialised`] unless the state is Active (Draining
     /// included, from the instant the final cleanup begins).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(1, 1), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// assert_eq!(l.enter().err(), Some(Error::NotInitialised)); // not started
+    /// l.startup(Version::new(2, 2))?;
+    /// {
+    ///     let _guard = l.enter()?; // a provider call runs here
+    ///     // The final cleanup from this thread would wait for itself:
+    ///     assert_eq!(l.cleanup().err(), Some(Error::InProgress));
+    /// }
+    /// assert!(l.cleanup()?.is_final());
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn enter(&self) -> Result<OperationGuard<'_, P::State>, Error> {
         OperationGuard::enter(&self.raw, &self.state).map(|(g, _)| g)
@@ -680,7 +672,9 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
 }
 
 mod exit;
+mod outcome;
 mod owned;
+pub use outcome::{Cleanup, Snapshot, Started};
 pub use owned::OwnedToken;
 mod sockets;
 #[cfg(all(test, not(loom)))]

@@ -1,0 +1,76 @@
+//! What startups, cleanups and snapshots return.
+
+use crate::report::DrainReport;
+use crate::state::State;
+use crate::Negotiated;
+
+/// The result of a successful startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Started {
+    /// The negotiated version and the provider's highest ([V2](crate::contract#V2)). A caller that
+    /// rejects it must still call cleanup once ([L3](crate::contract#L3)).
+    pub negotiated: Negotiated,
+    /// The generation this startup joined.
+    pub generation: u64,
+    /// Whether this startup ran the provider's initialization (the first one
+    /// of its generation).
+    pub initialized: bool,
+}
+
+/// The result of a successful cleanup: a plain decrement or the final one.
+/// These are the only two a cleanup can be ([L5](crate::contract#L5),
+/// [L6](crate::contract#L6)), so the enum never grows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// The count went down and stays at least 1; nothing was closed
+    /// ([L5](crate::contract#L5)).
+    Decremented {
+        /// The count after this cleanup.
+        remaining: u32,
+    },
+    /// This was the final cleanup: the provider is torn down and Released,
+    /// and this is what the drain did ([L6](crate::contract#L6),
+    /// [D1](crate::contract#D1)).
+    Final(Box<DrainReport>),
+}
+
+impl Cleanup {
+    /// The drain report, if this was the final cleanup.
+    #[must_use]
+    pub fn report(&self) -> Option<&DrainReport> {
+        match self {
+            Cleanup::Final(r) => Some(r),
+            Cleanup::Decremented { .. } => None,
+        }
+    }
+
+    /// The drain report by value, if this was the final cleanup.
+    #[must_use]
+    pub fn into_report(self) -> Option<DrainReport> {
+        match self {
+            Cleanup::Final(r) => Some(*r),
+            Cleanup::Decremented { .. } => None,
+        }
+    }
+
+    /// Whether this was the final cleanup.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        matches!(self, Cleanup::Final(_))
+    }
+}
+
+
+/// A consistent reading of the state, count and generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// The state.
+    pub state: State,
+    /// The reference count (0 unless Active).
+    pub count: u32,
+    /// The generation: how many final cleanups have completed (modulo 2^31).
+    pub generation: u64,
+}
+
