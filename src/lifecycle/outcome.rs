@@ -1,8 +1,8 @@
 //! What startups, cleanups and snapshots return.
 
+use crate::Negotiated;
 use crate::report::DrainReport;
 use crate::state::State;
-use crate::Negotiated;
 
 /// The result of a successful startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +61,6 @@ impl Cleanup {
     }
 }
 
-
 /// A consistent reading of the state, count and generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -73,4 +72,3 @@ pub struct Snapshot {
     /// The generation: how many final cleanups have completed (modulo 2^31).
     pub generation: u64,
 }
-
