@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use crate::config::OpenSocketPolicy;
 use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
 use crate::raw::RawLifecycle;
-use crate::registry::{Drained, take, try_take};
+use crate::registry::{Closing, Detached, Drained, Registry, Taken};
 use crate::report::{SocketOutcome, SocketPhase, SocketReport};
-use crate::{Linger, Socket, SocketHandle};
+use crate::{Error, Linger, Socket, SocketHandle};
 
 /// The probe of a socket whose probe panicked: ended abortively.
 const PANICKED: Probe = Probe {
@@ -31,11 +31,45 @@ pub(crate) enum Closed<S> {
     Background(Ending<S>),
 }
 
+/// `close_socket` while Active: one registry pass decides, with the socket
+/// (its slot) locked, what becomes of the handle — unlinked alone while the
+/// socket has other handles ([W3](crate::contract#W3): Retained), left
+/// open when a non-blocking `Timeout` close would have to wait
+/// (`WouldBlock`), else taken out — and then the linger table runs on the
+/// socket taken out, with no lock held.
+pub(crate) fn close_socket<S: Socket>(
+    raw: &RawLifecycle,
+    registry: &Registry<S>,
+    handle: SocketHandle,
+) -> Result<Closed<S>, Error> {
+    let pass = registry.close(handle, |socket, last| {
+        let probed = Probe::of(socket);
+        if last && probed.as_ref().is_ok_and(Probe::would_block) {
+            Closing::Keep
+        } else {
+            Closing::Close(probed)
+        }
+    })?;
+    match pass {
+        Detached::Kept => Err(Error::WouldBlock),
+        Detached::Unlinked(probed) => {
+            let linger = probed.map(|p| p.linger).unwrap_or_default();
+            Ok(Closed::Done(line(
+                handle,
+                linger,
+                SocketOutcome::Retained,
+                0,
+            )))
+        }
+        Detached::Last(socket, probed) => Ok(close_active(raw, handle, socket, probed)),
+    }
+}
+
 /// Closes a socket already taken out of the registry while Active, by the
 /// linger table (see [`Linger`]). A blocking `Timeout` close waits here,
 /// inside the caller's guard, until flushed, its linger timeout, or the
 /// final cleanup's cancel step (`raw`), whichever comes first.
-pub(crate) fn close_active<S: Socket>(
+fn close_active<S: Socket>(
     raw: &RawLifecycle,
     handle: SocketHandle,
     socket: S,
@@ -90,11 +124,6 @@ pub(crate) fn background_line(handle: SocketHandle, linger: Linger, aborted: u32
     line(handle, linger, SocketOutcome::Background, aborted)
 }
 
-/// `close_socket`'s line for one handle of several to a socket (W3).
-pub(crate) fn retained_line(handle: SocketHandle, linger: Linger) -> SocketReport {
-    line(handle, linger, SocketOutcome::Retained, 0)
-}
-
 fn line(
     handle: SocketHandle,
     linger: Linger,
@@ -123,27 +152,19 @@ pub(crate) fn close_open<S: Socket>(
     open: Drained<'_, S>,
     flusher: &mut Flusher<S>,
     deadline: Instant,
-    abandoning: bool,
 ) -> Vec<SocketReport> {
     let mut reports = Vec::with_capacity(open.len() + flusher.len());
     flusher.bound_all(deadline);
     let now = Instant::now();
-    for (handle, cell) in open {
-        let socket = if abandoning {
+    for (handle, taken) in open {
+        let socket = match taken {
+            Taken::Socket(socket) => socket,
             // L16: an operation the guard wait gave up on may be using the
-            // socket right now (its cell locked): leave it as it is.
-            match try_take(cell) {
-                Ok(socket) => socket,
-                Err(()) => {
-                    reports.push(line(handle, Linger::Abort, SocketOutcome::Abandoned, 0));
-                    continue;
-                }
+            // socket right now (its slot locked): left as it is.
+            Taken::Abandoned => {
+                reports.push(line(handle, Linger::Abort, SocketOutcome::Abandoned, 0));
+                continue;
             }
-        } else {
-            take(cell)
-        };
-        let Some(socket) = socket else {
-            continue;
         };
         let p = match Probe::of(&socket) {
             Ok(p) => p,
@@ -170,8 +191,8 @@ pub(crate) fn close_open<S: Socket>(
 
 /// L12: ends every socket abortively, with no flush and no report.
 pub(crate) fn abort_all<S: Socket>(open: Drained<'_, S>, handover: Flusher<S>) {
-    for (handle, cell) in open {
-        if let Some(socket) = take(cell) {
+    for (handle, taken) in open {
+        if let Taken::Socket(socket) = taken {
             let p = Probe::of(&socket).unwrap_or(PANICKED);
             let _ = Ending::new(handle, socket, &p)
                 .abort_pending(false)

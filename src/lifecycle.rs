@@ -10,13 +10,13 @@ use std::task::{Poll, Waker};
 use crate::background::Background;
 use crate::close::{self, Closed};
 use crate::config::{Config, StartupPolicy};
-use crate::drain::{Probe, after};
+use crate::drain::after;
 use crate::generation::StateCells;
 use crate::guard::{OperationGuard, OperationToken};
 use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::provider::Registrar;
 use crate::raw::{Initializing, RawLifecycle, Slow, Teardown};
-use crate::registry::{Cell, Registry};
+use crate::registry::Registry;
 use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
 use crate::resource::{Registered, release_resources};
 use crate::state::{Join, Leave, State, Word};
@@ -45,7 +45,7 @@ enum Begin<'a, P: Provider> {
 /// | [`enter`](Lifecycle::enter) | always, refusals included: a per-thread shard and a load | — |
 pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
-    sockets: Mutex<Registry<P::Socket>>,
+    sockets: Registry<P::Socket>,
     background: Mutex<Background<P::Socket>>,
     state: StateCells<P::State>,
     /// The lowest version negotiated by a startup of this generation
@@ -86,7 +86,7 @@ impl<P: Provider> Lifecycle<P> {
         pub fn with_config(provider: P, config: Config) -> Lifecycle<P> {
             Lifecycle {
                 raw: RawLifecycle::new(config),
-                sockets: Mutex::new(Registry::new()),
+                sockets: Registry::new(),
                 background: Mutex::new(Background::new()),
                 state: StateCells::new(),
                 effective: AtomicU64::new(NO_VERSION),
@@ -637,10 +637,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
             return;
         }
         let handover = self.background.lock().take();
-        let open = self
-            .sockets
-            .lock()
-            .drain_open(&self.sockets, w.generation());
+        let open = self.sockets.drain_open(w.generation(), false);
         close::abort_all(open, handover.flusher);
         // The state before the resources, as at a final cleanup. (No guard
         // can exist: they borrow the lifecycle. States abandoned to leaked

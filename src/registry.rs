@@ -1,259 +1,497 @@
-//! The open sockets of a lifecycle: slots whose sequences outlive
-//! generations ([S7](crate::contract#S7)), duplicated handles
-//! ([W3](crate::contract#W3)), and the drain's O(1) take-out.
+//! The open sockets of a lifecycle: one slot per handle, each with its own
+//! lock, reached without any lock shared between two sockets.
+//!
+//! - **Lookup** ([`Registry::with`]): the slot's page (published once, read
+//!   with one load), then the slot's own mutex, held while the caller's
+//!   closure runs on the socket. Two threads on two sockets share no lock
+//!   and write no common cache line (each slot is cache-padded).
+//! - **Allocation** (register, duplicate) and **release** (close, the
+//!   final cleanup): a lock-free stack of vacant slots (a tagged head, so a
+//!   pop racing a pop and a push cannot take a slot twice), then fresh
+//!   slots in index order. These, and the open-socket count, are the only
+//!   words two sockets share, written once per open and once per close.
+//! - **Sequences** ([S7](crate::contract#S7)): a slot's sequence moves on
+//!   at every vacate and outlives generations, so a handle never reaches a
+//!   socket it was not issued for; a slot whose sequences are used up is
+//!   retired (never pushed back).
+//! - **Duplicates** ([W3](crate::contract#W3)): a socket with one handle
+//!   lives in its slot; a second handle moves it into a shared cell that
+//!   every handle's slot points to, with the count of its handles. Locks
+//!   are always taken slot first, then cell.
+//!
+//! Slots are never freed while the registry lives: a reader that lost a
+//! race with a close finds its slot vacant or its sequence moved on.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::sync::OnceLock;
 use triomphe::Arc;
 
 use crate::Error;
 use crate::socket::{FIRST_SEQ, INDEX_BITS, LAST_SEQ, SocketHandle};
-use crate::sync::Mutex;
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering};
 
-/// One socket's cell: the socket itself until it is closed. A `triomphe`
-/// `Arc`: no weak count, so [`take`] from a unique cell is a load and a
-/// free, with no locked instruction.
-pub(crate) type Cell<S> = Arc<Mutex<Option<S>>>;
-
-/// Takes the socket out of a cell the caller owns. At teardown no guard is
-/// live, so the registry's reference is the only one and no lock is needed.
-pub(crate) fn take<S>(cell: Cell<S>) -> Option<S> {
-    match Arc::try_unwrap(cell) {
-        Ok(mutex) => mutex.into_inner(),
-        Err(shared) => shared.lock().take(),
-    }
+/// A socket with more than one handle ([W3](crate::contract#W3)).
+pub(crate) struct Shared<S> {
+    socket: Option<S>,
+    handles: usize,
 }
 
-/// [`take`] for a cell an abandoned operation may be using
-/// ([L16](crate::contract#L16)): never waits. `Err` if the cell is locked;
-/// the cell is then leaked, so the socket is never freed under the
-/// operation.
-pub(crate) fn try_take<S>(cell: Cell<S>) -> Result<Option<S>, ()> {
-    let taken = cell.try_lock().map(|mut socket| socket.take());
-    match taken {
-        Some(socket) => Ok(socket),
-        None => {
-            std::mem::forget(cell);
-            Err(())
-        }
-    }
+type Cell<S> = Arc<Mutex<Shared<S>>>;
+
+/// What a slot holds.
+enum Held<S> {
+    Vacant,
+    /// A socket with this one handle.
+    Own(S),
+    /// One handle of a socket with several.
+    Shared(Cell<S>),
 }
 
 struct Slot<S> {
-    /// The sequence of the current occupant, or of the next one if empty.
-    seq: u64,
-    cell: Option<Cell<S>>,
+    held: Mutex<Held<S>>,
+    /// The sequence of the occupant (or of the next one if vacant) shifted
+    /// left by one, the low bit set while occupied. Written only with
+    /// `held` locked; read without it only by the final cleanup (for the
+    /// line of a slot an abandoned operation holds locked).
+    mark: AtomicU64,
+    /// While on the vacant stack: the index + 1 of the slot below (0: none).
+    below: AtomicUsize,
 }
 
 impl<S> Slot<S> {
-    /// Empties the slot and moves its sequence on; `false` if the slot is
-    /// now retired (its sequence is used up).
-    fn vacate(&mut self) -> bool {
-        self.cell = None;
-        self.seq += 1;
-        self.seq <= LAST_SEQ
+    fn new() -> Slot<S> {
+        Slot {
+            held: Mutex::new(Held::Vacant),
+            mark: AtomicU64::new(FIRST_SEQ << 1),
+            below: AtomicUsize::new(0),
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        self.mark.load(Ordering::Relaxed) >> 1
+    }
+
+    fn occupied(&self) -> bool {
+        self.mark.load(Ordering::Relaxed) & 1 == 1
+    }
+
+    /// Whether this (locked) slot holds the socket issued `handle`.
+    fn issued(&self, handle: SocketHandle) -> bool {
+        self.mark.load(Ordering::Relaxed) == (handle.seq() << 1 | 1)
+    }
+
+    /// Marks the (locked) slot occupied; its sequence.
+    fn occupy(&self) -> u64 {
+        let seq = self.seq();
+        self.mark.store(seq << 1 | 1, Ordering::Relaxed);
+        seq
+    }
+
+    /// Marks the (locked, emptied) slot vacant and moves its sequence on;
+    /// `false` if it is now retired (its sequences are used up).
+    fn vacate(&self) -> bool {
+        let seq = self.seq() + 1;
+        self.mark.store(seq << 1, Ordering::Relaxed);
+        seq <= LAST_SEQ
     }
 }
+
+/// Pages double from `FIRST_PAGE` slots up to `FLAT_PAGE`, then stay at
+/// `FLAT_PAGE`: a small registry stays small, and no single page of a large
+/// one is a giant allocation.
+const FIRST_PAGE_BITS: u32 = 6;
+const FLAT_PAGE_BITS: u32 = 18;
+const DOUBLING_PAGES: usize = (FLAT_PAGE_BITS - FIRST_PAGE_BITS + 1) as usize;
+/// Slots in the doubling pages: 64 + 128 + ... + 262,144.
+const DOUBLING_SLOTS: usize = (1 << FIRST_PAGE_BITS) * ((1 << DOUBLING_PAGES) - 1);
+const PAGES: usize =
+    DOUBLING_PAGES + (Registry::<()>::MAX_SLOTS - DOUBLING_SLOTS).div_ceil(1 << FLAT_PAGE_BITS);
+
+/// The page of slot `index` and its place in the page.
+fn locate(index: usize) -> (usize, usize) {
+    if index < DOUBLING_SLOTS {
+        let i = index + (1 << FIRST_PAGE_BITS);
+        let page = (usize::BITS - 1 - i.leading_zeros() - FIRST_PAGE_BITS) as usize;
+        (page, i - ((1 << FIRST_PAGE_BITS) << page))
+    } else {
+        let i = index - DOUBLING_SLOTS;
+        (
+            DOUBLING_PAGES + (i >> FLAT_PAGE_BITS),
+            i & ((1 << FLAT_PAGE_BITS) - 1),
+        )
+    }
+}
+
+fn page_len(page: usize) -> usize {
+    (1 << FIRST_PAGE_BITS) << page.min(DOUBLING_PAGES - 1)
+}
+
+type Page<S> = Box<[CachePadded<Slot<S>>]>;
 
 /// The open sockets. Slots and their sequences outlive generations (see
 /// [`SocketHandle`]).
 pub(crate) struct Registry<S> {
-    slots: Vec<Slot<S>>,
-    /// Slots vacated while Active, unretired; popped last-in first-out.
-    free: Vec<u32>,
-    /// Slots at and above this index were vacated by the last drain and not
-    /// reused since: handed out in index order after `free` is empty. (So a
-    /// drain frees every slot in O(1) instead of listing them.)
-    reuse: usize,
-    /// Handles per socket, for sockets with more than one
-    /// ([W3](crate::contract#W3)), by the address of their shared cell.
-    links: BTreeMap<usize, usize>,
-    open: usize,
+    /// Each page is allocated once, by the first allocation that needs it,
+    /// and published through its `OnceLock` (a lookup reads it with one
+    /// acquire load).
+    pages: [OnceLock<Page<S>>; PAGES],
+    /// Slots handed out in index order so far.
+    fresh: AtomicUsize,
+    /// The vacant stack: the top's index + 1 in the low 32 bits (0: empty),
+    /// a count of pushes and pops in the high 32 (so a pop that read the
+    /// top before a pop and a push of the same slot fails its CAS).
+    vacant: CachePadded<AtomicU64>,
+    open: CachePadded<AtomicUsize>,
 }
+
+const TOP: u64 = 0xffff_ffff;
 
 impl<S> Registry<S> {
     crate::sync::loom_const_fn! {
         pub(crate) fn new() -> Registry<S> {
             Registry {
-                slots: Vec::new(),
-                free: Vec::new(),
-                reuse: 0,
-                links: BTreeMap::new(),
-                open: 0,
+                pages: [const { OnceLock::new() }; PAGES],
+                fresh: AtomicUsize::new(0),
+                vacant: CachePadded::new(AtomicU64::new(0)),
+                open: CachePadded::new(AtomicUsize::new(0)),
             }
         }
-    }
-
-    /// A vacant, unretired slot: the free list, then the slots the last
-    /// drain vacated, in index order.
-    fn vacant(&mut self) -> Option<usize> {
-        if let Some(i) = self.free.pop() {
-            return Some(i as usize);
-        }
-        while self.reuse < self.slots.len() {
-            let i = self.reuse;
-            self.reuse += 1;
-            let slot = &self.slots[i];
-            if slot.cell.is_none() && slot.seq <= LAST_SEQ {
-                return Some(i);
-            }
-        }
-        None
     }
 
     /// The most slots (open sockets plus retired slots): the raw handle's 24
     /// index bits.
     pub(crate) const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
-    /// Stores `socket`, returning its handle in `generation`; hands the
-    /// socket back if no slot is left.
-    pub(crate) fn insert(&mut self, generation: u64, socket: S) -> Result<SocketHandle, S> {
-        match self.occupy(Arc::new(Mutex::new(Some(socket)))) {
-            Ok((index, seq)) => Ok(SocketHandle::new(index, seq, generation)),
-            Err(cell) => Err(take(cell).expect("a fresh cell holds its socket")),
+    fn slot(&self, index: usize) -> Option<&Slot<S>> {
+        let (page, at) = locate(index);
+        self.pages.get(page)?.get().map(|p| &*p[at])
+    }
+
+    /// A vacant, unretired slot: the top of the vacant stack, else a fresh
+    /// one (its page allocated if this is its first slot).
+    fn allocate(&self) -> Option<(usize, &Slot<S>)> {
+        let index = match self.pop() {
+            Some(i) => i,
+            None => self
+                .fresh
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < Self::MAX_SLOTS).then_some(n + 1)
+                })
+                .ok()?,
+        };
+        let (page, at) = locate(index);
+        let page = self.pages[page].get_or_init(|| {
+            (0..page_len(page))
+                .map(|_| CachePadded::new(Slot::new()))
+                .collect()
+        });
+        Some((index, &page[at]))
+    }
+
+    fn pop(&self) -> Option<usize> {
+        // Acquire: the popped slot's `below` (and its vacate) happened
+        // before the push that put it on top.
+        let mut head = self.vacant.load(Ordering::Acquire);
+        loop {
+            let top = (head & TOP) as usize;
+            if top == 0 {
+                return None;
+            }
+            let below = self.slot(top - 1)?.below.load(Ordering::Relaxed) as u64;
+            let next = (head & !TOP).wrapping_add(1 << 32) | below;
+            match self.vacant.compare_exchange_weak(
+                head,
+                next,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(top - 1),
+                Err(now) => head = now,
+            }
         }
     }
 
-    /// Puts `cell` in a vacant slot (or a new one); hands it back if no slot
-    /// is left.
-    fn occupy(&mut self, cell: Cell<S>) -> Result<(usize, u64), Cell<S>> {
-        let index = match self.vacant() {
-            Some(i) => i,
-            None if self.slots.len() < Self::MAX_SLOTS => {
-                self.slots.push(Slot {
-                    seq: FIRST_SEQ,
-                    cell: None,
-                });
-                self.reuse = self.slots.len();
-                self.slots.len() - 1
+    /// Pushes the chain `first` → ... → `last` (linked through `below`).
+    fn push(&self, first: usize, last: usize) {
+        let last = self.slot(last).expect("a vacated slot exists");
+        let mut head = self.vacant.load(Ordering::Relaxed);
+        loop {
+            last.below.store((head & TOP) as usize, Ordering::Relaxed);
+            let next = (head & !TOP).wrapping_add(1 << 32) | (first as u64 + 1);
+            // Release: publishes the chain's links and vacates to the pop
+            // that takes them.
+            match self.vacant.compare_exchange_weak(
+                head,
+                next,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
             }
-            None => return Err(cell),
-        };
-        let slot = &mut self.slots[index];
-        slot.cell = Some(cell);
-        self.open += 1;
-        Ok((index, slot.seq))
+        }
     }
 
-    fn link_key(cell: &Cell<S>) -> usize {
-        Arc::as_ptr(cell).cast::<()>() as usize
+    /// Stores `socket`, returning its handle in `generation`; hands the
+    /// socket back if no slot is left.
+    pub(crate) fn insert(&self, generation: u64, socket: S) -> Result<SocketHandle, S> {
+        let Some((index, slot)) = self.allocate() else {
+            return Err(socket);
+        };
+        let mut held = slot.held.lock();
+        *held = Held::Own(socket);
+        let seq = slot.occupy();
+        drop(held);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(SocketHandle::new(index, seq, generation))
+    }
+
+    /// Locks the slot of `handle` if it holds the socket issued `handle`.
+    fn lock(&self, handle: SocketHandle) -> Result<(&Slot<S>, MutexGuard<'_, Held<S>>), Error> {
+        let slot = self.slot(handle.index()).ok_or(Error::NotSocket)?;
+        let held = slot.held.lock();
+        if slot.issued(handle) {
+            Ok((slot, held))
+        } else {
+            Err(Error::NotSocket)
+        }
+    }
+
+    /// Runs `f` on the socket issued `handle`, with its slot (and, for a
+    /// socket with several handles, its cell) locked.
+    pub(crate) fn with<R>(
+        &self,
+        handle: SocketHandle,
+        f: impl FnOnce(&mut S) -> R,
+    ) -> Result<R, Error> {
+        let (_slot, mut held) = self.lock(handle)?;
+        match &mut *held {
+            Held::Own(socket) => Ok(f(socket)),
+            Held::Shared(cell) => {
+                let mut shared = cell.lock();
+                let socket = shared.socket.as_mut().ok_or(Error::NotSocket)?;
+                Ok(f(socket))
+            }
+            Held::Vacant => Err(Error::NotSocket),
+        }
     }
 
     /// A second handle to the socket behind `handle` ([W3](crate::contract#W3)).
     pub(crate) fn duplicate(
-        &mut self,
+        &self,
         handle: SocketHandle,
         generation: u64,
     ) -> Result<SocketHandle, Error> {
-        let cell = self.get(handle)?;
-        let key = Self::link_key(&cell);
-        let (index, seq) = self.occupy(cell).map_err(|_| Error::ProcessLimit)?;
-        *self.links.entry(key).or_insert(1) += 1;
+        let (_slot, mut held) = self.lock(handle)?;
+        let (index, new) = self.allocate().ok_or(Error::ProcessLimit)?;
+        let cell = match std::mem::replace(&mut *held, Held::Vacant) {
+            Held::Own(socket) => Arc::new(Mutex::new(Shared {
+                socket: Some(socket),
+                handles: 2,
+            })),
+            Held::Shared(cell) => {
+                cell.lock().handles += 1;
+                cell
+            }
+            Held::Vacant => unreachable!("an issued slot is occupied"),
+        };
+        *held = Held::Shared(Arc::clone(&cell));
+        // Slot first, then the new slot: the new one is vacant, so whoever
+        // else holds its lock (a lookup with a stale handle) takes no other.
+        let mut target = new.held.lock();
+        *target = Held::Shared(cell);
+        let seq = new.occupy();
+        drop(target);
+        self.open.fetch_add(1, Ordering::Relaxed);
         Ok(SocketHandle::new(index, seq, generation))
     }
 
-    /// Closes `handle` alone if its socket has other handles: `true` if it
-    /// did (the socket stays open under them, [W3](crate::contract#W3)).
-    pub(crate) fn unlink_shared(&mut self, handle: SocketHandle, cell: &Cell<S>) -> bool {
-        let key = Self::link_key(cell);
-        let Some(n) = self.links.get_mut(&key) else {
-            return false;
-        };
-        *n -= 1;
-        if *n == 1 {
-            self.links.remove(&key);
-        }
-        self.remove(handle, cell);
-        true
-    }
-
-    /// The cell of the open socket issued exactly `handle`.
-    pub(crate) fn get(&self, handle: SocketHandle) -> Result<Cell<S>, Error> {
-        match self.slots.get(handle.index()) {
-            Some(Slot {
-                seq,
-                cell: Some(cell),
-            }) if *seq == handle.seq() => Ok(Arc::clone(cell)),
-            _ => Err(Error::NotSocket),
-        }
-    }
-
-    /// Frees the slot of `handle` if it still holds `cell`.
-    pub(crate) fn remove(&mut self, handle: SocketHandle, cell: &Cell<S>) {
-        let index = handle.index();
-        if let Some(slot) = self.slots.get_mut(index)
-            && slot.cell.as_ref().is_some_and(|c| Arc::ptr_eq(c, cell))
-        {
-            if slot.vacate() {
-                self.free.push(index as u32);
+    /// Closes `handle` in one pass: `decide` sees the socket (and whether
+    /// this is its last handle) with its slot locked, and answers what
+    /// becomes of the handle ([`Closing`]).
+    pub(crate) fn close<R>(
+        &self,
+        handle: SocketHandle,
+        decide: impl FnOnce(&mut S, bool) -> Closing<R>,
+    ) -> Result<Detached<S, R>, Error> {
+        let (slot, mut held) = self.lock(handle)?;
+        let outcome = match &mut *held {
+            Held::Own(socket) => match decide(socket, true) {
+                Closing::Keep => return Ok(Detached::Kept),
+                Closing::Close(r) => match std::mem::replace(&mut *held, Held::Vacant) {
+                    Held::Own(socket) => Detached::Last(socket, r),
+                    _ => unreachable!(),
+                },
+            },
+            Held::Shared(cell) => {
+                let mut shared = cell.lock();
+                let last = shared.handles == 1;
+                let socket = shared.socket.as_mut().ok_or(Error::NotSocket)?;
+                match decide(socket, last) {
+                    Closing::Keep => return Ok(Detached::Kept),
+                    Closing::Close(r) if last => {
+                        let socket = shared.socket.take().expect("checked above");
+                        drop(shared);
+                        Detached::Last(socket, r)
+                    }
+                    Closing::Close(r) => {
+                        shared.handles -= 1;
+                        Detached::Unlinked(r)
+                    }
+                }
             }
-            self.open -= 1;
+            Held::Vacant => return Err(Error::NotSocket),
+        };
+        // The cell (if any) goes with the slot's lock held: a duplicate of
+        // another handle cannot see this one half gone.
+        *held = Held::Vacant;
+        let reusable = slot.vacate();
+        drop(held);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if reusable {
+            self.push(handle.index(), handle.index());
         }
+        Ok(outcome)
     }
 
-    /// Open sockets.
+    /// Open sockets (handles).
     pub(crate) fn open(&self) -> usize {
-        self.open
+        self.open.load(Ordering::Relaxed)
     }
 
-    /// Takes every slot out for the drain, in O(1) (no list is built):
-    /// the drain then takes the open sockets out of them outside the lock
-    /// ([`Drained`]), and the slots come back, vacant and with their
-    /// sequences moved on, when the `Drained` is dropped. Meanwhile the
-    /// registry is empty, which nobody sees: the state is no longer Active,
-    /// so every registry operation is refused before it looks. The caller
-    /// must release its lock of `home` before dropping the `Drained`
-    /// (`let d = home.lock().drain_open(home, g);` does).
-    pub(crate) fn drain_open<'a>(
-        &mut self,
-        home: &'a Mutex<Registry<S>>,
-        generation: u64,
-    ) -> Drained<'a, S> {
-        let open = std::mem::take(&mut self.open);
-        self.free.clear();
-        self.links.clear();
-        self.reuse = 0;
+    /// Takes the open sockets out for the final cleanup: each slot is
+    /// locked in turn (with `abandoning`, only tried: a slot an abandoned
+    /// operation holds is left as it is, [L16](crate::contract#L16)), its
+    /// socket taken and the slot vacated. Called when no guard can be
+    /// live (or the live ones were abandoned): nothing else registers.
+    pub(crate) fn drain_open(&self, generation: u64, abandoning: bool) -> Drained<'_, S> {
         Drained {
-            home,
-            slots: std::mem::take(&mut self.slots),
+            registry: self,
             next: 0,
-            open,
+            end: self.fresh.load(Ordering::Relaxed),
             generation,
+            abandoning,
+            open: self.open(),
+            chain: None,
+            closed: 0,
         }
     }
 }
 
-/// The slots of a registry being drained: yields each open socket with its
-/// handle (vacating its slot), and gives the slots back to the registry
-/// when dropped, unwinding included, so that no sequence is ever lost
+/// What a close decided for its handle.
+pub(crate) enum Closing<R> {
+    /// Leave the handle open (nothing changed).
+    Keep,
+    /// Close the handle.
+    Close(R),
+}
+
+/// What [`Registry::close`] did with the handle.
+pub(crate) enum Detached<S, R> {
+    /// The handle stays open, as decided.
+    Kept,
+    /// The handle is closed; its socket stays open under its other handles.
+    Unlinked(R),
+    /// The handle is closed and was its socket's last: the socket.
+    Last(S, R),
+}
+
+/// What the final cleanup found in one slot.
+pub(crate) enum Taken<S> {
+    /// The socket.
+    Socket(S),
+    /// An abandoned operation holds the slot: left as it is.
+    Abandoned,
+}
+
+/// The slots as the final cleanup takes them out: yields each open
+/// socket with its handle, vacating its slot. Vacated slots go back on the
+/// vacant stack in one push when it is dropped (unwinding included, the
+/// rest vacated too), so that no sequence is ever lost
 /// ([S7](crate::contract#S7)).
 pub(crate) struct Drained<'a, S> {
-    home: &'a Mutex<Registry<S>>,
-    slots: Vec<Slot<S>>,
+    registry: &'a Registry<S>,
     next: usize,
-    open: usize,
+    end: usize,
     generation: u64,
+    abandoning: bool,
+    /// Open handles when the take-out began (for capacity hints).
+    open: usize,
+    /// The vacated slots so far, linked through `below`: (first, last).
+    chain: Option<(usize, usize)>,
+    /// Handles closed or abandoned so far (for the open count).
+    closed: usize,
 }
 
 impl<S> Drained<'_, S> {
-    /// Open sockets left to take.
+    /// Open handles when the take-out began.
     pub(crate) fn len(&self) -> usize {
         self.open
+    }
+
+    fn vacated(&mut self, index: usize, slot: &Slot<S>) {
+        self.closed += 1;
+        if !slot.vacate() {
+            return;
+        }
+        self.chain = Some(match self.chain {
+            None => (index, index),
+            Some((first, last)) => {
+                slot.below.store(first + 1, Ordering::Relaxed);
+                (index, last)
+            }
+        });
     }
 }
 
 impl<S> Iterator for Drained<'_, S> {
-    type Item = (SocketHandle, Cell<S>);
+    type Item = (SocketHandle, Taken<S>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(slot) = self.slots.get_mut(self.next) {
+        while self.next < self.end {
             let index = self.next;
             self.next += 1;
-            if let Some(cell) = slot.cell.take() {
-                let handle = SocketHandle::new(index, slot.seq, self.generation);
-                slot.vacate();
-                self.open -= 1;
-                return Some((handle, cell));
+            let Some(slot) = self.registry.slot(index) else {
+                continue;
+            };
+            let handle = SocketHandle::new(index, slot.seq(), self.generation);
+            let held = if self.abandoning {
+                slot.held.try_lock()
+            } else {
+                Some(slot.held.lock())
+            };
+            let Some(mut held) = held else {
+                if slot.occupied() {
+                    self.closed += 1;
+                    return Some((handle, Taken::Abandoned));
+                }
+                continue;
+            };
+            let taken = match std::mem::replace(&mut *held, Held::Vacant) {
+                Held::Vacant => continue,
+                Held::Own(socket) => Some(Taken::Socket(socket)),
+                Held::Shared(cell) => {
+                    // The socket is taken through its first handle; the
+                    // others are only vacated.
+                    let taken = if self.abandoning {
+                        cell.try_lock().map(|mut shared| shared.socket.take())
+                    } else {
+                        Some(cell.lock().socket.take())
+                    };
+                    let Some(taken) = taken else {
+                        // An abandoned operation holds the socket through
+                        // another handle: left in place, freed only with
+                        // the registry (when no guard can exist).
+                        *held = Held::Shared(cell);
+                        self.closed += 1;
+                        return Some((handle, Taken::Abandoned));
+                    };
+                    taken.map(Taken::Socket)
+                }
+            };
+            self.vacated(index, slot);
+            drop(held);
+            if let Some(taken) = taken {
+                return Some((handle, taken));
             }
         }
         None
@@ -264,141 +502,26 @@ impl<S> Drop for Drained<'_, S> {
     fn drop(&mut self) {
         // Whatever was not taken (an unwind) is vacated too, its socket
         // dropped with any panic caught.
-        for slot in &mut self.slots[self.next..] {
-            if let Some(cell) = slot.cell.take() {
-                let _ = crate::hook::drop_quietly(cell);
-                slot.vacate();
+        for (_, taken) in &mut *self {
+            if let Taken::Socket(socket) = taken {
+                let _ = crate::hook::drop_quietly(socket);
             }
         }
-        let mut home = self.home.lock();
-        debug_assert!(home.slots.is_empty(), "nothing registers while draining");
-        home.slots = std::mem::take(&mut self.slots);
-        home.reuse = 0;
+        if let Some((first, last)) = self.chain {
+            self.registry.push(first, last);
+        }
+        self.registry.open.fetch_sub(self.closed, Ordering::Relaxed);
     }
 }
 
-impl<S> fmt::Debug for Registry<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<S> std::fmt::Debug for Registry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("open", &self.open)
-            .field("slots", &self.slots.len())
+            .field("open", &self.open())
+            .field("slots", &self.fresh.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // S7: a slot whose sequence is used up is retired, never reused, so no
-    // handle it issued can alias a later socket.
-    #[test]
-    fn s7_slot_retires_at_its_last_sequence() {
-        let mut reg: Registry<u32> = Registry::new();
-        let h = reg.insert(0, 1).unwrap();
-        let cell = reg.get(h).unwrap();
-        reg.slots[h.index()].seq = LAST_SEQ;
-        let h = SocketHandle::new(h.index(), LAST_SEQ, 0);
-        assert!(reg.get(h).is_ok());
-        reg.remove(h, &cell);
-        assert!(reg.free.is_empty(), "the used-up slot is not reusable");
-        assert_eq!(reg.vacant(), None);
-        let next = reg.insert(0, 2).unwrap();
-        assert_ne!(next.index(), h.index(), "a new slot is grown instead");
-        assert_eq!(reg.get(h).err(), Some(Error::NotSocket));
-        assert_ne!(h.to_raw(), u64::MAX, "never INVALID_SOCKET");
-    }
-
-    // S7, L10: the registry never grows past the handle's 24 index bits: with
-    // every slot retired, an insert is refused (ProcessLimit) instead of
-    // issuing an index that does not fit. (Retired slots hold no socket, so
-    // the 2^24 of them cost 256 MiB, not 16 million sockets.)
-    #[test]
-    fn s7_the_registry_never_grows_past_the_handles_index_bits() {
-        let mut reg: Registry<u32> = Registry::new();
-        reg.slots = (0..Registry::<u32>::MAX_SLOTS)
-            .map(|_| Slot {
-                seq: LAST_SEQ + 1,
-                cell: None,
-            })
-            .collect();
-        reg.reuse = reg.slots.len();
-        assert_eq!(reg.insert(0, 7), Err(7), "no slot is left");
-        assert_eq!(reg.slots.len(), Registry::<u32>::MAX_SLOTS);
-        reg.slots.pop();
-        let h = reg.insert(0, 8).expect("one slot below the limit");
-        assert_eq!(h.index(), Registry::<u32>::MAX_SLOTS - 1);
-    }
-
-    // S7: the same holds when the drain vacates a slot at its last sequence.
-    #[test]
-    fn s7_drain_retires_used_up_slots() {
-        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
-        let a = home.lock().insert(0, 1).unwrap();
-        let _b = home.lock().insert(0, 2).unwrap();
-        home.lock().slots[a.index()].seq = LAST_SEQ;
-        let drained = home.lock().drain_open(&home, 0); // lock released here
-        let drained: Vec<_> = drained.collect();
-        assert_eq!(drained.len(), 2);
-        assert_eq!(drained[0].0.seq(), LAST_SEQ);
-        let mut reg = home.lock();
-        let c = reg.insert(1, 3).unwrap();
-        let d = reg.insert(1, 4).unwrap();
-        assert_ne!(c.index(), a.index());
-        assert_ne!(d.index(), a.index());
-        for h in [c, d] {
-            assert!(reg.get(SocketHandle::from_raw(h.to_raw())).is_ok());
-        }
-        assert_eq!(
-            reg.get(SocketHandle::new(a.index(), LAST_SEQ, 0)).err(),
-            Some(Error::NotSocket)
-        );
-    }
-
-    // After a drain every unretired slot is reused, lowest index first,
-    // before the registry grows; a slot closed during the generation comes
-    // back first (the free list), and no slot is handed out twice.
-    #[test]
-    fn drained_slots_are_reused_in_order_without_a_list() {
-        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
-        for i in 0..4 {
-            home.lock().insert(0, i).unwrap();
-        }
-        home.lock().slots[2].seq = LAST_SEQ; // retires when vacated
-        let drained = home.lock().drain_open(&home, 0);
-        assert_eq!(drained.count(), 4);
-        let mut reg = home.lock();
-        assert_eq!(reg.open(), 0);
-        let a = reg.insert(1, 10).unwrap();
-        let b = reg.insert(1, 11).unwrap();
-        assert_eq!((a.index(), b.index()), (0, 1));
-        let cell = reg.get(a).unwrap();
-        reg.remove(a, &cell);
-        let c = reg.insert(1, 12).unwrap();
-        assert_eq!(c.index(), 0, "the slot closed this generation first");
-        let d = reg.insert(1, 13).unwrap();
-        assert_eq!(d.index(), 3, "slot 2 is retired");
-        let e = reg.insert(1, 14).unwrap();
-        assert_eq!(e.index(), 4, "then the registry grows");
-        assert_eq!(reg.open(), 4);
-    }
-
-    // S7: sequences move on across generations, so a raw handle of an
-    // earlier generation never reaches the slot's new socket.
-    #[test]
-    fn s7_sequences_survive_generations() {
-        let home: Mutex<Registry<u32>> = Mutex::new(Registry::new());
-        let old = home.lock().insert(0, 1).unwrap();
-        let drained = home.lock().drain_open(&home, 0);
-        drop(drained);
-        let mut reg = home.lock();
-        let new = reg.insert(1, 2).unwrap();
-        assert_eq!(new.index(), old.index());
-        assert_ne!(new, old);
-        assert_eq!(
-            reg.get(SocketHandle::from_raw(old.to_raw())).err(),
-            Some(Error::NotSocket)
-        );
-        assert_ne!(old.to_raw(), 0, "raw handles are never 0");
-    }
-}
+mod tests;

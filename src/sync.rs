@@ -85,10 +85,6 @@ mod imp {
             Mutex(std::sync::Mutex::new(value))
         }
 
-        pub(crate) fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
-        }
-
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             // Poisoning only follows a panic inside the crate's own critical
             // sections, which never call user code unguarded; recover the
@@ -228,10 +224,6 @@ mod imp {
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Mutex(loom::sync::Mutex::new(value))
-        }
-
-        pub(crate) fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {

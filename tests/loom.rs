@@ -751,6 +751,87 @@ fn s2_poll_closing_racing_the_cleanup_releases_once() {
     });
 }
 
+// S7 with the lock-free lookup: a lookup racing the close of its socket
+// and the opening of the next one (which takes the vacated slot from the
+// vacant stack) reaches its own socket or nothing, never the new one.
+#[test]
+fn s7_lookup_racing_close_and_reuse_of_its_slot_never_reaches_the_new_socket() {
+    run_model(None, 1, |l, c| {
+        let old = l
+            .register_socket(Sock::new(&c, 1, 0, Linger::Abort))
+            .unwrap();
+        let t = spawn(&l, &c, move |l, _| l.with_socket(old, |s| s.id));
+        l.close_socket(old).unwrap();
+        let new = l
+            .register_socket(Sock::new(&c, 2, 0, Linger::Abort))
+            .unwrap();
+        match t.join().unwrap() {
+            Ok(id) => assert_eq!(id, 1, "a stale handle reached another socket"),
+            Err(e) => assert_eq!(e, Error::NotSocket),
+        }
+        assert_eq!(l.with_socket(new, |s| s.id), Ok(2));
+        assert_eq!(l.open_sockets(), 1);
+    });
+}
+
+// The vacant stack: two threads each closing a socket and opening another
+// never get one slot for two sockets (the tagged head), and every handle
+// reaches its own socket.
+#[test]
+fn s7_opens_and_closes_on_two_threads_never_share_a_slot() {
+    run_model(None, 1, |l, c| {
+        let a = l
+            .register_socket(Sock::new(&c, 1, 0, Linger::Abort))
+            .unwrap();
+        let b = l
+            .register_socket(Sock::new(&c, 2, 0, Linger::Abort))
+            .unwrap();
+        let t = spawn(&l, &c, move |l, c| {
+            l.close_socket(a).unwrap();
+            l.register_socket(Sock::new(&c, 3, 0, Linger::Abort))
+                .unwrap()
+        });
+        l.close_socket(b).unwrap();
+        let d = l
+            .register_socket(Sock::new(&c, 4, 0, Linger::Abort))
+            .unwrap();
+        let e = t.join().unwrap();
+        assert_ne!(
+            d.to_raw() & 0xff_ffff,
+            e.to_raw() & 0xff_ffff,
+            "one slot, two sockets"
+        );
+        assert_eq!(l.with_socket(d, |s| s.id), Ok(4));
+        assert_eq!(l.with_socket(e, |s| s.id), Ok(3));
+        assert_eq!(l.open_sockets(), 2);
+    });
+}
+
+// O2 with the lock-free lookup: a call on a socket racing the final
+// cleanup either runs on the live socket (and the cleanup waits for it) or
+// is refused; the socket is released once, after the call.
+#[test]
+fn o2_socket_call_racing_the_final_cleanup_never_meets_a_released_socket() {
+    run_model(None, 1, |l, c| {
+        let h = l
+            .register_socket(Sock::new(&c, 1, 0, Linger::Abort))
+            .unwrap();
+        let t = spawn(&l, &c, move |l, c| {
+            l.with_socket(h, |s| {
+                assert_eq!(c.sock_releases.load(SeqCst), 0, "released under a call");
+                s.id
+            })
+        });
+        l.cleanup().unwrap();
+        match t.join().unwrap() {
+            Ok(id) => assert_eq!(id, 1),
+            Err(e) => assert!(matches!(e, Error::NotInitialised | Error::NotSocket)),
+        }
+        assert_eq!(c.sock_releases.load(SeqCst), 1);
+        assert_eq!(l.open_sockets(), 0);
+    });
+}
+
 #[test]
 fn s7_stale_handle_racing_a_restart_never_reaches_the_new_socket() {
     run_model(None, 1, |l, c| {

@@ -16,19 +16,15 @@ impl<P: Provider> Lifecycle<P> {
     /// the registry's 2^24 slots are all open or retired. A refused socket
     /// is aborted and released at once (never leaked).
     pub fn register_socket(&self, socket: P::Socket) -> Result<SocketHandle, Error> {
-        let mut reg = self.sockets.lock();
-        // The drain empties the registry under this lock after flipping the
-        // word: an Active seen here means the drain will see this socket.
-        let w = self.raw.word.load();
-        let (socket, error) = if w.is_active() {
-            match reg.insert(w.generation(), socket) {
+        // Under a guard: the final cleanup takes the sockets out only once
+        // every guard has left, so it sees this one.
+        let (socket, error) = match OperationGuard::enter(&self.raw, &self.state) {
+            Ok((_guard, w)) => match self.sockets.insert(w.generation(), socket) {
                 Ok(handle) => return Ok(handle),
                 Err(socket) => (socket, Error::ProcessLimit),
-            }
-        } else {
-            (socket, Error::NotInitialised)
+            },
+            Err(e) => (socket, e),
         };
-        drop(reg);
         close::refuse(socket);
         Err(error)
     }
@@ -50,10 +46,7 @@ impl<P: Provider> Lifecycle<P> {
         f: impl FnOnce(&mut P::Socket) -> R,
     ) -> Result<R, Error> {
         let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w.generation())?;
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        Ok(f(socket))
+        self.lookup(handle, w.generation(), f)
     }
 
     /// Runs `f` on the provider's state and the socket behind `handle`, in
@@ -108,11 +101,8 @@ impl<P: Provider> Lifecycle<P> {
         f: impl FnOnce(&P::State, &mut P::Socket) -> R,
     ) -> Result<R, Error> {
         let (guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w.generation())?;
         let state = guard.state();
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        Ok(f(&state, socket))
+        self.lookup(handle, w.generation(), |socket| f(&state, socket))
     }
 
     /// [`with_socket`](Lifecycle::with_socket) under a guard the caller
@@ -168,17 +158,19 @@ impl<P: Provider> Lifecycle<P> {
         if !guard.is_of(&self.raw) {
             return Err(Error::NotSocket);
         }
-        let cell = self.lookup(handle, guard.generation())?;
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        Ok(f(socket))
+        self.lookup(handle, guard.generation(), f)
     }
 
-    fn lookup(&self, handle: SocketHandle, generation: u64) -> Result<Cell<P::Socket>, Error> {
+    fn lookup<R>(
+        &self,
+        handle: SocketHandle,
+        generation: u64,
+        f: impl FnOnce(&mut P::Socket) -> R,
+    ) -> Result<R, Error> {
         if !handle.may_belong_to(generation) {
             return Err(Error::NotSocket);
         }
-        self.sockets.lock().get(handle)
+        self.sockets.with(handle, f)
     }
 
     /// Closes the socket behind `handle` (`WSPCloseSocket`) according to its
@@ -195,32 +187,10 @@ impl<P: Provider> Lifecycle<P> {
     ///   and unsent data; nothing was done and the handle stays valid.
     pub fn close_socket(&self, handle: SocketHandle) -> Result<SocketReport, Error> {
         let (_guard, w) = OperationGuard::enter(&self.raw, &self.state)?;
-        let cell = self.lookup(handle, w.generation())?;
-        let mut slot = cell.lock();
-        let socket = slot.as_mut().ok_or(Error::NotSocket)?;
-        let probed = Probe::of(socket);
-        // W3: "is this the last handle?" is decided, and the handle unlinked,
-        // in one registry pass taken with the socket's cell locked. A
-        // duplicate (which takes the registry lock) therefore lands wholly
-        // before it (this close is not the last: Retained) or wholly after
-        // it (the handle is gone: NotSocket), never in between.
-        let mut reg = self.sockets.lock();
-        if reg.unlink_shared(handle, &cell) {
-            drop(reg);
-            let linger = probed.map(|p| p.linger).unwrap_or_default();
-            return Ok(close::retained_line(handle, linger));
-        }
-        if probed.as_ref().is_ok_and(Probe::would_block) {
-            return Err(Error::WouldBlock);
-        }
-        reg.remove(handle, &cell);
-        drop(reg);
-        let Some(socket) = slot.take() else {
+        if !handle.may_belong_to(w.generation()) {
             return Err(Error::NotSocket);
-        };
-        drop(slot);
-        drop(cell);
-        match close::close_active(&self.raw, handle, socket, probed) {
+        }
+        match close::close_socket(&self.raw, &self.sockets, handle)? {
             Closed::Done(report) => Ok(report),
             Closed::Background(ending) => {
                 let line = close::background_line(handle, ending.linger, ending.aborted());
@@ -274,7 +244,7 @@ impl<P: Provider> Lifecycle<P> {
         if !handle.may_belong_to(w.generation()) {
             return Err(Error::NotSocket);
         }
-        self.sockets.lock().duplicate(handle, w.generation())
+        self.sockets.duplicate(handle, w.generation())
     }
 
     /// Makes one pass of flush progress on the sockets closed in the
@@ -300,7 +270,7 @@ impl<P: Provider> Lifecycle<P> {
 
     /// Sockets currently open (registered and not closed).
     pub fn open_sockets(&self) -> usize {
-        self.sockets.lock().open()
+        self.sockets.open()
     }
 
     /// Sockets closed in the background that are still flushing.

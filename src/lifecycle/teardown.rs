@@ -155,15 +155,10 @@ impl<'a, P: Provider> Drain<'a, P> {
     fn open_sockets(&mut self) -> Flusher<P::Socket> {
         let generation = self.report.generation;
         let handover = self.l.background.lock().take();
-        let open = self
-            .l
-            .sockets
-            .lock()
-            .drain_open(&self.l.sockets, generation);
+        let open = self.l.sockets.drain_open(generation, self.abandoned);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
-        self.report.sockets =
-            close::close_open(policy, open, &mut flusher, self.deadline, self.abandoned);
+        self.report.sockets = close::close_open(policy, open, &mut flusher, self.deadline);
         let b = handover.books;
         self.books = Some((b.lines, b.summarized, b.flushed));
         flusher
