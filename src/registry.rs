@@ -107,6 +107,7 @@ const PAGES: usize =
     DOUBLING_PAGES + (Registry::<()>::MAX_SLOTS - DOUBLING_SLOTS).div_ceil(1 << FLAT_PAGE_BITS);
 
 /// The page of slot `index` and its place in the page.
+#[inline]
 fn locate(index: usize) -> (usize, usize) {
     if index < DOUBLING_SLOTS {
         let i = index + (1 << FIRST_PAGE_BITS);
@@ -161,6 +162,7 @@ impl<S> Registry<S> {
     /// index bits.
     pub(crate) const MAX_SLOTS: usize = 1 << INDEX_BITS;
 
+    #[inline]
     fn slot(&self, index: usize) -> Option<&Slot<S>> {
         let (page, at) = locate(index);
         self.pages.get(page)?.get().map(|p| &*p[at])
@@ -246,6 +248,7 @@ impl<S> Registry<S> {
     }
 
     /// Locks the slot of `handle` if it holds the socket issued `handle`.
+    #[inline]
     fn lock(&self, handle: SocketHandle) -> Result<(&Slot<S>, MutexGuard<'_, Held<S>>), Error> {
         let slot = self.slot(handle.index()).ok_or(Error::NotSocket)?;
         let held = slot.held.lock();
@@ -258,6 +261,7 @@ impl<S> Registry<S> {
 
     /// Runs `f` on the socket issued `handle`, with its slot (and, for a
     /// socket with several handles, its cell) locked.
+    #[inline]
     pub(crate) fn with<R>(
         &self,
         handle: SocketHandle,

@@ -83,9 +83,10 @@ pub(crate) unsafe fn fail(errno: *mut i32, code: i32) -> i32 {
 
 /// Runs an export's body with panics caught: a panic must never unwind into
 /// ws2_32 (an `extern "system"` function aborts the process on unwind). A
-/// panic answers `panicked`.
-pub(crate) fn guarded<T>(panicked: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(panicked)
+/// panic answers what `panicked` builds (only then: a call that does not
+/// panic builds nothing, which keeps every export's fast path free of it).
+pub(crate) fn guarded<T>(panicked: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| panicked())
 }
 
 /// Fills `WSPDATA`'s description with `text`, truncated to 255 UTF-16 units

@@ -156,7 +156,7 @@ pub(crate) fn close<P: WinsockProvider>(guard: &Guard<P>, s: SOCKET) -> Result<(
     let shim = P::shim(&state);
     let entry = shim.entry(s)?;
     let line: SocketReport = l.close_socket(entry.handle)?;
-    shim.forget(s);
+    shim.forget(s, entry);
     if line.outcome != SocketOutcome::Retained {
         shim.ops().end_socket(entry.socket, &shim.notify());
     }

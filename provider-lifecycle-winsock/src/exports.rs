@@ -87,25 +87,28 @@ pub unsafe extern "system" fn wsp_startup<P: WinsockProvider>(
     upcalls: WSPUPCALLTABLE,
     table: *mut WSPPROC_TABLE,
 ) -> i32 {
-    guarded(WSASYSNOTREADY, || {
-        if data.is_null() || table.is_null() {
-            return WSAEFAULT;
-        }
-        // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW (plain
-        // data, copied).
-        let protocol = (!protocol.is_null()).then(|| unsafe { *protocol });
-        let out = calls::startup::<P>(version, protocol, upcalls);
-        // SAFETY: non-null and writable (the caller's WSPDATA).
-        let data = unsafe { &mut *data.cast_mut() };
-        describe(data, P::DESCRIPTION);
-        data.wVersion = out.version;
-        data.wHighVersion = out.high;
-        if out.code == 0 {
-            // SAFETY: non-null and writable (the caller's table).
-            unsafe { *table = proc_table::<P>() };
-        }
-        out.code
-    })
+    guarded(
+        || WSASYSNOTREADY,
+        || {
+            if data.is_null() || table.is_null() {
+                return WSAEFAULT;
+            }
+            // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW (plain
+            // data, copied).
+            let protocol = (!protocol.is_null()).then(|| unsafe { *protocol });
+            let out = calls::startup::<P>(version, protocol, upcalls);
+            // SAFETY: non-null and writable (the caller's WSPDATA).
+            let data = unsafe { &mut *data.cast_mut() };
+            describe(data, P::DESCRIPTION);
+            data.wVersion = out.version;
+            data.wHighVersion = out.high;
+            if out.code == 0 {
+                // SAFETY: non-null and writable (the caller's table).
+                unsafe { *table = proc_table::<P>() };
+            }
+            out.code
+        },
+    )
 }
 
 /// The guard of one export, or its `NotInitialised` (checked first, L8).
@@ -121,7 +124,7 @@ fn panicked(entry: &str) -> Error {
 /// `lpWSPCleanup`: one cleanup of the lifecycle; the final one drains.
 /// One cleanup too many answers `SOCKET_ERROR` with 10093 in `*lpErrno`.
 unsafe extern "system" fn wsp_cleanup<P: WinsockProvider>(errno: *mut i32) -> i32 {
-    match guarded(Err(panicked("WSPCleanup")), calls::cleanup::<P>) {
+    match guarded(|| Err(panicked("WSPCleanup")), calls::cleanup::<P>) {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
         Err(e) => unsafe { fail(errno, e.wsa_code()) },
@@ -140,19 +143,22 @@ unsafe extern "system" fn wsp_socket<P: WinsockProvider>(
     flags: u32,
     errno: *mut i32,
 ) -> SOCKET {
-    let result = guarded(Err(panicked("WSPSocket")), || {
-        let guard = enter::<P>()?;
-        // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW.
-        let dup_key = (!info.is_null()).then(|| unsafe { (*info).dwProviderReserved });
-        let request = SocketRequest {
-            af,
-            socket_type,
-            protocol,
-            group,
-            flags,
-        };
-        calls::socket::<P>(&guard, &request, dup_key)
-    });
+    let result = guarded(
+        || Err(panicked("WSPSocket")),
+        || {
+            let guard = enter::<P>()?;
+            // SAFETY: null or the caller's readable WSAPROTOCOL_INFOW.
+            let dup_key = (!info.is_null()).then(|| unsafe { (*info).dwProviderReserved });
+            let request = SocketRequest {
+                af,
+                socket_type,
+                protocol,
+                group,
+                flags,
+            };
+            calls::socket::<P>(&guard, &request, dup_key)
+        },
+    );
     match result {
         Ok(s) => s,
         Err(e) => {
@@ -169,9 +175,10 @@ unsafe extern "system" fn wsp_socket<P: WinsockProvider>(
 /// cleanup answers `WSAEINTR`; a non-blocking one that cannot finish,
 /// `WSAEWOULDBLOCK` (the handle stays valid).
 unsafe extern "system" fn wsp_close_socket<P: WinsockProvider>(s: SOCKET, errno: *mut i32) -> i32 {
-    let result = guarded(Err(panicked("WSPCloseSocket")), || {
-        calls::close::<P>(&enter::<P>()?, s)
-    });
+    let result = guarded(
+        || Err(panicked("WSPCloseSocket")),
+        || calls::close::<P>(&enter::<P>()?, s),
+    );
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -187,19 +194,51 @@ unsafe extern "system" fn wsp_close_socket<P: WinsockProvider>(s: SOCKET, errno:
 ///
 /// `buffers` points to `count` readable `WSABUF`s, each `buf` null or
 /// `len` readable bytes, valid for the lifetime `'a` (the call).
-unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Vec<&'a [u8]>, Error> {
-    (0..count as usize)
-        .map(|i| {
-            // SAFETY: i < count (this function's contract).
-            let b = unsafe { &*buffers.add(i) };
-            match (b.buf.is_null(), b.len) {
-                (_, 0) => Ok(&[][..]),
-                (true, _) => Err(Error::Fault),
-                // SAFETY: non-null with `len` readable bytes.
-                (false, len) => Ok(unsafe { std::slice::from_raw_parts(b.buf, len as usize) }),
-            }
-        })
-        .collect()
+unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers<'a>, Error> {
+    let read = |i: usize| {
+        // SAFETY: i < count (this function's contract).
+        let b = unsafe { &*buffers.add(i) };
+        match (b.buf.is_null(), b.len) {
+            (_, 0) => Ok(&[][..]),
+            (true, _) => Err(Error::Fault),
+            // SAFETY: non-null with `len` readable bytes.
+            (false, len) => Ok(unsafe { std::slice::from_raw_parts(b.buf, len as usize) }),
+        }
+    };
+    let count = count as usize;
+    if count <= FEW {
+        let mut few: [&[u8]; FEW] = [&[]; FEW];
+        for (i, slot) in few[..count].iter_mut().enumerate() {
+            *slot = read(i)?;
+        }
+        Ok(Buffers::Few(few, count))
+    } else {
+        (0..count)
+            .map(read)
+            .collect::<Result<_, _>>()
+            .map(Buffers::Many)
+    }
+}
+
+/// Buffers a call gathers on the stack (one is the usual count).
+const FEW: usize = 4;
+
+/// The caller's buffers as slices: on the stack up to [`FEW`], so that the
+/// usual send allocates nothing; on the heap beyond.
+enum Buffers<'a> {
+    Few([&'a [u8]; FEW], usize),
+    Many(Vec<&'a [u8]>),
+}
+
+impl<'a> std::ops::Deref for Buffers<'a> {
+    type Target = [&'a [u8]];
+
+    fn deref(&self) -> &[&'a [u8]] {
+        match self {
+            Buffers::Few(few, n) => &few[..*n],
+            Buffers::Many(many) => many,
+        }
+    }
 }
 
 /// `lpWSPSend`: gathers the buffers and hands them to the socket; with an
@@ -217,21 +256,24 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
     thread: *const WSATHREADID,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(panicked("WSPSend")), || {
-        let guard = enter::<P>()?;
-        if (buffers.is_null() && count > 0) || (sent.is_null() && overlapped.is_null()) {
-            return Err(Error::Fault);
-        }
-        // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
-        // call (the SPI's contract for lpBuffers).
-        let slices = unsafe { read_buffers(buffers, count) }?;
-        // SAFETY: a non-null lpOverlapped stays valid until its operation
-        // completes, and lpThreadId is null or readable for the call (the
-        // SPI's contract for an overlapped WSPSend).
-        let args = (!overlapped.is_null())
-            .then(|| unsafe { OverlappedArgs::new(overlapped, completion, thread) });
-        calls::send::<P>(&guard, s, &slices, args)
-    });
+    let result = guarded(
+        || Err(panicked("WSPSend")),
+        || {
+            let guard = enter::<P>()?;
+            if (buffers.is_null() && count > 0) || (sent.is_null() && overlapped.is_null()) {
+                return Err(Error::Fault);
+            }
+            // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
+            // call (the SPI's contract for lpBuffers).
+            let slices = unsafe { read_buffers(buffers, count) }?;
+            // SAFETY: a non-null lpOverlapped stays valid until its operation
+            // completes, and lpThreadId is null or readable for the call (the
+            // SPI's contract for an overlapped WSPSend).
+            let args = (!overlapped.is_null())
+                .then(|| unsafe { OverlappedArgs::new(overlapped, completion, thread) });
+            calls::send::<P>(&guard, s, &slices, args)
+        },
+    );
     match result {
         Ok(Settled::Done(n)) => {
             if !sent.is_null() {
@@ -262,19 +304,22 @@ unsafe extern "system" fn wsp_set_sock_opt<P: WinsockProvider>(
     len: i32,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(panicked("WSPSetSockOpt")), || {
-        let guard = enter::<P>()?;
-        if !linger_option(level, name) {
-            return Err(Error::from_wsa_code(WSAENOPROTOOPT));
-        }
-        if value.is_null() || len < 4 {
-            return Err(Error::Fault);
-        }
-        // SAFETY: non-null with at least 4 readable bytes (a LINGER or a
-        // BOOL), possibly unaligned.
-        let raw = unsafe { value.cast::<[u8; 4]>().read_unaligned() };
-        calls::set_linger::<P>(&guard, s, name, raw)
-    });
+    let result = guarded(
+        || Err(panicked("WSPSetSockOpt")),
+        || {
+            let guard = enter::<P>()?;
+            if !linger_option(level, name) {
+                return Err(Error::from_wsa_code(WSAENOPROTOOPT));
+            }
+            if value.is_null() || len < 4 {
+                return Err(Error::Fault);
+            }
+            // SAFETY: non-null with at least 4 readable bytes (a LINGER or a
+            // BOOL), possibly unaligned.
+            let raw = unsafe { value.cast::<[u8; 4]>().read_unaligned() };
+            calls::set_linger::<P>(&guard, s, name, raw)
+        },
+    );
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -292,23 +337,26 @@ unsafe extern "system" fn wsp_get_sock_opt<P: WinsockProvider>(
     len: *mut i32,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(panicked("WSPGetSockOpt")), || {
-        let guard = enter::<P>()?;
-        if !linger_option(level, name) {
-            return Err(Error::from_wsa_code(WSAENOPROTOOPT));
-        }
-        // SAFETY: null or the caller's in/out length.
-        if value.is_null() || len.is_null() || unsafe { *len } < 4 {
-            return Err(Error::Fault);
-        }
-        let bytes = calls::get_linger::<P>(&guard, s, name)?;
-        // SAFETY: at least 4 writable bytes (checked above), unaligned.
-        unsafe {
-            value.cast::<[u8; 4]>().write_unaligned(bytes);
-            *len = 4;
-        }
-        Ok(())
-    });
+    let result = guarded(
+        || Err(panicked("WSPGetSockOpt")),
+        || {
+            let guard = enter::<P>()?;
+            if !linger_option(level, name) {
+                return Err(Error::from_wsa_code(WSAENOPROTOOPT));
+            }
+            // SAFETY: null or the caller's in/out length.
+            if value.is_null() || len.is_null() || unsafe { *len } < 4 {
+                return Err(Error::Fault);
+            }
+            let bytes = calls::get_linger::<P>(&guard, s, name)?;
+            // SAFETY: at least 4 writable bytes (checked above), unaligned.
+            unsafe {
+                value.cast::<[u8; 4]>().write_unaligned(bytes);
+                *len = 4;
+            }
+            Ok(())
+        },
+    );
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -325,16 +373,19 @@ unsafe extern "system" fn wsp_duplicate_socket<P: WinsockProvider>(
     info: *mut WSAPROTOCOL_INFOW,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(panicked("WSPDuplicateSocket")), || {
-        let guard = enter::<P>()?;
-        if info.is_null() {
-            return Err(Error::Fault);
-        }
-        let out = calls::duplicate::<P>(&guard, s, process)?;
-        // SAFETY: non-null, the caller's writable WSAPROTOCOL_INFOW.
-        unsafe { *info = out };
-        Ok(())
-    });
+    let result = guarded(
+        || Err(panicked("WSPDuplicateSocket")),
+        || {
+            let guard = enter::<P>()?;
+            if info.is_null() {
+                return Err(Error::Fault);
+            }
+            let out = calls::duplicate::<P>(&guard, s, process)?;
+            // SAFETY: non-null, the caller's writable WSAPROTOCOL_INFOW.
+            unsafe { *info = out };
+            Ok(())
+        },
+    );
     match result {
         Ok(()) => 0,
         // SAFETY: lpErrno is null or the caller's.
@@ -355,16 +406,19 @@ unsafe extern "system" fn wsp_get_overlapped_result<P: WinsockProvider>(
     flags: *mut u32,
     errno: *mut i32,
 ) -> i32 {
-    let result = guarded(Err(panicked("WSPGetOverlappedResult")), || {
-        let guard = enter::<P>()?;
-        if overlapped.is_null() || transferred.is_null() || flags.is_null() {
-            return Err(Error::Fault);
-        }
-        // SAFETY: non-null, the caller's OVERLAPPED, readable for the call;
-        // the value does not outlive it.
-        let ov = unsafe { ReadableOverlapped::new(overlapped) };
-        calls::overlapped_result::<P>(guard, s, ov, wait != 0)
-    });
+    let result = guarded(
+        || Err(panicked("WSPGetOverlappedResult")),
+        || {
+            let guard = enter::<P>()?;
+            if overlapped.is_null() || transferred.is_null() || flags.is_null() {
+                return Err(Error::Fault);
+            }
+            // SAFETY: non-null, the caller's OVERLAPPED, readable for the call;
+            // the value does not outlive it.
+            let ov = unsafe { ReadableOverlapped::new(overlapped) };
+            calls::overlapped_result::<P>(guard, s, ov, wait != 0)
+        },
+    );
     match result {
         Ok(Some((status, f))) if status.error == 0 => {
             // SAFETY: non-null (checked), the caller's out-parameters.

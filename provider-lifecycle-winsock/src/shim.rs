@@ -3,15 +3,15 @@
 //! handed out, pending duplications ([`dup`](crate::dup)) and pending
 //! overlapped operations ([`overlapped`](crate::overlapped)).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use provider_lifecycle::{Error, Lifecycle, Linger, Provider, Socket, SocketHandle};
 
 use crate::dup::Dups;
 use crate::overlapped::{CompleteOverlappedRequest, IoToken, Notify, Ops, Status};
-use crate::sys::{SOCKET, WSAPROTOCOL_INFOW, WSPUPCALLTABLE};
+use crate::sockets::{Entry, Sockets};
+use crate::sys::{LPWPUQUERYSOCKETHANDLECONTEXT, SOCKET, WSAPROTOCOL_INFOW, WSPUPCALLTABLE};
 
 /// A provider the shim can export: a [`Provider`] whose sockets speak
 /// Winsock ([`WinsockSocket`]), reachable from `extern "system"` functions
@@ -128,17 +128,6 @@ pub struct SocketRequest {
     pub flags: u32,
 }
 
-/// One `SOCKET` value the shim handed out.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Entry {
-    pub(crate) handle: SocketHandle,
-    /// The value came from `WPUCreateSocketHandle` (its close goes back
-    /// through `WPUCloseSocketHandle`).
-    pub(crate) upcall: bool,
-    /// The shim's id of the socket, shared by its duplicate handles.
-    pub(crate) socket: u64,
-}
-
 /// Ids of sockets for the shim (shared by duplicates), process-wide.
 static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -147,11 +136,14 @@ static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 pub struct Shim {
     upcalls: Mutex<WSPUPCALLTABLE>,
+    /// The table's `WPUQuerySocketHandleContext` (0: none), read on every
+    /// socket call without the table's lock.
+    query: AtomicUsize,
     port: Mutex<Option<CompleteOverlappedRequest>>,
     /// The catalog entry and protocol of the startup in force.
     protocol: Mutex<Option<ProtocolInfo>>,
     /// `SOCKET` value → what it names.
-    sockets: Mutex<BTreeMap<SOCKET, Entry>>,
+    sockets: Sockets,
     dups: Mutex<Dups>,
     ops: Arc<Ops>,
 }
@@ -159,7 +151,6 @@ pub struct Shim {
 impl std::fmt::Debug for Shim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shim")
-            .field("sockets", &lock(&self.sockets).len())
             .field("pending", &self.ops.len())
             .finish_non_exhaustive()
     }
@@ -181,16 +172,10 @@ impl Drop for Shim {
         else {
             return;
         };
-        for (s, entry) in std::mem::take(
-            self.sockets
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner),
-        ) {
-            if entry.upcall {
-                let mut errno = 0;
-                // SAFETY: ws2_32's upcall on a value it created for us.
-                unsafe { close(s, &mut errno) };
-            }
+        for s in self.sockets.upcall_values() {
+            let mut errno = 0;
+            // SAFETY: ws2_32's upcall on a value it created for us.
+            unsafe { close(s, &mut errno) };
         }
     }
 }
@@ -270,6 +255,12 @@ impl Shim {
         port: Option<CompleteOverlappedRequest>,
     ) {
         *lock(&self.upcalls) = upcalls;
+        self.query.store(
+            upcalls
+                .lpWPUQuerySocketHandleContext
+                .map_or(0, |f| f as usize),
+            Ordering::Relaxed,
+        );
         *lock(&self.port) = port;
         if let Some(p) = protocol {
             *lock(&self.protocol) = Some(ProtocolInfo(p));
@@ -291,6 +282,14 @@ impl Shim {
         lock(&self.protocol).map(|p| p.0).unwrap_or_default()
     }
 
+    #[inline]
+    fn query(&self) -> LPWPUQUERYSOCKETHANDLECONTEXT {
+        let f = self.query.load(Ordering::Relaxed);
+        // SAFETY: 0 or a function pointer of this type stored by `apply`
+        // (`Option` of a function pointer has the null niche).
+        unsafe { std::mem::transmute::<usize, LPWPUQUERYSOCKETHANDLECONTEXT>(f) }
+    }
+
     /// Remembers a new `SOCKET` value; `of` is the entry it duplicates.
     pub(crate) fn remember(&self, s: SOCKET, handle: SocketHandle, upcall: bool, of: Option<u64>) {
         let socket = of.unwrap_or_else(|| NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed));
@@ -299,15 +298,18 @@ impl Shim {
             upcall,
             socket,
         };
-        lock(&self.sockets).insert(s, entry);
+        self.sockets.remember(s, entry, self.query().is_some());
     }
 
+    /// What `s` names (without a lock shared with other sockets when the
+    /// value is the shim's own or the table can query its context).
+    #[inline]
     pub(crate) fn entry(&self, s: SOCKET) -> Result<Entry, Error> {
-        lock(&self.sockets).get(&s).copied().ok_or(Error::NotSocket)
+        self.sockets.entry(s, self.query())
     }
 
-    pub(crate) fn forget(&self, s: SOCKET) {
-        lock(&self.sockets).remove(&s);
+    pub(crate) fn forget(&self, s: SOCKET, entry: Entry) {
+        self.sockets.forget(s, entry);
     }
 
     pub(crate) fn dups(&self) -> MutexGuard<'_, Dups> {

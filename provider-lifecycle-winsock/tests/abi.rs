@@ -355,3 +355,74 @@ fn l6_final_cleanup_through_the_table_drains_open_sockets() {
         "the closed one delivered, the reset one not"
     );
 }
+
+/// A host that maps its `SOCKET` values to their contexts without a table
+/// of its own (value = context ^ KEY), and counts the queries.
+mod querying {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    const KEY: usize = 0x7700_0000_0000;
+    pub static QUERIES: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "system" fn create(_: u32, context: usize, _: *mut i32) -> SOCKET {
+        context ^ KEY
+    }
+    unsafe extern "system" fn close(_: SOCKET, _: *mut i32) -> i32 {
+        0
+    }
+    unsafe extern "system" fn query(s: SOCKET, context: *mut usize, errno: *mut i32) -> i32 {
+        QUERIES.fetch_add(1, SeqCst);
+        if s & KEY != KEY {
+            // Not a value this host made: WSAENOTSOCK, as ws2_32 answers.
+            // SAFETY: the shim passes a pointer to its local.
+            unsafe { *errno = 10038 };
+            return SOCKET_ERROR;
+        }
+        // SAFETY: the shim passes a pointer to its local.
+        unsafe { *context = s ^ KEY };
+        0
+    }
+
+    pub fn table() -> WSPUPCALLTABLE {
+        WSPUPCALLTABLE {
+            lpWPUCreateSocketHandle: Some(create),
+            lpWPUCloseSocketHandle: Some(close),
+            lpWPUQuerySocketHandleContext: Some(query),
+            ..Default::default()
+        }
+    }
+}
+
+// S1, S7: on a host with WPUQuerySocketHandleContext the shim finds a
+// WPUCreateSocketHandle value's socket through its context: each value
+// reaches its own socket, a closed one and one the host never made answer
+// WSAENOTSOCK (10038), and a value that only looks like a raw handle does
+// not pass for one.
+#[test]
+fn s7_values_made_by_the_host_are_found_through_their_context() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let (code, _, t) = start_with(MEM_STARTUP, 2, 2, querying::table());
+    assert_eq!(code, 0);
+    let (a, _) = socket(&t, None);
+    let (b, _) = socket(&t, None);
+    assert_ne!(a, b);
+    let before = querying::QUERIES.load(SeqCst);
+    assert_eq!(send(&t, a, b"abc"), (0, 3, 0));
+    assert_eq!(send(&t, b, b"de"), (0, 2, 0));
+    assert!(
+        querying::QUERIES.load(SeqCst) > before,
+        "found through the host's query"
+    );
+    // The raw handle behind `a` is not a SOCKET this provider handed out.
+    let raw = a ^ 0x7700_0000_0000;
+    assert_eq!(send(&t, raw, b"x"), (SOCKET_ERROR, 0, 10038));
+    assert_eq!(send(&t, 0x1234, b"x"), (SOCKET_ERROR, 0, 10038));
+    assert_eq!(close(&t, a), (0, 0));
+    assert_eq!(send(&t, a, b"x"), (SOCKET_ERROR, 0, 10038), "closed");
+    assert_eq!(send(&t, b, b"f"), (0, 1, 0), "b unaffected");
+    assert_eq!(close(&t, b), (0, 0));
+    assert_eq!(cleanup(&t), (0, 0));
+    assert_eq!(DELIVERED.load(SeqCst), 6, "every byte, once");
+}

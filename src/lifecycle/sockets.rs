@@ -40,6 +40,7 @@ impl<P: Provider> Lifecycle<P> {
     /// [L8](crate::contract#L8)); [`Error::NotSocket`] for a handle that was
     /// not issued for an open socket of this generation
     /// ([S1](crate::contract#S1), [S7](crate::contract#S7)).
+    #[inline]
     pub fn with_socket<R>(
         &self,
         handle: SocketHandle,
@@ -95,6 +96,7 @@ impl<P: Provider> Lifecycle<P> {
     /// # Errors
     ///
     /// As [`with_socket`](Lifecycle::with_socket).
+    #[inline]
     pub fn operate<R>(
         &self,
         handle: SocketHandle,
@@ -149,6 +151,7 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// [`Error::NotSocket`] for a handle that was not issued for an open
     /// socket of the guard's generation, or a guard of another lifecycle.
+    #[inline]
     pub fn with_socket_in<R>(
         &self,
         guard: &OperationGuard<'_, P::State>,
@@ -161,6 +164,7 @@ impl<P: Provider> Lifecycle<P> {
         self.lookup(handle, guard.generation(), f)
     }
 
+    #[inline]
     fn lookup<R>(
         &self,
         handle: SocketHandle,
