@@ -41,52 +41,10 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use parking_lot::Mutex;
-use provider_lifecycle::{Lifecycle, NoSocket, Provider, Version, VersionRange};
+use provider_lifecycle::Lifecycle;
 
-struct Bench;
-
-impl Provider for Bench {
-    type Socket = NoSocket;
-    type State = ();
-    fn versions(&self) -> VersionRange {
-        VersionRange::new(Version::new(2, 2), Version::new(2, 2))
-    }
-    fn initialize(
-        &self,
-        _: &mut provider_lifecycle::Registrar,
-    ) -> Result<(), provider_lifecycle::Error> {
-        Ok(())
-    }
-}
-
-const V: Version = Version::new(2, 2);
-
-/// The checked-add floor: add, read the state bits from the returned word,
-/// undo if not Active, then subtract.
-fn checked_add_pair(a: &AtomicU64) {
-    let prev = a.fetch_add(1 << 3, Ordering::AcqRel);
-    if prev & 0b11 != 1 {
-        a.fetch_sub(1 << 3, Ordering::AcqRel);
-        return;
-    }
-    black_box(a.fetch_sub(1 << 3, Ordering::AcqRel));
-}
-
-/// The shard floor of a guard: this thread's cache-padded counter, chosen
-/// once per thread through a `thread_local!`.
-struct Shards([crossbeam_utils::CachePadded<AtomicUsize>; 32]);
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static MY_SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % 32;
-}
-
-fn shard_pair(s: &Shards) {
-    let i = MY_SHARD.with(|i| *i);
-    black_box(s.0[i].fetch_add(1, Ordering::Acquire));
-    black_box(s.0[i].fetch_sub(1, Ordering::Release));
-}
+mod common;
+use common::*;
 
 /// One load-then-CAS step of `delta` on `a` (a load-first CAS fast path).
 fn load_cas(a: &AtomicU64, delta: i64) {
@@ -254,7 +212,7 @@ fn enter_exit(c: &mut Criterion) {
                 })
             });
         });
-        let shards = Shards(std::array::from_fn(|_| Default::default()));
+        let shards = Shards::new();
         g.bench_with_input(BenchmarkId::new("shard", threads), &threads, |b, &t| {
             b.iter_custom(|iters| run_threads(t, iters, &shards, shard_pair));
         });
@@ -317,40 +275,6 @@ fn token(c: &mut Criterion) {
     shared.cleanup().unwrap();
 }
 
-/// A provider with a trivial socket, for the socket path.
-struct Socketed;
-
-struct Sock(u64);
-
-impl provider_lifecycle::Socket for Sock {
-    fn unsent(&self) -> u64 {
-        0
-    }
-    fn poll_flush(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), provider_lifecycle::BoxError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn abort(&mut self) -> Result<(), provider_lifecycle::BoxError> {
-        Ok(())
-    }
-}
-
-impl Provider for Socketed {
-    type Socket = Sock;
-    type State = u64;
-    fn versions(&self) -> VersionRange {
-        VersionRange::new(V, V)
-    }
-    fn initialize(
-        &self,
-        _: &mut provider_lifecycle::Registrar,
-    ) -> Result<u64, provider_lifecycle::Error> {
-        Ok(1)
-    }
-}
-
 /// The socket path (issue 21): each worker on its own socket. `with_socket`
 /// (a guard and a lookup), `operate` (a guard, a lookup and the state),
 /// `enter_state` (a guard and `state()`), against `floor`: what such a call
@@ -366,7 +290,7 @@ fn socket_path(c: &mut Criterion) {
     let handles: Vec<_> = (0..4)
         .map(|_| l.register_socket(Sock(0)).unwrap())
         .collect();
-    let floor_shards = Shards(std::array::from_fn(|_| Default::default()));
+    let floor_shards = Shards::new();
     let floor_socks: Vec<crossbeam_utils::CachePadded<std::sync::Mutex<u64>>> =
         (0..4).map(|_| Default::default()).collect();
     for threads in [1, 2, 4] {
@@ -405,10 +329,7 @@ fn socket_path(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("floor", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 run_workers(t, iters, &floor_shards, |s, w| {
-                    let i = MY_SHARD.with(|i| *i);
-                    s.0[i].fetch_add(1, Ordering::Acquire);
-                    *floor_socks[w].lock().unwrap() += 1;
-                    s.0[i].fetch_sub(1, Ordering::Release);
+                    provider_call_floor(s, &floor_socks[w]);
                 })
             });
         });
