@@ -61,8 +61,8 @@ fn startup_cleanup(n: u64) {
     let l = Lifecycle::new(Bench);
     l.startup(V).unwrap();
     for _ in 0..n {
-        black_box(l.startup(V).unwrap());
-        black_box(l.cleanup().unwrap());
+        black_box(&l).startup(V).unwrap();
+        black_box(&l).cleanup().unwrap();
     }
     l.cleanup().unwrap();
 }
@@ -85,7 +85,7 @@ fn guard(n: u64) {
     let l = Lifecycle::new(Bench);
     l.startup(V).unwrap();
     for _ in 0..n {
-        drop(black_box(l.enter().unwrap()));
+        drop(black_box(&l).enter().unwrap());
     }
     l.cleanup().unwrap();
 }
@@ -94,7 +94,7 @@ fn token(n: u64) {
     let l = Lifecycle::new(Bench);
     l.startup(V).unwrap();
     for _ in 0..n {
-        drop(black_box(l.token().unwrap()));
+        drop(black_box(&l).token().unwrap());
     }
     l.cleanup().unwrap();
 }

@@ -143,7 +143,7 @@ fn line(
 }
 
 /// L6.2 (and the start of L6.3): closes the open sockets by `policy`:
-/// abortive ones end at once (their lines are returned), graceful ones join
+/// abortive ones end at once (their lines go to `file`), graceful ones join
 /// `flusher` — the background's, adopted by the drain, whose endings are
 /// bounded by the drain `deadline` too. The caller then runs the flusher
 /// until it is empty.
@@ -152,8 +152,8 @@ pub(crate) fn close_open<S: Socket>(
     open: Drained<'_, S>,
     flusher: &mut Flusher<S>,
     deadline: Instant,
-) -> Vec<SocketReport> {
-    let mut reports = Vec::with_capacity(open.len() + flusher.len());
+    file: &mut impl FnMut(SocketReport),
+) {
     flusher.bound_all(deadline);
     let now = Instant::now();
     for (handle, taken) in open {
@@ -162,7 +162,7 @@ pub(crate) fn close_open<S: Socket>(
             // L16: an operation the guard wait gave up on may be using the
             // socket right now (its slot locked): left as it is.
             Taken::Abandoned => {
-                reports.push(line(handle, Linger::Abort, SocketOutcome::Abandoned, 0));
+                file(line(handle, Linger::Abort, SocketOutcome::Abandoned, 0));
                 continue;
             }
         };
@@ -170,7 +170,7 @@ pub(crate) fn close_open<S: Socket>(
             Ok(p) => p,
             Err(panic) => {
                 let ending = Ending::new(handle, socket, &PANICKED).abort_pending(false);
-                reports.push(ending.abort(SocketOutcome::Panicked, Some(panic)));
+                file(ending.abort(SocketOutcome::Panicked, Some(panic)));
                 continue;
             }
         };
@@ -178,7 +178,7 @@ pub(crate) fn close_open<S: Socket>(
         let ending = Ending::new(handle, socket, &p).abort_pending(false);
         let own = match (policy, p.linger) {
             (OpenSocketPolicy::Reset, _) | (OpenSocketPolicy::Graceful, Linger::Abort) => {
-                reports.push(ending.abort(SocketOutcome::Reset, None));
+                file(ending.abort(SocketOutcome::Reset, None));
                 continue;
             }
             (OpenSocketPolicy::Graceful, Linger::Background) => None,
@@ -186,7 +186,6 @@ pub(crate) fn close_open<S: Socket>(
         };
         flusher.push(ending.bound(own, deadline));
     }
-    reports
 }
 
 /// L12: ends every socket abortively, with no flush and no report.

@@ -126,7 +126,23 @@ fn page_len(page: usize) -> usize {
     (1 << FIRST_PAGE_BITS) << page.min(DOUBLING_PAGES - 1)
 }
 
-type Page<S> = Box<[CachePadded<Slot<S>>]>;
+/// A slot on its own 64-byte cache line: two sockets' locks never share
+/// a line. (Not `CachePadded`'s 128 bytes, which also keeps the adjacent
+/// line of x86's pair prefetcher apart: it would double the memory the
+/// final cleanup walks, and the bench of two threads on adjacent slots,
+/// `benches/contention.rs`'s `socket` group, shows no pair effect.)
+#[repr(align(64))]
+struct Line<S>(Slot<S>);
+
+impl<S> std::ops::Deref for Line<S> {
+    type Target = Slot<S>;
+
+    fn deref(&self) -> &Slot<S> {
+        &self.0
+    }
+}
+
+type Page<S> = Box<[Line<S>]>;
 
 /// The open sockets. Slots and their sequences outlive generations (see
 /// [`SocketHandle`]).
@@ -181,11 +197,8 @@ impl<S> Registry<S> {
                 .ok()?,
         };
         let (page, at) = locate(index);
-        let page = self.pages[page].get_or_init(|| {
-            (0..page_len(page))
-                .map(|_| CachePadded::new(Slot::new()))
-                .collect()
-        });
+        let page = self.pages[page]
+            .get_or_init(|| (0..page_len(page)).map(|_| Line(Slot::new())).collect());
         Some((index, &page[at]))
     }
 
@@ -374,7 +387,8 @@ impl<S> Registry<S> {
             end: self.fresh.load(Ordering::Relaxed),
             generation,
             abandoning,
-            open: self.open(),
+            page: &[],
+            base: 0,
             chain: None,
             closed: 0,
         }
@@ -418,8 +432,9 @@ pub(crate) struct Drained<'a, S> {
     end: usize,
     generation: u64,
     abandoning: bool,
-    /// Open handles when the take-out began (for capacity hints).
-    open: usize,
+    /// The page being walked, and the index of its first slot.
+    page: &'a [Line<S>],
+    base: usize,
     /// The vacated slots so far, linked through `below`: (first, last).
     chain: Option<(usize, usize)>,
     /// Handles closed or abandoned so far (for the open count).
@@ -427,11 +442,6 @@ pub(crate) struct Drained<'a, S> {
 }
 
 impl<S> Drained<'_, S> {
-    /// Open handles when the take-out began.
-    pub(crate) fn len(&self) -> usize {
-        self.open
-    }
-
     fn vacated(&mut self, index: usize, slot: &Slot<S>) {
         self.closed += 1;
         if !slot.vacate() {
@@ -454,9 +464,23 @@ impl<S> Iterator for Drained<'_, S> {
         while self.next < self.end {
             let index = self.next;
             self.next += 1;
-            let Some(slot) = self.registry.slot(index) else {
-                continue;
+            // The page at hand, or the next one (looked up once per page).
+            let slot = match self.page.get(index.wrapping_sub(self.base)) {
+                Some(slot) => slot,
+                None => {
+                    let (page, at) = locate(index);
+                    let Some(page) = self.registry.pages[page].get() else {
+                        continue;
+                    };
+                    (self.page, self.base) = (page, index - at);
+                    &page[at]
+                }
             };
+            // With no guard live nothing else writes a mark: a vacant slot
+            // is passed without its lock.
+            if !self.abandoning && !slot.occupied() {
+                continue;
+            }
             let handle = SocketHandle::new(index, slot.seq(), self.generation);
             let held = if self.abandoning {
                 slot.held.try_lock()

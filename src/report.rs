@@ -137,6 +137,18 @@ impl SocketReport {
             && self.faults.is_none()
     }
 
+    /// Whether this line must be listed in the final report
+    /// ([D1](crate::contract#D1)): it moved or lost bytes, something failed
+    /// or panicked, operations were aborted, or it ended otherwise than
+    /// flushed or reset.
+    pub(crate) fn owes_a_line(&self) -> bool {
+        !(matches!(self.outcome, SocketOutcome::Flushed | SocketOutcome::Reset)
+            && self.bytes_flushed == 0
+            && self.bytes_discarded == 0
+            && self.aborted_operations == 0
+            && self.faults.is_none())
+    }
+
     /// How `abort` went (`Ok` if it was not called).
     #[must_use]
     pub fn abort(&self) -> &HookOutcome {
@@ -297,6 +309,13 @@ pub struct DrainReport {
     /// ([S4](crate::contract#S4)): counted, not listed. Their bytes are part
     /// of [`bytes_flushed`](DrainReport::bytes_flushed).
     pub flushed_in_background: SummarizedSockets,
+    /// Sockets still open at the final cleanup that had nothing unsent and
+    /// closed cleanly (flushed or reset with no byte to lose, no failure,
+    /// no aborted operation): counted, not listed
+    /// ([D1](crate::contract#D1)), so that a cleanup of many idle sockets
+    /// writes one number instead of a line each.
+    /// [`socket`](DrainReport::socket) finds no line for them.
+    pub closed_clean: u64,
     /// How dropping the provider's per-generation
     /// [`State`](crate::Provider::State) went: `Panicked` if its `Drop`
     /// panicked. The state is dropped after the sockets and before the
@@ -322,6 +341,7 @@ impl PartialEq for DrainReport {
             && self.sockets == other.sockets
             && self.summarized == other.summarized
             && self.flushed_in_background == other.flushed_in_background
+            && self.closed_clean == other.closed_clean
             && self.state == other.state
             && self.resources == other.resources
             && self.prepare_unload == other.prepare_unload
@@ -365,8 +385,19 @@ impl DrainReport {
             + self.summarized.bytes_discarded
     }
 
+    /// Files the line of a socket the final cleanup ended: listed if it
+    /// owes one, else counted in `closed_clean`.
+    pub(crate) fn record(&mut self, line: SocketReport) {
+        if line.owes_a_line() {
+            self.sockets.push(line);
+        } else {
+            self.closed_clean += 1;
+        }
+    }
+
     /// The report line of one socket, in O(log n) (an index sorted by
-    /// handle is built on the first call).
+    /// handle is built on the first call). `None` for a socket counted in
+    /// [`closed_clean`](DrainReport::closed_clean) instead of listed.
     #[must_use]
     pub fn socket(&self, handle: SocketHandle) -> Option<&SocketReport> {
         let index = self.index.get_or_init(|| {
@@ -482,6 +513,13 @@ impl fmt::Display for DrainReport {
                 f,
                 "    and {} background closes that delivered everything while Active ({} bytes)",
                 self.flushed_in_background.sockets, self.flushed_in_background.bytes_flushed
+            )?;
+        }
+        if self.closed_clean > 0 {
+            writeln!(
+                f,
+                "    and {} idle sockets that closed cleanly (counted, not listed)",
+                self.closed_clean
             )?;
         }
         if self.summarized.sockets > 0 {

@@ -138,8 +138,8 @@ impl<'a, P: Provider> Drain<'a, P> {
                     self.phase = Phase::Sockets(self.open_sockets());
                 }
                 Phase::Sockets(flusher) => {
-                    let lines = &mut self.report.sockets;
-                    flusher.pass(&mut |line| lines.push(line));
+                    let report = &mut self.report;
+                    flusher.pass(&mut |line| report.record(line));
                     if flusher.len() > 0 {
                         return Err(Wait::Sockets);
                     }
@@ -158,7 +158,10 @@ impl<'a, P: Provider> Drain<'a, P> {
         let open = self.l.sockets.drain_open(generation, self.abandoned);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
-        self.report.sockets = close::close_open(policy, open, &mut flusher, self.deadline);
+        let report = &mut self.report;
+        close::close_open(policy, open, &mut flusher, self.deadline, &mut |line| {
+            report.record(line);
+        });
         let b = handover.books;
         self.books = Some((b.lines, b.summarized, b.flushed));
         flusher
