@@ -22,6 +22,11 @@ const CASES: &[Case] = &[
     ),
     ("core_send", "the same send through with_socket", core),
     (
+        "core_operate_send",
+        "the same send through operate (state + socket)",
+        core_operate,
+    ),
+    (
         "floor_send",
         "floor: shard add/sub + the socket's mutex + the copy",
         floor,
@@ -52,6 +57,15 @@ fn core(n: u64) {
     let s = socket(&t);
     for _ in 0..n {
         black_box(core_send(black_box(s), &DATA));
+    }
+    cleanup(&t);
+}
+
+fn core_operate(n: u64) {
+    let t = start(upcalls(false));
+    let s = socket(&t);
+    for _ in 0..n {
+        black_box(core_operate_send(black_box(s), &DATA));
     }
     cleanup(&t);
 }

@@ -4,6 +4,9 @@
 //!
 //! - `core`: the same send on the core's provider-call path (`with_socket`
 //!   on the socket's handle): what the shim adds is the difference;
+//! - `core_operate`: the same through `operate` (a guard, the provider's
+//!   state and the socket), the core path of a call that needs its state
+//!   as every shim call does (the shim's `SOCKET` table lives there);
 //! - `floor`: what such a call needs at least: this thread's shard add/sub
 //!   around the socket's own uncontended mutex, and the socket's copy.
 //!
@@ -82,6 +85,17 @@ fn send_path(c: &mut Criterion) {
                         })
                     });
                 });
+                g.bench_with_input(
+                    BenchmarkId::new("core_operate", threads),
+                    &threads,
+                    |b, &n| {
+                        b.iter_custom(|iters| {
+                            run_workers(n, iters, |w| {
+                                black_box(core_operate_send(sockets[w], &DATA));
+                            })
+                        });
+                    },
+                );
             }
         }
         cleanup(&t);

@@ -194,6 +194,7 @@ unsafe extern "system" fn wsp_close_socket<P: WinsockProvider>(s: SOCKET, errno:
 ///
 /// `buffers` points to `count` readable `WSABUF`s, each `buf` null or
 /// `len` readable bytes, valid for the lifetime `'a` (the call).
+#[inline]
 unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers<'a>, Error> {
     let read = |i: usize| {
         // SAFETY: i < count (this function's contract).
@@ -206,6 +207,9 @@ unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers
         }
     };
     let count = count as usize;
+    if count == 1 {
+        return read(0).map(Buffers::One);
+    }
     if count <= FEW {
         let mut few: [&[u8]; FEW] = [&[]; FEW];
         for (i, slot) in few[..count].iter_mut().enumerate() {
@@ -223,9 +227,11 @@ unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers
 /// Buffers a call gathers on the stack (one is the usual count).
 const FEW: usize = 4;
 
-/// The caller's buffers as slices: on the stack up to [`FEW`], so that the
-/// usual send allocates nothing; on the heap beyond.
+/// The caller's buffers as slices: on the stack up to [`FEW`] (one, the
+/// usual count, without even the array), so that a send allocates nothing;
+/// on the heap beyond.
 enum Buffers<'a> {
+    One(&'a [u8]),
     Few([&'a [u8]; FEW], usize),
     Many(Vec<&'a [u8]>),
 }
@@ -235,6 +241,7 @@ impl<'a> std::ops::Deref for Buffers<'a> {
 
     fn deref(&self) -> &[&'a [u8]] {
         match self {
+            Buffers::One(one) => std::slice::from_ref(one),
             Buffers::Few(few, n) => &few[..*n],
             Buffers::Many(many) => many,
         }

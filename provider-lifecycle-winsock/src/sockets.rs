@@ -136,9 +136,20 @@ impl Sockets {
         s: SOCKET,
         query: LPWPUQUERYSOCKETHANDLECONTEXT,
     ) -> Result<Entry, Error> {
-        if let Some(e) = self.read(s as u64, s).filter(|e| !e.upcall) {
-            return Ok(e);
+        match self.read(s as u64, s) {
+            Some(e) if !e.upcall => Ok(e),
+            _ => self.upcall_entry(s, query),
         }
+    }
+
+    /// [`entry`](Sockets::entry) for a value ws2_32 made (out of line, so
+    /// the shim's own values take the short path).
+    #[inline(never)]
+    fn upcall_entry(
+        &self,
+        s: SOCKET,
+        query: LPWPUQUERYSOCKETHANDLECONTEXT,
+    ) -> Result<Entry, Error> {
         let handle = match query {
             Some(query) => {
                 let (mut context, mut errno) = (0usize, 0);

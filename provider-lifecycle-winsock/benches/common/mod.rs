@@ -192,6 +192,19 @@ pub fn core_send(s: SOCKET, data: &[u8]) -> u32 {
         .unwrap()
 }
 
+/// The same send on the core's path for a call that needs the provider's
+/// state too (`operate`: a guard, the state, the socket), as the shim's
+/// calls do (its `SOCKET` table lives in the state).
+#[inline(never)]
+pub fn core_operate_send(s: SOCKET, data: &[u8]) -> u32 {
+    QUEUE
+        .operate(SocketHandle::from_raw(s as u64), |state, q| {
+            std::hint::black_box(&state.shim);
+            q.queue(&[data])
+        })
+        .unwrap()
+}
+
 /// Per-thread cache-padded shards, as the guard floor uses.
 pub struct Shards(pub [crossbeam_utils::CachePadded<AtomicUsize>; 32]);
 
