@@ -182,6 +182,17 @@ fn on_socket<P: WinsockProvider, R>(
     P::lifecycle().with_socket_in(guard, shim.entry(s)?.handle, f)?
 }
 
+/// A non-overlapped `WSPSend`: hands the buffers (read whole by the shell,
+/// D3) to the socket.
+pub(crate) fn send_now<P: WinsockProvider>(
+    guard: &Guard<P>,
+    s: SOCKET,
+    buffers: &[&[u8]],
+) -> Result<u32, Error> {
+    let state = guard.state();
+    on_socket::<P, _>(guard, P::shim(&state), s, |sock| sock.send(buffers))
+}
+
 /// `WSPSend`: hands the buffers (read whole by the shell, D3) to the
 /// socket; with overlapped arguments the shim records the operation first
 /// and settles it by the socket's answer (W4 completion).

@@ -112,6 +112,7 @@ pub unsafe extern "system" fn wsp_startup<P: WinsockProvider>(
 }
 
 /// The guard of one export, or its `NotInitialised` (checked first, L8).
+#[inline(always)]
 fn enter<P: WinsockProvider>() -> Result<Guard<P>, Error> {
     P::lifecycle().enter()
 }
@@ -263,11 +264,37 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
     thread: *const WSATHREADID,
     errno: *mut i32,
 ) -> i32 {
+    if overlapped.is_null() {
+        // The usual send, on its own short path: no overlapped record, and
+        // a result of four bytes to carry out of the panic catching.
+        let result = guarded(
+            || Err(panicked("WSPSend")),
+            || {
+                let guard = enter::<P>()?;
+                if (buffers.is_null() && count > 0) || sent.is_null() {
+                    return Err(Error::Fault);
+                }
+                // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid
+                // for the call (the SPI's contract for lpBuffers).
+                let slices = unsafe { read_buffers(buffers, count) }?;
+                calls::send_now::<P>(&guard, s, &slices)
+            },
+        );
+        return match result {
+            Ok(n) => {
+                // SAFETY: checked non-null above, the caller's.
+                unsafe { *sent = n };
+                0
+            }
+            // SAFETY: lpErrno is null or the caller's.
+            Err(e) => unsafe { fail(errno, e.wsa_code()) },
+        };
+    }
     let result = guarded(
         || Err(panicked("WSPSend")),
         || {
             let guard = enter::<P>()?;
-            if (buffers.is_null() && count > 0) || (sent.is_null() && overlapped.is_null()) {
+            if buffers.is_null() && count > 0 {
                 return Err(Error::Fault);
             }
             // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
@@ -276,9 +303,8 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             // SAFETY: a non-null lpOverlapped stays valid until its operation
             // completes, and lpThreadId is null or readable for the call (the
             // SPI's contract for an overlapped WSPSend).
-            let args = (!overlapped.is_null())
-                .then(|| unsafe { OverlappedArgs::new(overlapped, completion, thread) });
-            calls::send::<P>(&guard, s, &slices, args)
+            let args = unsafe { OverlappedArgs::new(overlapped, completion, thread) };
+            calls::send::<P>(&guard, s, &slices, Some(args))
         },
     );
     match result {
