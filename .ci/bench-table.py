@@ -2,7 +2,7 @@
 """README's performance table, from criterion's results.
 
 Usage:
-  python3 .ci/bench-table.py --runs 3     # runs both benches 3 times, rewrites README's table
+  python3 .ci/bench-table.py --runs 3     # runs the benches 3 times, rewrites README's table
   python3 .ci/bench-table.py              # prints the table of the runs already saved
 
 With --runs, the table between README's `<!-- bench-table:begin -->` and
@@ -35,6 +35,14 @@ BEGIN, END = "<!-- bench-table:begin -->", "<!-- bench-table:end -->"
 # runs a second time that way, reported in rows of its own.
 PINNED = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
 
+# The timing benches: the core's, and the Winsock shim's `WSPSend` through
+# its table (beside the core path and the floor, in the same run).
+BENCHES = [
+    ("provider-lifecycle", "contention"),
+    ("provider-lifecycle", "drain"),
+    ("provider-lifecycle-winsock", "send"),
+]
+
 def save(dest, since, prefix="", group=""):
     """Copies criterion's estimates (of `group`, or all) written since `since` under dest/prefix."""
     found = 0
@@ -53,8 +61,8 @@ def run_benches(n):
     for i in range(n):
         shutil.rmtree(CRITERION, ignore_errors=True)
         since = time.time()
-        for bench in ("contention", "drain"):
-            subprocess.run(["cargo", "bench", "--bench", bench], check=True,
+        for package, bench in BENCHES:
+            subprocess.run(["cargo", "bench", "-p", package, "--bench", bench], check=True,
                            stdout=subprocess.DEVNULL)
         dest = os.path.join(RUNS_DIR, str(i))
         save(dest, since)
@@ -130,6 +138,16 @@ def table(m, n):
         ("`with_socket`, own socket per thread, 2 threads", "socket/with_socket/2", "socket/floor/2", "shard add/sub + the socket's own mutex floor"),
         ("`operate`, own socket per thread, 1 thread", "socket/operate/1", "socket/floor/1", "shard add/sub + the socket's own mutex floor"),
         ("`operate`, own socket per thread, 2 threads", "socket/operate/2", "socket/floor/2", "shard add/sub + the socket's own mutex floor"),
+        ("`with_socket`, own socket per thread, 4 threads (2 cores)", "socket/with_socket/4", "socket/floor/4", "shard add/sub + the socket's own mutex floor"),
+        ("`with_socket`, own socket per thread, 2 threads", "socket/with_socket/2", "socket/with_socket/1", "its 1-thread time"),
+        ("`with_socket`, own socket per thread, 4 threads (2 cores)", "socket/with_socket/4", "socket/with_socket/1", "its 1-thread time"),
+        ("`WSPSend` of 1 KiB through the shim's table, 1 thread", "send/wsp_send/1", "send/core/1", "the same send through `with_socket`"),
+        ("`WSPSend` of 1 KiB through the shim's table, 2 threads", "send/wsp_send/2", "send/core/2", "the same send through `with_socket`"),
+        ("`WSPSend` of 1 KiB through the shim's table, 1 thread", "send/wsp_send/1", "send/core_operate/1", "the same send through `operate` (state + socket)"),
+        ("`WSPSend` of 1 KiB through the shim's table, 2 threads", "send/wsp_send/2", "send/core_operate/2", "the same send through `operate` (state + socket)"),
+        ("`WSPSend`, `WPUCreateSocketHandle` values, 1 thread", "send/wsp_send_upcall/1", "send/core_operate/1", "the same send through `operate` (state + socket)"),
+        ("`WSPSend` of 1 KiB through the shim's table, 2 threads", "send/wsp_send/2", "send/wsp_send/1", "its 1-thread time"),
+        ("the same send through `with_socket`, 1 thread", "send/core/1", "send/floor/1", "shard add/sub + the socket's own mutex + the copy floor"),
         ("`enter` + `state()`, 1 thread", "socket/enter_state/1", "enter_exit/shard/1", "per-thread `CachePadded` shard floor"),
         ("`enter` + `state()`, 2 threads", "socket/enter_state/2", "enter_exit/shard/2", "per-thread `CachePadded` shard floor"),
         ("final cleanup, 10,000 idle sockets + 10,000 resources", "final_cleanup/lifecycle/10000", "final_cleanup/vec_drop/10000", "dropping a `Vec` of the same boxed objects"),
@@ -139,7 +157,7 @@ def table(m, n):
     ]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     cores = os.cpu_count()
-    out.append(f"<!-- {n} run(s) of `cargo bench --bench contention` and `--bench drain` "
+    out.append(f"<!-- {n} run(s) of `cargo bench --bench contention`, `--bench drain` and `-p provider-lifecycle-winsock --bench send` "
                f"(and `-- final_cleanup` with GLIBC_TUNABLES={PINNED}), "
                f"{time.strftime('%Y-%m-%d')}, {cpu}, {cores} cores; medians of the runs' criterion medians -->")
     out.append("| benchmark | lifecycle | baseline | ratio |")

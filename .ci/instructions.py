@@ -9,7 +9,7 @@ the difference in iterations is one operation's count, with every set-up
 cost cancelled. Instruction counts do not move with the machine's load.
 
     python3 .ci/instructions.py            # measure, compare, fail on growth
-    python3 .ci/instructions.py --update   # measure, rewrite the baseline
+    python3 .ci/instructions.py --update   # measure, rewrite the baseline and README's table
 
 The baseline (`benches/instructions.baseline`) records the rustc it was
 measured with: another compiler emits other code, so a run with another
@@ -26,6 +26,38 @@ TOLERANCE = 0.03
 LOW, HIGH = 2_000, 12_000
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = os.path.join(ROOT, "benches", "instructions.baseline")
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- instructions:begin -->", "<!-- instructions:end -->"
+# README's rows: (label, case, floor case, floor label).
+ROWS = [
+    ("startup + cleanup", "startup_cleanup", "floor_checked_add", "checked `fetch_add` + `fetch_sub`"),
+    ("startup + cleanup", "startup_cleanup", "floor_arc", "`Arc` clone + drop"),
+    ("guard enter + exit", "guard", "floor_shard", "this thread's shard add + sub"),
+    ("operation token take + drop", "token", "floor_shard", "this thread's shard add + sub"),
+    ("`with_socket` (guard + lookup + the socket's lock)", "with_socket", "floor_provider_call", "shard add/sub + the socket's own mutex"),
+    ("`operate` (the same + `state()`)", "operate", "floor_provider_call", "shard add/sub + the socket's own mutex"),
+    ("`WSPSend` of 1 KiB through the table", "wsp_send", "core_operate_send", "the same send through `operate`"),
+    ("`WSPSend`, a `WPUCreateSocketHandle` value", "wsp_send_upcall", "core_operate_send", "the same send through `operate`"),
+    ("the same send through `with_socket`", "core_send", "floor_send", "shard add/sub + the socket's mutex + the copy"),
+]
+
+
+def write_readme(measured):
+    per = {case: n for case, n, _ in measured}
+    lines = [
+        f"<!-- instructions per operation, one thread, from `python3 .ci/instructions.py --update`; {rustc()} -->",
+        "| operation | instructions | floor | ratio |",
+        "|---|---|---|---|",
+    ]
+    for label, case, floor, floor_label in ROWS:
+        if case in per and floor in per:
+            lines.append(f"| {label} | {per[case]:.0f} | {floor_label}: {per[floor]:.0f} | {per[case] / per[floor]:.2f}× |")
+    text = open(README).read()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"README.md has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    open(README, "w").write(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
 PACKAGES = ["provider-lifecycle", "provider-lifecycle-winsock"]
 
 
@@ -103,7 +135,8 @@ def main():
             f.write(f"# rustc: {rustc()}\n")
             for case, per, what in measured:
                 f.write(f"{case} {per:.1f}\n")
-        print(f"baseline written: {BASELINE}")
+        write_readme(measured)
+        print(f"baseline written: {BASELINE}; README's table rewritten")
         return
     missing = [c for c, _, _ in measured if c not in base]
     if missing:
