@@ -478,7 +478,7 @@ impl<S> Iterator for Drained<'_, S> {
             };
             // With no guard live nothing else writes a mark: a vacant slot
             // is passed without its lock.
-            if !self.abandoning && !slot.occupied() {
+            if !(self.abandoning || slot.occupied()) {
                 continue;
             }
             let handle = SocketHandle::new(index, slot.seq(), self.generation);

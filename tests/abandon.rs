@@ -169,6 +169,9 @@ fn l16_an_operation_past_the_bound_keeps_its_state_and_its_socket() {
     idle.write(7);
     let busy = l.register_socket(busy).unwrap();
     let idle = l.register_socket(idle).unwrap();
+    // A second handle to the busy socket (W3): its slot is free, the socket
+    // behind it is not.
+    let busy_dup = l.duplicate_socket(busy).unwrap();
 
     let (inside_tx, inside_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -195,7 +198,13 @@ fn l16_an_operation_past_the_bound_keeps_its_state_and_its_socket() {
     assert_eq!(r.state, HookOutcome::Abandoned);
     assert_eq!(STATE_DROPS.load(Ordering::SeqCst), 0);
     assert_eq!(r.socket(busy).unwrap().outcome, SocketOutcome::Abandoned);
+    assert_eq!(
+        r.socket(busy_dup).unwrap().outcome,
+        SocketOutcome::Abandoned,
+        "the socket behind the free handle is in use"
+    );
     assert_eq!(r.socket(idle).unwrap().outcome, SocketOutcome::Flushed);
+    assert_eq!(l.open_sockets(), 0, "abandoned handles are no longer open");
     assert_eq!(idle_state.lock().delivered.len(), 7);
     assert_eq!(
         busy_state.lock().releases,

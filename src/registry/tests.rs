@@ -225,3 +225,31 @@ fn concurrent_opens_and_closes_never_share_a_slot() {
     values.dedup();
     assert_eq!(values.len(), 4 * 667, "every kept socket, once");
 }
+
+// The vacant stack's ABA guard: a pop that read the top before another
+// thread popped it and the slot below and pushed the first back sees the
+// same top index again; the head's count must differ, or its CAS would
+// install the slot below (now in use) as the top. (loom explores the race
+// itself: s7_opens_and_closes_on_two_threads_never_share_a_slot.)
+#[test]
+fn s7_the_vacant_stack_head_changes_on_every_push_and_pop() {
+    let reg: Registry<u32> = Registry::new();
+    let a = reg.insert(0, 1).unwrap();
+    let b = reg.insert(0, 2).unwrap();
+    close(&reg, a).unwrap();
+    close(&reg, b).unwrap();
+    let stale = reg.vacant.load(Ordering::Relaxed);
+    let top = reg.pop().unwrap();
+    let below = reg.pop().unwrap();
+    assert_ne!(top, below);
+    reg.push(top, top);
+    let now = reg.vacant.load(Ordering::Relaxed);
+    assert_eq!(now & super::TOP, stale & super::TOP, "the same top index");
+    assert_ne!(now, stale, "but not the same head: a stale CAS fails");
+    assert_eq!(reg.pop(), Some(top));
+    assert_eq!(
+        reg.pop(),
+        None,
+        "the slot below is in use, not on the stack"
+    );
+}
