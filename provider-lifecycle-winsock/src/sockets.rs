@@ -136,9 +136,12 @@ impl Sockets {
         s: SOCKET,
         query: LPWPUQUERYSOCKETHANDLECONTEXT,
     ) -> Result<Entry, Error> {
+        // A record whose handle and value are both `s` is the shim's own
+        // value (or one ws2_32 happened to make equal to its context: the
+        // same record either way).
         match self.read(s as u64, s) {
-            Some(e) if !e.upcall => Ok(e),
-            _ => self.upcall_entry(s, query),
+            Some(e) => Ok(e),
+            None => self.upcall_entry(s, query),
         }
     }
 
@@ -242,6 +245,40 @@ mod tests {
         s.forget(0x4000, entry(h, true, 1));
         assert_eq!(s.entry(0x4000, table), Err(Error::NotSocket));
         assert!(s.upcall_values().is_empty());
+    }
+
+    // S7: many values at once, across pages, each reach their own record;
+    // a value of 0 (never a handle) reaches none, even where the page of
+    // slot 0 exists and its record is empty.
+    #[test]
+    fn s7_many_values_across_pages_reach_their_own_records() {
+        let s = Sockets::default();
+        let indices = [5u64, 6, 7, 8, 9, 4095, 4096, 4097, 5000, 1 << 20];
+        for (i, &index) in indices.iter().enumerate() {
+            let h = (i as u64 + 1) << 24 | index;
+            s.remember(h as usize, entry(h, false, i as u64), false);
+        }
+        for (i, &index) in indices.iter().enumerate() {
+            let h = (i as u64 + 1) << 24 | index;
+            assert_eq!(s.entry(h as usize, None), Ok(entry(h, false, i as u64)));
+        }
+        assert_eq!(s.entry(0, None), Err(Error::NotSocket));
+    }
+
+    // S7: a host whose query maps a value to a live handle made for another
+    // value (a reused context) does not reach that handle's socket.
+    #[test]
+    fn s7_a_query_naming_another_values_handle_reaches_nothing() {
+        unsafe extern "system" fn query(_: usize, ctx: *mut usize, _: *mut i32) -> i32 {
+            // SAFETY: the shim passes a pointer to its local.
+            unsafe { *ctx = 3 << 24 | 9 };
+            0
+        }
+        let s = Sockets::default();
+        let h = 3 << 24 | 9;
+        s.remember(0x4000, entry(h, true, 1), true);
+        assert_eq!(s.entry(0x4000, Some(query)), Ok(entry(h, true, 1)));
+        assert_eq!(s.entry(0x5000, Some(query)), Err(Error::NotSocket));
     }
 
     // With WPUQuerySocketHandleContext, the value's context is its handle:
