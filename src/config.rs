@@ -141,6 +141,14 @@ impl Config {
     /// ([`MAX_COUNT`](crate::MAX_COUNT), about a billion) and
     /// `BackgroundFlush::Thread`, with helper threads from
     /// [`std_spawner`](crate::std_spawner).
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, OpenSocketPolicy, StartupPolicy};
+    /// let c = Config::new();
+    /// assert_eq!(c.startup_policy(), StartupPolicy::Wait);
+    /// assert_eq!(c.open_socket_policy(), OpenSocketPolicy::Reset);
+    /// assert_eq!(c.guard_wait_limit(), None); // never abandons (L16)
+    /// ```
     #[must_use]
     pub const fn new() -> Config {
         Config {
@@ -170,6 +178,13 @@ impl Config {
     }
 
     /// Sets the startup-during-Draining policy ([L9](crate::contract#L9)).
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, StartupPolicy};
+    /// // A startup during a final cleanup answers InProgress instead of waiting.
+    /// let c = Config::new().with_startup_policy(StartupPolicy::FailFast);
+    /// assert_eq!(c.startup_policy(), StartupPolicy::FailFast);
+    /// ```
     #[must_use]
     pub const fn with_startup_policy(mut self, policy: StartupPolicy) -> Config {
         self.startup_policy = policy;
@@ -177,6 +192,14 @@ impl Config {
     }
 
     /// Sets the open-socket policy of the final cleanup ([L6.2](crate::contract#L6.2)).
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, OpenSocketPolicy};
+    /// // Sockets still open at the final cleanup get their own linger, bounded by
+    /// // the drain deadline, instead of a reset.
+    /// let c = Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful);
+    /// assert_eq!(c.open_socket_policy(), OpenSocketPolicy::Graceful);
+    /// ```
     #[must_use]
     pub const fn with_open_socket_policy(mut self, policy: OpenSocketPolicy) -> Config {
         self.open_sockets = policy;
@@ -188,6 +211,13 @@ impl Config {
     /// (reported). It never frees anything under a live guard, so guards
     /// that outlive it delay the cleanup (see the report's
     /// `overran_deadline`).
+    ///
+    /// ```
+    /// use provider_lifecycle::Config;
+    /// use std::time::Duration;
+    /// let c = Config::new().with_drain_deadline(Duration::from_secs(2));
+    /// assert_eq!(c.drain_deadline(), Duration::from_secs(2));
+    /// ```
     #[must_use]
     pub const fn with_drain_deadline(mut self, deadline: Duration) -> Config {
         self.drain_deadline = deadline;
@@ -241,6 +271,14 @@ impl Config {
     /// l.startup(Version::new(2, 2)).unwrap();
     /// assert_eq!(*l.enter().unwrap().state(), "state");
     /// ```
+    ///
+    /// ```
+    /// use provider_lifecycle::Config;
+    /// use std::time::Duration;
+    /// // A Winsock provider: WSPCleanup never hangs on a leaked operation.
+    /// let c = Config::new().with_guard_wait_limit(Duration::from_secs(10));
+    /// assert_eq!(c.guard_wait_limit(), Some(Duration::from_secs(10)));
+    /// ```
     #[must_use]
     pub const fn with_guard_wait_limit(mut self, limit: Duration) -> Config {
         self.guard_wait_limit = Some(limit);
@@ -255,6 +293,12 @@ impl Config {
     }
 
     /// Sets the count limit ([L10](crate::contract#L10)), clamped to `1..=MAX_COUNT`.
+    ///
+    /// ```
+    /// use provider_lifecycle::Config;
+    /// let c = Config::new().with_count_limit(16);
+    /// assert_eq!(c.count_limit(), 16);
+    /// ```
     #[must_use]
     pub const fn with_count_limit(mut self, limit: u32) -> Config {
         self.count_limit = if limit == 0 {
@@ -268,6 +312,14 @@ impl Config {
     }
 
     /// Sets who makes background closes progress while Active.
+    ///
+    /// ```
+    /// use provider_lifecycle::{BackgroundFlush, Config};
+    /// // The provider drives background closes from its own I/O loop
+    /// // (`Lifecycle::poll_closing`); no flusher thread is started.
+    /// let c = Config::new().with_background_flush(BackgroundFlush::Manual);
+    /// assert_eq!(c.background_flush(), BackgroundFlush::Manual);
+    /// ```
     #[must_use]
     pub const fn with_background_flush(mut self, mode: BackgroundFlush) -> Config {
         self.background_flush = mode;

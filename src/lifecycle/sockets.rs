@@ -10,6 +10,31 @@ impl<P: Provider> Lifecycle<P> {
 
     /// Registers a socket for the current generation and returns its handle.
     ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// assert_eq!(l.register_socket(S(0)).err(), Some(Error::NotInitialised)); // not Active
+    /// l.startup(Version::new(2, 2))?;
+    /// let h = l.register_socket(S(0))?;
+    /// assert_eq!(l.open_sockets(), 1);
+    /// assert!(l.with_socket(h, |_| ()).is_ok());
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::NotInitialised`] unless Active; [`Error::ProcessLimit`] when
@@ -33,6 +58,32 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// `f` runs with only this socket's slot locked: it may use the lifecycle
     /// for anything except this same socket.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let h = l.register_socket(S(0))?;
+    /// l.with_socket(h, |s| s.0 += 5)?; // queue 5 bytes
+    /// assert_eq!(l.with_socket(h, |s| s.unsent())?, 5);
+    /// l.close_socket(h)?;
+    /// assert_eq!(l.with_socket(h, |_| ()), Err(Error::NotSocket)); // S1
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -182,6 +233,32 @@ impl<P: Provider> Lifecycle<P> {
     /// returns its report line: flushed, reset, timed out, failed, or
     /// [`SocketOutcome::Background`] when the lifecycle keeps flushing it.
     ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let h = l.register_socket(S(0))?; // the default linger: Background
+    /// assert_eq!(l.close_socket(h)?.outcome, SocketOutcome::Flushed); // nothing unsent
+    /// let h = l.register_socket(S(3))?;
+    /// assert_eq!(l.close_socket(h)?.outcome, SocketOutcome::Background); // flushing on
+    /// assert_eq!(l.close_socket(h).err(), Some(Error::NotSocket)); // the handle is gone
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// - [`Error::NotInitialised`] unless Active (checked first);
@@ -264,6 +341,33 @@ impl<P: Provider> Lifecycle<P> {
     /// background flush fails are aborted, and their lines appear in the
     /// final drain report.
     ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let config = Config::new().with_background_flush(BackgroundFlush::Manual);
+    /// let l = Lifecycle::with_config(P, config);
+    /// l.startup(Version::new(2, 2))?;
+    /// let h = l.register_socket(S(4))?; // Linger::Background by default
+    /// assert_eq!(l.close_socket(h)?.outcome, SocketOutcome::Background);
+    /// assert_eq!(l.closing_sockets(), 1);
+    /// assert_eq!(l.poll_closing()?, 0); // this socket flushes at its first poll
+    /// assert_eq!(l.closing_sockets(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::NotInitialised`] unless Active.
@@ -273,6 +377,32 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// Sockets currently open (registered and not closed).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let a = l.register_socket(S(0))?;
+    /// let _b = l.duplicate_socket(a)?; // a second handle counts too
+    /// assert_eq!(l.open_sockets(), 2);
+    /// l.close_socket(a)?;
+    /// assert_eq!(l.open_sockets(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn open_sockets(&self) -> usize {
         self.sockets.open()
     }
