@@ -92,6 +92,23 @@ impl<'a, S> OperationGuard<'a, S> {
     /// [`initialize`](crate::Provider::initialize) built it. The guard keeps
     /// it alive: the final cleanup drops it only after every guard and token
     /// is gone ([O2](crate::contract#O2)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = String;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<String, Error> { Ok("pool".to_owned()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let guard = l.enter()?;
+    /// assert_eq!(*guard.state(), "pool"); // what `initialize` built
+    /// # drop(guard);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn state(&self) -> StateRef<'_, S> {
         self.state.read(self.shard)
     }
@@ -195,6 +212,26 @@ impl<'a, S> OperationToken<'a, S> {
     /// Runs `f` in this token's scope: a final cleanup of the same
     /// lifecycle issued inside it answers [`Error::InProgress`]
     /// ([L11](crate::contract#L11)) instead of waiting for the token.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = String;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<String, Error> { Ok("pool".to_owned()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// // A final cleanup inside the token's scope would wait for the token
+    /// // forever; it answers InProgress instead (L11).
+    /// assert_eq!(token.scope(|| l.cleanup()).err(), Some(Error::InProgress));
+    /// drop(token);
+    /// assert!(l.cleanup()?.is_final());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let _scope = Scope::enter(self.raw);
         f()
@@ -221,6 +258,23 @@ impl<'a, S> OperationToken<'a, S> {
     /// Whether the final cleanup of this token's generation has begun (one
     /// load of the state word). While the token lives the generation cannot
     /// end, so this only ever turns from `false` to `true`.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = String;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<String, Error> { Ok("pool".to_owned()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// assert!(!token.is_cancelled()); // Active: keep working
+    /// # drop(token);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         !self.raw.word.load().is_active()

@@ -26,6 +26,13 @@ pub struct Version {
 
 impl Version {
     /// `major.minor`.
+    ///
+    /// ```
+    /// use provider_lifecycle::Version;
+    /// let v = Version::new(2, 2);
+    /// assert_eq!(v.to_word(), 0x0202); // MAKEWORD(2, 2)
+    /// assert!(Version::new(1, 1) < v);
+    /// ```
     #[must_use]
     #[inline]
     pub const fn new(major: u8, minor: u8) -> Version {
@@ -33,6 +40,12 @@ impl Version {
     }
 
     /// Decodes a Winsock version word (`LOBYTE` = major, `HIBYTE` = minor).
+    ///
+    /// ```
+    /// use provider_lifecycle::Version;
+    /// // wVersionRequested's low byte is the major version.
+    /// assert_eq!(Version::from_word(0x0102), Version::new(2, 1));
+    /// ```
     #[must_use]
     #[inline]
     pub const fn from_word(word: u16) -> Version {
@@ -43,6 +56,11 @@ impl Version {
     }
 
     /// Encodes as a Winsock version word, `MAKEWORD(major, minor)`.
+    ///
+    /// ```
+    /// use provider_lifecycle::Version;
+    /// assert_eq!(Version::new(2, 1).to_word(), 0x0102);
+    /// ```
     #[must_use]
     #[inline]
     pub const fn to_word(self) -> u16 {
@@ -89,6 +107,12 @@ pub struct VersionRange {
 impl VersionRange {
     /// The range `lowest..=highest`. If the two are given in the wrong order
     /// they are swapped, so a range is never empty.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Version, VersionRange};
+    /// let r = VersionRange::new(Version::new(1, 1), Version::new(2, 2));
+    /// assert_eq!((r.lowest(), r.highest()), (Version::new(1, 1), Version::new(2, 2)));
+    /// ```
     #[must_use]
     pub const fn new(lowest: Version, highest: Version) -> VersionRange {
         // Compared by key: trait methods are not callable in a const fn.
@@ -173,6 +197,12 @@ impl VersionSet {
     /// The set of `versions`, which must be non-empty and strictly
     /// ascending (checked at compile time when used in a `const`).
     ///
+    /// ```
+    /// use provider_lifecycle::{Version, VersionSet};
+    /// const MINE: VersionSet = VersionSet::new(&[Version::new(2, 0), Version::new(2, 2)]);
+    /// assert_eq!(MINE.range().highest(), Version::new(2, 2));
+    /// ```
+    ///
     /// # Panics
     ///
     /// If `versions` is empty or not strictly ascending.
@@ -211,12 +241,27 @@ impl VersionSet {
     }
 
     /// Whether `v` is a member.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Version, VersionSet};
+    /// assert!(VersionSet::WINSOCK.contains(Version::new(2, 1)));
+    /// assert!(!VersionSet::WINSOCK.contains(Version::new(1, 2)));
+    /// ```
     #[must_use]
     pub fn contains(&self, v: Version) -> bool {
         self.versions.contains(&v)
     }
 
     /// Negotiates `requested`: the highest member not above it.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Error, Version, VersionSet};
+    /// // 1.2 is not a member: the highest member below it, 1.1, is negotiated.
+    /// let n = VersionSet::WINSOCK.negotiate(Version::new(1, 2))?;
+    /// assert_eq!((n.version, n.high_version), (Version::new(1, 1), Version::new(2, 2)));
+    /// assert_eq!(VersionSet::WINSOCK.negotiate(Version::new(0, 9)).err(), Some(Error::VersionNotSupported));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     ///

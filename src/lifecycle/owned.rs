@@ -79,6 +79,25 @@ pub struct OwnedToken<P: Provider> {
 impl<P: Provider> OwnedToken<P> {
     /// The provider's state for this token's generation (see
     /// [`OperationGuard::state`](crate::OperationGuard::state)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::sync::Arc;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = String;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<String, Error> { Ok("pool".to_owned()) }
+    /// # }
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.owned_token()?;
+    /// let clone = token.clone(); // counted like a second token
+    /// assert_eq!(*clone.state(), "pool");
+    /// # drop((token, clone));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn state(&self) -> StateRef<'_, P::State> {
         self.lifecycle.state.at(self.index).read(self.index)
     }
