@@ -193,20 +193,17 @@ pub(crate) fn send_now<P: WinsockProvider>(
     on_socket::<P, _>(guard, P::shim(&state), s, |sock| sock.send(buffers))
 }
 
-/// `WSPSend`: hands the buffers (read whole by the shell, D3) to the
-/// socket; with overlapped arguments the shim records the operation first
-/// and settles it by the socket's answer (W4 completion).
+/// An overlapped `WSPSend`: the shim records the operation first, hands
+/// the buffers (read whole by the shell, D3) to the socket, and settles the
+/// operation by the socket's answer (W4 completion).
 pub(crate) fn send<P: WinsockProvider>(
     guard: &Guard<P>,
     s: SOCKET,
     buffers: &[&[u8]],
-    overlapped: Option<OverlappedArgs>,
+    args: OverlappedArgs,
 ) -> Result<Settled, Error> {
     let state = guard.state();
     let shim = P::shim(&state);
-    let Some(args) = overlapped else {
-        return on_socket::<P, _>(guard, shim, s, |sock| sock.send(buffers)).map(Settled::Done);
-    };
     let entry = shim.entry(s)?;
     let ops = shim.ops();
     // The guard's generation (it cannot end while the guard lives).

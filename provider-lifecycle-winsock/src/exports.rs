@@ -304,7 +304,7 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             // completes, and lpThreadId is null or readable for the call (the
             // SPI's contract for an overlapped WSPSend).
             let args = unsafe { OverlappedArgs::new(overlapped, completion, thread) };
-            calls::send::<P>(&guard, s, &slices, Some(args))
+            calls::send::<P>(&guard, s, &slices, args)
         },
     );
     match result {
