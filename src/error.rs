@@ -212,6 +212,11 @@ impl Error {
     }
 
     /// The Winsock name of this error's code (`"WSANOTINITIALISED"`, ...).
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// assert_eq!(Error::NotInitialised.wsa_name(), "WSANOTINITIALISED");
+    /// ```
     #[must_use]
     pub const fn wsa_name(&self) -> &'static str {
         match self {
@@ -289,6 +294,14 @@ impl Error {
     /// failure. A raw OS error on Windows is already a Winsock code and is
     /// kept; kinds without a Winsock counterpart are `WSAENETDOWN` (10050).
     /// (For `initialize`, `?` on an I/O error gives `SystemNotReady`.)
+    ///
+    /// ```
+    /// use provider_lifecycle::Error;
+    /// use std::io;
+    /// let e = Error::from_io(io::Error::from(io::ErrorKind::ConnectionReset));
+    /// assert_eq!(e.wsa_code(), 10054); // WSAECONNRESET, for lpErrno
+    /// assert!(std::error::Error::source(&e).is_some()); // the io::Error stays
+    /// ```
     #[must_use]
     pub fn from_io(e: std::io::Error) -> Error {
         use std::io::ErrorKind as K;

@@ -139,6 +139,29 @@ impl Registrar {
     }
 
     /// Registers a closure to run at release, under `name` in the report.
+    ///
+    /// ```
+    /// use provider_lifecycle::*;
+    /// struct P;
+    /// impl Provider for P {
+    ///     type Socket = NoSocket;
+    ///     type State = ();
+    ///     fn versions(&self) -> VersionRange {
+    ///         VersionRange::new(Version::new(2, 2), Version::new(2, 2))
+    ///     }
+    ///     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+    ///         // Released by the final cleanup, in reverse order of registration.
+    ///         init.register_fn("socket table", || Ok(()));
+    ///         assert_eq!(init.len(), 1);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let report = l.cleanup()?.into_report().expect("final");
+    /// assert_eq!(report.resources[0].name, "socket table");
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn register_fn<F>(&mut self, name: impl Into<String>, release: F)
     where
         F: FnOnce() -> Result<(), BoxError> + Send + 'static,

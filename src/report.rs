@@ -398,6 +398,35 @@ impl DrainReport {
     /// The report line of one socket, in O(log n) (an index sorted by
     /// handle is built on the first call). `None` for a socket counted in
     /// [`closed_clean`](DrainReport::closed_clean) instead of listed.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let config = Config::new().with_open_socket_policy(OpenSocketPolicy::Reset);
+    /// let l = Lifecycle::with_config(P, config);
+    /// l.startup(Version::new(2, 2))?;
+    /// let busy = l.register_socket(S(7))?; // 7 bytes unsent
+    /// let idle = l.register_socket(S(0))?;
+    /// let report = l.cleanup()?.into_report().expect("the final cleanup");
+    /// assert_eq!(report.socket(busy).map(|s| s.bytes_discarded), Some(7));
+    /// assert!(report.socket(idle).is_none()); // nothing to say: counted (D1)
+    /// assert_eq!(report.closed_clean, 1);
+    /// assert_eq!(report.bytes_discarded(), 7);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn socket(&self, handle: SocketHandle) -> Option<&SocketReport> {
         let index = self.index.get_or_init(|| {

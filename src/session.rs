@@ -10,6 +10,31 @@ impl<P: Provider> Lifecycle<P> {
     /// dropped or [ended](Session::end). Sessions and hand-paired startups
     /// share one count.
     ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// {
+    ///     let _s = l.session(Version::new(2, 2))?; // a startup ...
+    ///     assert_eq!(l.count(), 1);
+    /// } // ... and its cleanup, here
+    /// assert_eq!(l.state(), State::Released);
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`startup`](Lifecycle::startup).
@@ -81,6 +106,31 @@ impl<'a, P: Provider> Session<'a, P> {
     /// the session holds no count and its drop does nothing; after an `Err`
     /// (`InProgress` from inside a guard, [L11](crate::contract#L11)) nothing changed and it can be
     /// retried.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let mut s = l.session(Version::new(2, 2))?;
+    /// let cleanup = s.end()?; // the cleanup now, with its result
+    /// assert!(cleanup.is_final());
+    /// drop(s); // nothing more to do
+    /// assert_eq!(l.count(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     ///

@@ -30,6 +30,14 @@ pub enum Linger {
 
 impl Linger {
     /// The setting for a Winsock `linger` structure (`l_linger` in seconds).
+    ///
+    /// ```
+    /// use provider_lifecycle::Linger;
+    /// use std::time::Duration;
+    /// assert_eq!(Linger::from_winsock(0, 0), Linger::Background); // SO_LINGER off
+    /// assert_eq!(Linger::from_winsock(1, 0), Linger::Abort); // on, 0 s: reset
+    /// assert_eq!(Linger::from_winsock(1, 5), Linger::Timeout(Duration::from_secs(5)));
+    /// ```
     #[must_use]
     pub const fn from_winsock(l_onoff: u16, l_linger: u16) -> Linger {
         match (l_onoff, l_linger) {

@@ -55,6 +55,32 @@ impl Cleanup {
     }
 
     /// Whether this was the final cleanup.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # use std::task::{Context, Poll};
+    /// # struct S(u64);
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { self.0 }
+    /// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(2, 2))?;
+    /// assert!(!l.cleanup()?.is_final()); // 2 -> 1: only counted
+    /// let last = l.cleanup()?;
+    /// assert!(last.is_final()); // 1 -> 0: the drain ran
+    /// assert!(last.report().expect("a final cleanup has one").is_clean());
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn is_final(&self) -> bool {
         matches!(self, Cleanup::Final(_))
