@@ -4,7 +4,7 @@
 //! - **Lookup** ([`Registry::with`]): the slot's page (published once, read
 //!   with one load), then the slot's own mutex, held while the caller's
 //!   closure runs on the socket. Two threads on two sockets share no lock
-//!   and write no common cache line (each slot is cache-padded).
+//!   and write no common cache line (each slot is on its own 64-byte line).
 //! - **Allocation** (register, duplicate) and **release** (close, the
 //!   final cleanup): a lock-free stack of vacant slots (a tagged head, so a
 //!   pop racing a pop and a push cannot take a slot twice), then fresh

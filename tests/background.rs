@@ -422,6 +422,9 @@ fn l17_the_flusher_thread_comes_from_the_configured_spawner() {
         }))
     }
     let _watchdog = watchdog(120);
+    // Serial: its flusher thread would count in the thread census of the
+    // tests that check the flusher is gone after their cleanup.
+    let _serial = SERIAL.lock();
     let log = Log::default();
     let l = lifecycle_with(
         Config::new().with_spawner(counting),
