@@ -11,7 +11,7 @@ use std::sync::Arc;
 ///
 /// | variant | code | when |
 /// |---|---|---|
-/// | [`NotInitialised`](Error::NotInitialised) | 10093 | cleanup at count 0; any use while not Active |
+/// | [`NotInitialised`](Error::NotInitialised) | 10093 | cleanup at count 0; any use while not Active ([`NotActive`] says which) |
 /// | [`VersionNotSupported`](Error::VersionNotSupported) | 10092 | request below the supported range |
 /// | [`SystemNotReady`](Error::SystemNotReady) | 10091 | the provider's initialization failed |
 /// | [`ProcessLimit`](Error::ProcessLimit) | 10067 | the count would pass its limit |
@@ -30,8 +30,33 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum Error {
     /// The provider is not Active: cleanup at count 0, or any use while
-    /// Uninitialized, Draining or Released (`WSANOTINITIALISED`).
-    NotInitialised,
+    /// Uninitialized, Draining or Released (`WSANOTINITIALISED`). The
+    /// [`NotActive`] says which, so a log line explains itself; the code is
+    /// 10093 for all of them.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// assert_eq!(l.enter().err(), Some(Error::NotInitialised(NotActive::NeverStarted)));
+    /// l.startup(Version::new(2, 2))?;
+    /// l.cleanup()?;
+    /// let e = l.cleanup().unwrap_err(); // one cleanup too many
+    /// assert_eq!(e, Error::NotInitialised(NotActive::Unpaired));
+    /// assert_eq!(e.wsa_code(), 10093);
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "the provider is not initialised: a cleanup without a startup to pair with (WSANOTINITIALISED, 10093)"
+    /// );
+    /// # Ok::<(), Error>(())
+    /// ```
+    NotInitialised(NotActive),
     /// The requested version is below the provider's lowest, or has major 0
     /// (`WSAVERNOTSUPPORTED`).
     VersionNotSupported,
@@ -103,6 +128,54 @@ pub enum Error {
     Caused(i32, Cause),
 }
 
+/// Why a lifecycle answered [`Error::NotInitialised`]: one code (10093,
+/// `WSANOTINITIALISED`) for several conditions a log line should tell
+/// apart.
+///
+/// ```
+/// use provider_lifecycle::{Error, NotActive};
+/// let e = Error::NotInitialised(NotActive::Draining);
+/// assert!(e.to_string().contains("the final cleanup is running"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotActive {
+    /// No startup has succeeded yet: the lifecycle is Uninitialized.
+    NeverStarted,
+    /// A cleanup found no startup left to pair it with: one cleanup too
+    /// many ([L4](crate::contract#L4)), or a [`Session`](crate::Session)
+    /// ended twice.
+    Unpaired,
+    /// The final cleanup is tearing the generation down (Draining).
+    Draining,
+    /// The last generation was torn down (Released); a startup begins a new
+    /// one.
+    Released,
+    /// A socket or a lower provider answered 10093
+    /// ([`Error::from_wsa_code`]); nothing more is known.
+    Reported,
+}
+
+impl NotActive {
+    /// The condition, as Display writes it.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            NotActive::NeverStarted => "it was never started",
+            NotActive::Unpaired => "a cleanup without a startup to pair with",
+            NotActive::Draining => "the final cleanup is running",
+            NotActive::Released => "it was torn down (a startup begins a new generation)",
+            NotActive::Reported => "a socket or lower provider reported it",
+        }
+    }
+}
+
+impl fmt::Display for NotActive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
 impl fmt::Display for Error {
     /// The condition and its Winsock name and code. The cause of
     /// [`SystemNotReady`](Error::SystemNotReady) is not repeated here: it is
@@ -110,7 +183,15 @@ impl fmt::Display for Error {
     /// print after this line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self {
-            Error::NotInitialised => "the provider is not initialised",
+            Error::NotInitialised(why) => {
+                return write!(
+                    f,
+                    "the provider is not initialised: {} ({}, {})",
+                    why.describe(),
+                    self.wsa_name(),
+                    self.wsa_code()
+                );
+            }
             Error::VersionNotSupported => "the requested version is not supported",
             Error::SystemNotReady(_) => "the provider is not ready",
             Error::ProcessLimit => "too many startups",
@@ -155,14 +236,14 @@ impl Error {
     /// The Winsock error code of this error (for `*lpErrno` or `WSAGetLastError`).
     ///
     /// ```
-    /// use provider_lifecycle::Error;
-    /// assert_eq!(Error::NotInitialised.wsa_code(), 10093);
+    /// use provider_lifecycle::{Error, NotActive};
+    /// assert_eq!(Error::NotInitialised(NotActive::Draining).wsa_code(), 10093);
     /// assert_eq!(Error::WouldBlock.wsa_code(), 10035);
     /// ```
     #[must_use]
     pub const fn wsa_code(&self) -> i32 {
         match self {
-            Error::NotInitialised => 10093,
+            Error::NotInitialised(_) => 10093,
             Error::VersionNotSupported => 10092,
             Error::SystemNotReady(_) => 10091,
             Error::ProcessLimit => 10067,
@@ -194,7 +275,7 @@ impl Error {
     #[must_use]
     pub fn from_wsa_code(code: i32) -> Error {
         match code {
-            10093 => Error::NotInitialised,
+            10093 => Error::NotInitialised(NotActive::Reported),
             10092 => Error::VersionNotSupported,
             10091 => Error::system_not_ready("the provider answered WSASYSNOTREADY (10091)"),
             10067 => Error::ProcessLimit,
@@ -214,13 +295,13 @@ impl Error {
     /// The Winsock name of this error's code (`"WSANOTINITIALISED"`, ...).
     ///
     /// ```
-    /// use provider_lifecycle::Error;
-    /// assert_eq!(Error::NotInitialised.wsa_name(), "WSANOTINITIALISED");
+    /// use provider_lifecycle::{Error, NotActive};
+    /// assert_eq!(Error::NotInitialised(NotActive::Released).wsa_name(), "WSANOTINITIALISED");
     /// ```
     #[must_use]
     pub const fn wsa_name(&self) -> &'static str {
         match self {
-            Error::NotInitialised => "WSANOTINITIALISED",
+            Error::NotInitialised(_) => "WSANOTINITIALISED",
             Error::VersionNotSupported => "WSAVERNOTSUPPORTED",
             Error::SystemNotReady(_) => "WSASYSNOTREADY",
             Error::ProcessLimit => "WSAEPROCLIM",
@@ -424,7 +505,10 @@ mod tests {
         assert_eq!(e.to_string(), Error::Winsock(10054).to_string());
         let e = Error::with_cause(10093, "x");
         assert_eq!(e.wsa_name(), "WSANOTINITIALISED");
-        assert_eq!(e.to_string(), Error::NotInitialised.to_string());
+        assert_eq!(
+            e.to_string(),
+            Error::NotInitialised(NotActive::Reported).to_string()
+        );
         for (code, name) in [
             (10092, "WSAVERNOTSUPPORTED"),
             (10091, "WSASYSNOTREADY"),
@@ -481,7 +565,7 @@ mod tests {
     #[test]
     fn d2_codes() {
         let table = [
-            (Error::NotInitialised, 10093),
+            (Error::NotInitialised(NotActive::Reported), 10093),
             (Error::VersionNotSupported, 10092),
             (Error::system_not_ready("x"), 10091),
             (Error::ProcessLimit, 10067),

@@ -51,8 +51,9 @@
 //! assert_eq!(ECHO.state(), State::Released);
 //!
 //! // One cleanup too many changes nothing.
-//! assert_eq!(ECHO.cleanup(), Err(Error::NotInitialised));
-//! assert_eq!(Error::NotInitialised.wsa_code(), 10093);
+//! // The error says which of WSANOTINITIALISED's conditions it met.
+//! assert_eq!(ECHO.cleanup(), Err(Error::NotInitialised(NotActive::Unpaired)));
+//! assert_eq!(ECHO.cleanup().unwrap_err().wsa_code(), 10093);
 //!
 //! // And it restarts at once, in a new generation.
 //! let c = ECHO.startup(Version::new(2, 0))?;
@@ -163,7 +164,7 @@ struct ReadmeDoctests;
 pub use config::{
     BackgroundFlush, Config, DEFAULT_DRAIN_DEADLINE, OpenSocketPolicy, StartupPolicy,
 };
-pub use error::{BoxError, Cause, Error};
+pub use error::{BoxError, Cause, Error, NotActive};
 pub use generation::StateRef;
 pub use guard::{OperationGuard, OperationToken, Tracked};
 pub use helper::{HelperJoin, HelperTask, Spawner, std_spawner};

@@ -420,8 +420,11 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// # Errors
     ///
-    /// - [`Error::NotInitialised`]: the count is 0 (never started, one cleanup
-    ///   too many, or Draining); nothing changes ([L4](crate::contract#L4));
+    /// - [`Error::NotInitialised`]: the count is 0 (its [`NotActive`](crate::NotActive) says
+    ///   [`NeverStarted`](crate::NotActive::NeverStarted), one cleanup too many,
+    ///   [`Unpaired`](crate::NotActive::Unpaired), or
+    ///   [`Draining`](crate::NotActive::Draining)); nothing changes
+    ///   ([L4](crate::contract#L4));
     /// - [`Error::InProgress`]: the final cleanup was issued from a thread
     ///   holding an [`OperationGuard`] of this lifecycle; nothing changes
     ///   ([L11](crate::contract#L11)).
@@ -442,7 +445,7 @@ impl<P: Provider> Lifecycle<P> {
     /// let Cleanup::Final(report) = l.cleanup()? else { unreachable!() };
     /// assert!(report.is_clean());
     /// assert_eq!(l.state(), State::Released); // and ready to start again
-    /// assert_eq!(l.cleanup(), Err(Error::NotInitialised)); // one too many
+    /// assert_eq!(l.cleanup(), Err(Error::NotInitialised(NotActive::Unpaired))); // one too many
     /// # Ok::<(), Error>(())
     /// ```
     #[inline]
@@ -454,7 +457,7 @@ impl<P: Provider> Lifecycle<P> {
         // sized for a drain.
         match self.raw.word.leave() {
             Leave::Left(remaining) => Ok(Cleanup::Decremented { remaining }),
-            Leave::NotActive => Err(Error::NotInitialised),
+            Leave::NotActive(w) => Err(Error::NotInitialised(w.refused_cleanup())),
             Leave::Last(last) => self.cleanup_last(last),
         }
     }
@@ -496,7 +499,7 @@ impl<P: Provider> Lifecycle<P> {
     fn begin_cleanup(&self) -> Result<Begin<'_, P>, Error> {
         match self.raw.word.leave() {
             Leave::Left(remaining) => Ok(Begin::Decremented(remaining)),
-            Leave::NotActive => Err(Error::NotInitialised),
+            Leave::NotActive(w) => Err(Error::NotInitialised(w.refused_cleanup())),
             Leave::Last(last) => self.begin_last(last),
         }
     }
@@ -541,7 +544,7 @@ impl<P: Provider> Lifecycle<P> {
     /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
     /// # }
     /// let l = Lifecycle::new(P);
-    /// assert_eq!(l.enter().err(), Some(Error::NotInitialised)); // not started
+    /// assert_eq!(l.enter().err(), Some(Error::NotInitialised(NotActive::NeverStarted)));
     /// l.startup(Version::new(2, 2))?;
     /// {
     ///     let _guard = l.enter()?; // a provider call runs here
@@ -614,9 +617,9 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     fn register(&self, r: Registered) -> Result<(), Error> {
-        self.raw.register(r).map_err(|refused| {
+        self.raw.register(r).map_err(|(refused, why)| {
             release_resources(vec![refused]);
-            Error::NotInitialised
+            Error::NotInitialised(why)
         })
     }
 }

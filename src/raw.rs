@@ -86,6 +86,7 @@ use std::task::Waker;
 use crate::config::Config;
 #[cfg(test)]
 use crate::config::StartupPolicy;
+use crate::error::NotActive;
 use crate::resource::Registered;
 use crate::state::{State, StateWord, Word};
 use crate::sync::{
@@ -279,7 +280,7 @@ impl RawLifecycle {
             }
             self.leave(index);
             if !w.is_active() {
-                return Err(Error::NotInitialised);
+                return Err(Error::NotInitialised(w.refused_use()));
             }
             lane = now;
         }
@@ -430,7 +431,7 @@ impl RawLifecycle {
                 Ok(w.generation())
             }
             Err(w) if w.state() == State::Draining || w.initializing() => Err(Error::InProgress),
-            Err(_) => Err(Error::NotInitialised),
+            Err(w) => Err(Error::NotInitialised(w.refused_use())),
         }
     }
 
@@ -450,12 +451,13 @@ impl RawLifecycle {
 
     /// Adds a resource to the current generation; hands it back unless
     /// Active.
-    pub(crate) fn register(&self, r: Registered) -> Result<(), Registered> {
+    pub(crate) fn register(&self, r: Registered) -> Result<(), (Registered, NotActive)> {
         let mut ctl = self.control.lock();
         // The drain takes the list under this lock after flipping the word,
         // so an Active seen here means the drain will see this entry.
-        if !self.word.load().is_active() {
-            return Err(r);
+        let w = self.word.load();
+        if !w.is_active() {
+            return Err((r, w.refused_use()));
         }
         ctl.resources.push(r);
         Ok(())

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::lifecycle::{Cleanup, Lifecycle, Started};
-use crate::{Error, Provider, Version};
+use crate::{Error, NotActive, Provider, Version};
 
 impl<P: Provider> Lifecycle<P> {
     /// Starts a [`Session`]: a startup whose cleanup runs when the session is
@@ -138,7 +138,7 @@ impl<'a, P: Provider> Session<'a, P> {
     /// already ended.
     pub fn end(&mut self) -> Result<Cleanup, Error> {
         if self.ended {
-            return Err(Error::NotInitialised);
+            return Err(Error::NotInitialised(NotActive::Unpaired));
         }
         let r = self.lifecycle.cleanup();
         if r.is_ok() {

@@ -65,6 +65,7 @@
 
 use std::fmt;
 
+use crate::error::NotActive;
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 /// The four states of the lifecycle (see the crate docs' state table).
@@ -180,6 +181,29 @@ impl Word {
         }
     }
 
+    /// Why a use (a guard, a token, a registration) found this word not
+    /// Active.
+    #[cold]
+    pub(crate) const fn refused_use(self) -> NotActive {
+        match self.state() {
+            State::Uninitialized => NotActive::NeverStarted,
+            State::Draining => NotActive::Draining,
+            // Active only for an instant a racing cleanup took to 0.
+            State::Released | State::Active => NotActive::Released,
+        }
+    }
+
+    /// Why a cleanup found no count to take in this word
+    /// ([L4](crate::contract#L4)).
+    #[cold]
+    pub(crate) const fn refused_cleanup(self) -> NotActive {
+        match self.state() {
+            State::Uninitialized => NotActive::NeverStarted,
+            State::Draining => NotActive::Draining,
+            State::Released | State::Active => NotActive::Unpaired,
+        }
+    }
+
     #[inline]
     pub(crate) const fn generation(self) -> u64 {
         self.0 >> GEN_SHIFT
@@ -274,8 +298,8 @@ pub(crate) enum Leave {
     /// [`StateWord::restore`].
     Last(Word),
     /// No count to take (not Active, [L4](crate::contract#L4)); nothing
-    /// changed.
-    NotActive,
+    /// changed. The word seen, to say why.
+    NotActive(Word),
 }
 
 /// What [`StateWord::finish_last`] did.
@@ -380,7 +404,7 @@ impl StateWord {
             return Leave::Last(prev.decremented());
         }
         self.undo_leave();
-        Leave::NotActive
+        Leave::NotActive(prev)
     }
 
     /// Rule 4: takes back a cleanup that found no count.

@@ -316,14 +316,20 @@ fn l18_end_at_exit_waits_for_nothing_and_releases_nothing() {
 
     assert_eq!(l.end_at_exit(), Ok(0));
     assert_eq!(l.state(), State::Draining);
-    assert_eq!(l.enter().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        l.enter().err(),
+        Some(Error::NotInitialised(NotActive::Draining))
+    );
     assert_eq!(
         l.register_socket(FakeSocket::new(2, SockPlan::default(), &log).0)
             .err(),
-        Some(Error::NotInitialised)
+        Some(Error::NotInitialised(NotActive::Draining))
     );
     assert_eq!(l.startup(v(2, 2)).err(), Some(Error::InProgress), "no wait");
-    assert_eq!(l.cleanup().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        l.cleanup().err(),
+        Some(Error::NotInitialised(NotActive::Draining))
+    );
     assert_eq!(l.end_at_exit(), Err(Error::InProgress));
     assert_eq!(log.count(|e| matches!(e, Event::Release(_))), 0);
     assert_eq!(log.count(|e| matches!(e, Event::Cancel)), 0);
@@ -339,7 +345,10 @@ fn l18_end_at_exit_waits_for_nothing_and_releases_nothing() {
 fn l18_end_at_exit_outside_an_active_generation() {
     let _watchdog = watchdog(60);
     let l = Arc::new(lifecycle_with(Config::new(), FakeProvider::default()));
-    assert_eq!(l.end_at_exit(), Err(Error::NotInitialised));
+    assert_eq!(
+        l.end_at_exit(),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
     l.startup(v(2, 2)).unwrap();
     let (entered_tx, entered_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();

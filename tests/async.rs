@@ -153,7 +153,10 @@ fn l5_cleanup_async_that_only_decrements() {
             Ok(Cleanup::Decremented { remaining: 1 })
         );
         assert!(l.cleanup_async().await.unwrap().is_final());
-        assert_eq!(l.cleanup_async().await, Err(Error::NotInitialised));
+        assert_eq!(
+            l.cleanup_async().await,
+            Err(Error::NotInitialised(NotActive::Unpaired))
+        );
     });
 }
 

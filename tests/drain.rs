@@ -121,9 +121,9 @@ fn l6_flip_to_draining_is_visible_to_hooks() {
         seen,
         vec![
             "Draining",
-            "Err(NotInitialised)",
-            "Err(NotInitialised)",
-            "Err(NotInitialised)"
+            "Err(NotInitialised(Draining))",
+            "Err(NotInitialised(Draining))",
+            "Err(NotInitialised(Draining))"
         ]
     );
     l.provider().0.lock().take();
@@ -431,8 +431,14 @@ fn l8_handles_carry_their_generation_and_init_is_checked_first() {
     let (old, _) = add(&l, &log, 1, SockPlan::default(), 0);
     l.cleanup().unwrap();
     // Not Active: NotInitialised, whatever the handle.
-    assert_eq!(l.with_socket(old, |_| ()), Err(Error::NotInitialised));
-    assert_eq!(l.close_socket(old), Err(Error::NotInitialised));
+    assert_eq!(
+        l.with_socket(old, |_| ()),
+        Err(Error::NotInitialised(NotActive::Released))
+    );
+    assert_eq!(
+        l.close_socket(old),
+        Err(Error::NotInitialised(NotActive::Released))
+    );
     l.startup(v(2, 2)).unwrap();
     let (new, _) = add(&l, &log, 2, SockPlan::default(), 0);
     assert_ne!(old.generation(), new.generation());
@@ -459,7 +465,10 @@ fn s1_unknown_closed_and_reused_slot_handles_are_not_sockets() {
     assert_eq!(SocketHandle::from_raw(h2.to_raw()), h2);
     assert_eq!(st1.lock().releases, 1);
     l.cleanup().unwrap();
-    assert_eq!(l.close_socket(h2), Err(Error::NotInitialised));
+    assert_eq!(
+        l.close_socket(h2),
+        Err(Error::NotInitialised(NotActive::Released))
+    );
 }
 
 #[test]
@@ -662,7 +671,10 @@ fn register_socket_when_not_active_releases_it() {
     let log = p.log.clone();
     let l = Lifecycle::new(p);
     let (s, st) = FakeSocket::new(1, SockPlan::default(), &log);
-    assert_eq!(l.register_socket(s), Err(Error::NotInitialised));
+    assert_eq!(
+        l.register_socket(s),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
     assert_eq!(st.lock().releases, 1, "refused sockets are not leaked");
     let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let r2 = released.clone();
@@ -671,7 +683,7 @@ fn register_socket_when_not_active_releases_it() {
             r2.store(true, Ordering::SeqCst);
             Ok(())
         }),
-        Err(Error::NotInitialised)
+        Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert!(released.load(Ordering::SeqCst));
 }

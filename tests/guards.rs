@@ -13,7 +13,10 @@ use support::*;
 fn o1_guards_need_active() {
     let _watchdog = support::watchdog(120);
     let l = Lifecycle::new(FakeProvider::default());
-    assert_eq!(l.enter().unwrap_err(), Error::NotInitialised);
+    assert_eq!(
+        l.enter().unwrap_err(),
+        Error::NotInitialised(NotActive::NeverStarted)
+    );
     l.startup(v(2, 2)).unwrap();
     {
         let _a = l.enter().unwrap();

@@ -75,7 +75,10 @@ fn l4_racing_cleanups_too_many_never_go_negative() {
             results
                 .iter()
                 .filter_map(|r| r.as_ref().err())
-                .all(|e| *e == Error::NotInitialised)
+                .all(|e| matches!(
+                    e,
+                    Error::NotInitialised(NotActive::Unpaired | NotActive::Draining)
+                ))
         );
         assert_eq!(l.count(), 0);
         assert_eq!(log.unloads(), 1);
@@ -209,18 +212,33 @@ fn every_operation_before_any_startup_is_not_initialised() {
     let log = p.log.clone();
     let l = Lifecycle::new(p);
     let h = SocketHandle::from_raw(0);
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
-    assert_eq!(l.enter().unwrap_err(), Error::NotInitialised);
-    assert_eq!(l.with_socket(h, |_| ()), Err(Error::NotInitialised));
-    assert_eq!(l.close_socket(h), Err(Error::NotInitialised));
-    assert_eq!(l.poll_closing(), Err(Error::NotInitialised));
+    assert_eq!(
+        l.cleanup(),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
+    assert_eq!(
+        l.enter().unwrap_err(),
+        Error::NotInitialised(NotActive::NeverStarted)
+    );
+    assert_eq!(
+        l.with_socket(h, |_| ()),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
+    assert_eq!(
+        l.close_socket(h),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
+    assert_eq!(
+        l.poll_closing(),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
     assert_eq!(
         l.register_socket(FakeSocket::new(1, SockPlan::default(), &log).0),
-        Err(Error::NotInitialised)
+        Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert_eq!(
         l.register_resource_fn("x", || Ok(())),
-        Err(Error::NotInitialised)
+        Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert_eq!(l.snapshot().state, State::Uninitialized);
 }

@@ -48,7 +48,11 @@ fn l1_sessions_and_manual_pairs_share_one_count() {
     let mut s2 = l.session(v(2, 2)).unwrap();
     assert_eq!(s2.started().negotiated.version, v(2, 2));
     assert!(!s2.end().unwrap().is_final());
-    assert_eq!(s2.end(), Err(Error::NotInitialised), "a session ends once");
+    assert_eq!(
+        s2.end(),
+        Err(Error::NotInitialised(NotActive::Unpaired)),
+        "a session ends once"
+    );
     drop(s2);
     assert_eq!(l.count(), 1);
     assert!(l.cleanup().unwrap().is_final());
@@ -103,7 +107,10 @@ fn l2_failed_init_releases_in_reverse_and_is_not_counted() {
             Event::Release("first".into())
         ]
     );
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(
+        l.cleanup(),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
     // A retry that succeeds starts from nothing and is counted once.
     knobs.fail_init.store(false, Ordering::SeqCst);
     log.clear();
@@ -178,13 +185,16 @@ fn l4_cleanup_at_zero_fails_and_changes_nothing() {
     let _watchdog = support::watchdog(120);
     let (l, log, _) = lc(&[]);
     let before = l.snapshot();
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(
+        l.cleanup(),
+        Err(Error::NotInitialised(NotActive::NeverStarted))
+    );
     assert_eq!(l.cleanup().unwrap_err().wsa_code(), 10093);
     assert_eq!(l.snapshot(), before);
     l.startup(v(2, 2)).unwrap();
     l.cleanup().unwrap();
     let after = l.snapshot();
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(l.cleanup(), Err(Error::NotInitialised(NotActive::Unpaired)));
     assert_eq!(l.snapshot(), after);
     assert_eq!(log.unloads(), 1);
 }
@@ -277,7 +287,10 @@ fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
         l.startup_with(v(2, 2), StartupPolicy::FailFast),
         Err(Error::InProgress)
     );
-    assert_eq!(l.enter().unwrap_err(), Error::NotInitialised);
+    assert_eq!(
+        l.enter().unwrap_err(),
+        Error::NotInitialised(NotActive::Draining)
+    );
     let waiter = {
         let l = l.clone();
         std::thread::spawn(move || l.startup(v(2, 2)).unwrap())
@@ -302,7 +315,7 @@ fn l9_fail_fast_config_applies_to_startup() {
     let (l, _log, tx, drainer) =
         held_in_draining(Config::new().with_startup_policy(StartupPolicy::FailFast));
     assert_eq!(l.startup(v(2, 2)).unwrap_err().wsa_code(), 10036);
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(l.cleanup(), Err(Error::NotInitialised(NotActive::Draining)));
     tx.send(()).unwrap();
     drainer.join().unwrap();
     assert!(l.startup(v(2, 2)).is_ok());
@@ -507,7 +520,7 @@ fn l10_the_limit_is_judged_on_the_current_count() {
     assert_eq!(l.count(), 2, "the refused startup took its unit back");
     assert!(!l.cleanup().unwrap().is_final());
     assert!(l.cleanup().unwrap().is_final());
-    assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(l.cleanup(), Err(Error::NotInitialised(NotActive::Unpaired)));
     assert_eq!(l.count(), 0, "the refused cleanup took nothing");
     assert_eq!(l.startup(v(2, 2)).unwrap().generation, 1);
     assert_eq!(l.count(), 1);
@@ -529,11 +542,17 @@ fn initialize_can_read_the_lifecycle_but_not_use_it() {
         fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
             let l = self.0.get().expect("set");
             assert_ne!(l.state(), State::Active);
-            assert_eq!(l.enter().err(), Some(Error::NotInitialised));
-            assert_eq!(l.token().err(), Some(Error::NotInitialised));
+            assert_eq!(
+                l.enter().err(),
+                Some(Error::NotInitialised(NotActive::NeverStarted))
+            );
+            assert_eq!(
+                l.token().err(),
+                Some(Error::NotInitialised(NotActive::NeverStarted))
+            );
             assert_eq!(
                 l.register_resource_fn("too early", || Ok(())),
-                Err(Error::NotInitialised)
+                Err(Error::NotInitialised(NotActive::NeverStarted))
             );
             assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
             init.register_fn("through the registrar", || Ok(()));
@@ -575,7 +594,11 @@ fn s7_operate_and_with_socket_in_reach_only_their_own_sockets() {
     );
     drop((g, foreign));
     l.cleanup().unwrap();
-    assert_eq!(l.operate(h, |(), _| ()), Err(Error::NotInitialised), "L8");
+    assert_eq!(
+        l.operate(h, |(), _| ()),
+        Err(Error::NotInitialised(NotActive::Released)),
+        "L8"
+    );
     l.startup(v(2, 2)).unwrap();
     let g = l.enter().unwrap();
     assert_eq!(g.generation(), 1);

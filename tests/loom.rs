@@ -200,7 +200,13 @@ fn guarded_check(l: &L, c: &Counts) -> bool {
             true
         }
         Err(e) => {
-            assert_eq!(e, Error::NotInitialised);
+            assert!(
+                matches!(
+                    e,
+                    Error::NotInitialised(NotActive::Draining | NotActive::Released)
+                ),
+                "{e:?}"
+            );
             false
         }
     }
@@ -248,7 +254,7 @@ fn l1_racing_cleanups_at_two_tear_down_exactly_once() {
         assert_eq!(c.teardowns.load(SeqCst), 1);
         assert_eq!(c.releases.load(SeqCst), 1);
         assert_eq!(l.state(), State::Released);
-        assert_eq!(l.cleanup(), Err(Error::NotInitialised));
+        assert_eq!(l.cleanup(), Err(Error::NotInitialised(NotActive::Unpaired)));
     });
 }
 
@@ -464,7 +470,15 @@ fn l4_unpaired_cleanup_racing_the_final_cleanup() {
             .filter(|r| r.as_ref().is_ok_and(Cleanup::is_final))
             .count();
         assert_eq!(finals, 1, "{mine:?} {theirs:?}");
-        assert!([&mine, &theirs].contains(&&Err(Error::NotInitialised)));
+        assert!(
+            [&mine, &theirs].iter().any(|r| matches!(
+                r,
+                Err(Error::NotInitialised(
+                    NotActive::Draining | NotActive::Unpaired
+                ))
+            )),
+            "{mine:?} {theirs:?}"
+        );
         assert_eq!(c.teardowns.load(SeqCst), 1);
         assert_eq!((l.state(), l.count()), (State::Released, 0));
         assert_eq!(l.startup(V).unwrap().generation, 1);
@@ -562,7 +576,16 @@ fn o1_an_enter_that_observed_draining_always_fails() {
     run_model(None, 1, |l, c| {
         let t = spawn(&l, &c, |l, _| {
             if l.state() != State::Active {
-                assert_eq!(l.enter().err(), Some(Error::NotInitialised));
+                let e = l.enter().err();
+                assert!(
+                    matches!(
+                        e,
+                        Some(Error::NotInitialised(
+                            NotActive::Draining | NotActive::Released
+                        ))
+                    ),
+                    "{e:?}"
+                );
             }
         });
         l.cleanup().unwrap();
@@ -646,7 +669,13 @@ fn l6_4_register_resource_racing_the_drain_is_released_once() {
         let listed = report.resources.iter().any(|r| r.name == "late");
         assert_eq!(listed, registered.is_ok());
         if let Err(e) = registered {
-            assert_eq!(e, Error::NotInitialised);
+            assert!(
+                matches!(
+                    e,
+                    Error::NotInitialised(NotActive::Draining | NotActive::Released)
+                ),
+                "{e:?}"
+            );
         }
     });
 }
@@ -667,7 +696,13 @@ fn l6_register_socket_racing_the_final_cleanup_is_drained_or_refused() {
                 assert_eq!(report.closed_clean, 1, "registered sockets are drained");
             }
             Err(e) => {
-                assert_eq!(e, Error::NotInitialised);
+                assert!(
+                    matches!(
+                        e,
+                        Error::NotInitialised(NotActive::Draining | NotActive::Released)
+                    ),
+                    "{e:?}"
+                );
                 assert!(report.sockets.is_empty());
                 assert_eq!(report.closed_clean, 0);
             }
@@ -720,7 +755,13 @@ fn close_racing_the_drain(linger: Linger) {
                 flushed += line.bytes_flushed;
                 discarded += line.bytes_discarded;
             }
-            Err(e) => assert_eq!(e, Error::NotInitialised),
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    Error::NotInitialised(NotActive::Draining | NotActive::Released)
+                ),
+                "{e:?}"
+            ),
         }
         assert_eq!(flushed + discarded, 2, "every byte accounted once");
         assert_eq!(flushed, c.flushed.load(SeqCst));
@@ -757,7 +798,13 @@ fn s2_poll_closing_racing_the_cleanup_releases_once() {
         assert_eq!(discarded, 0);
         assert!(flushed <= 2);
         if let Err(e) = polled {
-            assert_eq!(e, Error::NotInitialised);
+            assert!(
+                matches!(
+                    e,
+                    Error::NotInitialised(NotActive::Draining | NotActive::Released)
+                ),
+                "{e:?}"
+            );
         }
     });
 }
@@ -836,7 +883,7 @@ fn o2_socket_call_racing_the_final_cleanup_never_meets_a_released_socket() {
         l.cleanup().unwrap();
         match t.join().unwrap() {
             Ok(id) => assert_eq!(id, 1),
-            Err(e) => assert!(matches!(e, Error::NotInitialised | Error::NotSocket)),
+            Err(e) => assert!(matches!(e, Error::NotInitialised(_) | Error::NotSocket)),
         }
         assert_eq!(c.sock_releases.load(SeqCst), 1);
         assert_eq!(l.open_sockets(), 0);
@@ -861,7 +908,7 @@ fn s7_stale_handle_racing_a_restart_never_reaches_the_new_socket() {
         for r in t.join().unwrap() {
             match r {
                 Ok(id) => assert_eq!(id, 1, "a stale handle reached another socket"),
-                Err(e) => assert!(matches!(e, Error::NotSocket | Error::NotInitialised)),
+                Err(e) => assert!(matches!(e, Error::NotSocket | Error::NotInitialised(_))),
             }
         }
         assert_eq!(l.with_socket(new, |s| s.id), Ok(2));

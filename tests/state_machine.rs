@@ -101,7 +101,12 @@ impl Model {
 
     fn cleanup(&mut self) -> Result<(), Error> {
         if self.state != State::Active {
-            return Err(Error::NotInitialised);
+            // Issue 22, item 5: the refusal names the state that refused.
+            return Err(Error::NotInitialised(match self.state {
+                State::Uninitialized => NotActive::NeverStarted,
+                State::Draining => NotActive::Draining,
+                _ => NotActive::Unpaired,
+            }));
         }
         if self.count > 1 {
             self.count -= 1;
@@ -129,7 +134,11 @@ impl Model {
         if self.state == State::Active {
             Ok(())
         } else {
-            Err(Error::NotInitialised)
+            Err(Error::NotInitialised(match self.state {
+                State::Uninitialized => NotActive::NeverStarted,
+                State::Draining => NotActive::Draining,
+                _ => NotActive::Released,
+            }))
         }
     }
 }

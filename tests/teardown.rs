@@ -661,7 +661,7 @@ fn l6_4_register_resource_trait_form_is_released_and_reported() {
     let hits = Arc::new(AtomicUsize::new(0));
     assert_eq!(
         l.register_resource(Table(hits.clone())),
-        Err(Error::NotInitialised)
+        Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert_eq!(hits.load(SeqCst), 1, "refused: released at once");
     l.startup(V).unwrap();

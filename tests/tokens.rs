@@ -114,7 +114,10 @@ fn o4_waiting_for_the_signal_blocking_and_async() {
     task.join().unwrap();
     assert_eq!(report.operations.waited_for, 2);
     // After the cleanup: no token, and a new generation's token is fresh.
-    assert_eq!(l.token().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        l.token().err(),
+        Some(Error::NotInitialised(NotActive::Released))
+    );
     l.startup(V).unwrap();
     let t = l.token().unwrap();
     assert_eq!(t.generation(), 1);
@@ -129,7 +132,10 @@ fn o4_waiting_for_the_signal_blocking_and_async() {
 fn o4_tokens_are_refused_unless_active_and_counted_exactly() {
     let _watchdog = watchdog(120);
     let l = Lifecycle::new(FakeProvider::default());
-    assert_eq!(l.token().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        l.token().err(),
+        Some(Error::NotInitialised(NotActive::NeverStarted))
+    );
     l.startup(V).unwrap();
     let tokens: Vec<_> = (0..1000).map(|_| l.token().unwrap()).collect();
     std::thread::scope(|s| {
@@ -140,7 +146,10 @@ fn o4_tokens_are_refused_unless_active_and_counted_exactly() {
         report.operations.waited_for, 0,
         "all dropped before the cleanup"
     );
-    assert_eq!(l.token().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        l.token().err(),
+        Some(Error::NotInitialised(NotActive::Released))
+    );
 }
 
 // L9, L16: a thread holding a plain token that calls a `Wait` startup
@@ -236,7 +245,11 @@ fn o5_clones_are_counted_even_during_the_drain() {
     };
     first.wait_cancelled();
     assert!(first.is_cancelled());
-    assert_eq!(l.owned_token().err(), Some(Error::NotInitialised), "O1");
+    assert_eq!(
+        l.owned_token().err(),
+        Some(Error::NotInitialised(NotActive::Draining)),
+        "O1"
+    );
     // Cloned while the drain waits: it extends the counted operation.
     let second = first.clone();
     drop(first);

@@ -234,7 +234,10 @@ fn w3_duplicated_handles_share_one_socket() {
     );
     l.cleanup().unwrap();
     assert_eq!(*delivered.lock(), 100, "its linger applied: every byte out");
-    assert_eq!(l.duplicate_socket(a).unwrap_err(), Error::NotInitialised);
+    assert_eq!(
+        l.duplicate_socket(a).unwrap_err(),
+        Error::NotInitialised(NotActive::Released)
+    );
 }
 
 // W3: the final cleanup closes a duplicated socket once and reports it once.

@@ -316,5 +316,8 @@ fn w5_lower_cleanup_reports_the_lower_answer() {
     let lower = unsafe { Lower::start(MEM_STARTUP, Version::new(2, 2), &info, table_a()) }.unwrap();
     // Someone else cleans the base up first: the lower cleanup is one too many.
     assert_eq!(cleanup(lower.table()), (0, 0));
-    assert_eq!(lower.cleanup(), Err(Error::NotInitialised));
+    assert_eq!(
+        lower.cleanup(),
+        Err(Error::NotInitialised(NotActive::Reported))
+    );
 }

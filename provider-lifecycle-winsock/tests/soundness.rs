@@ -64,7 +64,7 @@ fn w4_a_token_kept_past_the_final_cleanup_writes_nothing() {
     take_log();
     assert_eq!(
         complete_overlapped::<Mem>(token, Ok(3)),
-        Err(Error::NotInitialised)
+        Err(Error::NotInitialised(NotActive::Released))
     );
     let (_, _, t) = start_with(MEM_STARTUP, 2, 2, table_a());
     assert_eq!(

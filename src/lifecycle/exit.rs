@@ -45,7 +45,7 @@ impl<P: Provider> Lifecycle<P> {
     /// // At exit: returns at once, with a token still out.
     /// assert_eq!(PROVIDER.end_at_exit(), Ok(0));
     /// assert_eq!(PROVIDER.state(), State::Draining);
-    /// assert_eq!(PROVIDER.enter().err(), Some(Error::NotInitialised));
+    /// assert_eq!(PROVIDER.enter().err(), Some(Error::NotInitialised(NotActive::Draining)));
     /// assert_eq!(PROVIDER.startup(Version::new(2, 2)).err(), Some(Error::InProgress));
     /// ```
     ///

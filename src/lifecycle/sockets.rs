@@ -27,7 +27,7 @@ impl<P: Provider> Lifecycle<P> {
     /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
     /// # }
     /// let l = Lifecycle::new(P);
-    /// assert_eq!(l.register_socket(S(0)).err(), Some(Error::NotInitialised)); // not Active
+    /// assert_eq!(l.register_socket(S(0)).err(), Some(Error::NotInitialised(NotActive::NeverStarted)));
     /// l.startup(Version::new(2, 2))?;
     /// let h = l.register_socket(S(0))?;
     /// assert_eq!(l.open_sockets(), 1);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::HookOutcome;
 use crate::drain::Flusher;
+use crate::error::NotActive;
 use crate::hook::drop_quietly;
 use crate::report::SummarizedSockets;
 use crate::sync::Ordering;
@@ -346,7 +347,7 @@ impl<P: Provider> std::future::Future for CleanupFuture<'_, P> {
             }
         }
         let FutureState::Draining(drain) = &mut this.state else {
-            return Poll::Ready(Err(Error::NotInitialised));
+            return Poll::Ready(Err(Error::NotInitialised(NotActive::Unpaired)));
         };
         match drain.poll(cx, &mut this.alarm) {
             Poll::Pending => Poll::Pending,

@@ -17,7 +17,10 @@ fn o1_enter_after_the_draining_flip_fails_on_an_open_shard() {
         true
     }));
     assert!(raw.word.drain_for_tests());
-    assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
+    assert_eq!(
+        raw.enter().err(),
+        Some(Error::NotInitialised(NotActive::Draining))
+    );
     assert_eq!(raw.guards(0), 0, "the refused enter was undone");
 }
 
@@ -52,7 +55,10 @@ fn refused_enter_takes_no_lock() {
     std::thread::scope(|s| {
         s.spawn(|| {
             for _ in 0..1000 {
-                assert_eq!(raw.enter().err(), Some(Error::NotInitialised));
+                assert_eq!(
+                    raw.enter().err(),
+                    Some(Error::NotInitialised(NotActive::NeverStarted))
+                );
             }
             let _ = tx.send(());
         });

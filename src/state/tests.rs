@@ -51,7 +51,10 @@ fn l10_transients_never_reach_the_generation() {
     assert_eq!(sw.load().count(), MAX_COUNT + 1_000_000);
 
     sw.force(Word::new(State::Released, 0, 5));
-    assert_eq!(sw.leave(), Leave::NotActive);
+    assert_eq!(
+        sw.leave(),
+        Leave::NotActive(Word::new(State::Released, 0, 5))
+    );
     assert_eq!(sw.load(), Word::new(State::Released, 0, 5));
     for _ in 0..1_000_000 {
         sw.word.fetch_sub(ONE, Ordering::Relaxed);
@@ -229,4 +232,26 @@ fn fields_round_trip() {
     ] {
         assert_eq!(Word::new(s, 0, 0).state(), s);
     }
+}
+
+// L4 and issue 22's item 5: a refusal says which state refused, and a
+// cleanup in Released is one too many, where a use is one too late.
+#[test]
+fn l4_a_refusal_names_its_state() {
+    use crate::NotActive;
+    let at = |state| Word::new(state, 0, 3);
+    assert_eq!(
+        at(State::Uninitialized).refused_use(),
+        NotActive::NeverStarted
+    );
+    assert_eq!(
+        at(State::Uninitialized).refused_cleanup(),
+        NotActive::NeverStarted
+    );
+    assert_eq!(at(State::Draining).refused_use(), NotActive::Draining);
+    assert_eq!(at(State::Draining).refused_cleanup(), NotActive::Draining);
+    assert_eq!(at(State::Released).refused_use(), NotActive::Released);
+    assert_eq!(at(State::Released).refused_cleanup(), NotActive::Unpaired);
+    assert_eq!(at(State::Active).refused_use(), NotActive::Released);
+    assert_eq!(at(State::Active).refused_cleanup(), NotActive::Unpaired);
 }
