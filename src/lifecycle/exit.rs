@@ -1,6 +1,7 @@
 //! Ending a generation at process exit ([L18](crate::contract#L18)).
 
-use super::*;
+use super::Lifecycle;
+use crate::{Error, Provider};
 
 impl<P: Provider> Lifecycle<P> {
     /// Ends the Active generation at process exit, without waiting on

@@ -4,9 +4,13 @@
 
 use std::sync::Arc;
 
-use super::*;
+use std::fmt;
+use std::task::Poll;
+
+use super::Lifecycle;
 use crate::generation::StateRef;
 use crate::guard::{Cancelled, Scope, wait_cancelled};
+use crate::{Error, Provider};
 
 impl<P: Provider> Lifecycle<P> {
     /// Takes an owned operation token from a shared lifecycle

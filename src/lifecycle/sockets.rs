@@ -1,7 +1,11 @@
 //! The lifecycle's sockets: registration, use, close (with its linger),
 //! duplicated handles ([W3](crate::contract#W3)) and background progress.
 
-use super::*;
+use super::Lifecycle;
+use crate::close::{self, Closed};
+use crate::guard::OperationGuard;
+use crate::report::SocketReport;
+use crate::{Error, Provider, SocketHandle};
 
 impl<P: Provider> Lifecycle<P> {
     // ------------------------------------------------------------------

@@ -13,13 +13,21 @@
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::*;
+use super::cleanup::Begin;
+use super::{Cleanup, Lifecycle, NO_VERSION};
 use crate::HookOutcome;
+use crate::close;
 use crate::drain::Flusher;
+use crate::drain::after;
 use crate::error::NotActive;
 use crate::hook::drop_quietly;
+use crate::hook::{call, hook, hook_value};
+use crate::raw::Teardown;
 use crate::report::SummarizedSockets;
+use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
+use crate::resource::release_resources;
 use crate::sync::Ordering;
+use crate::{Error, Provider};
 
 enum Phase<S> {
     Guards,

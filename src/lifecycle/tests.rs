@@ -1,10 +1,10 @@
 //! Tests that need to start the state word near its wrap points.
 
 use super::*;
-use crate::state::State;
+use crate::state::{State, Word};
 use std::task::{Context, Poll};
 
-use crate::{Linger, Socket, VersionRange};
+use crate::{BoxError, Linger, Registrar, Socket, SocketHandle, VersionRange};
 
 struct Sock(u32);
 
