@@ -23,6 +23,20 @@ use crate::state::MAX_COUNT;
 /// operations are still in flight — its own token may be one of them — and
 /// logs a warning with the `tracing` feature: it never waits silently
 /// forever.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::with_config(P, Config::new().with_startup_policy(StartupPolicy::FailFast));
+/// l.startup(Version::new(2, 2))?; // policies only matter while a final cleanup runs
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum StartupPolicy {
@@ -39,6 +53,14 @@ pub enum StartupPolicy {
 }
 
 /// How the final cleanup closes sockets the application left open ([L6.2](crate::contract#L6.2)).
+///
+/// ```
+/// use provider_lifecycle::{Config, OpenSocketPolicy};
+/// // Sockets the application never closed are flushed, not reset, at the
+/// // final cleanup (bounded by the drain deadline).
+/// let c = Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful);
+/// # let _ = c;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -54,6 +76,14 @@ pub enum OpenSocketPolicy {
 
 /// Who makes background closes progress while Active
 /// ([S4](crate::contract#S4)).
+///
+/// ```
+/// use provider_lifecycle::{BackgroundFlush, Config};
+/// // No flusher thread: the provider calls `Lifecycle::poll_closing` from its
+/// // own I/O loop.
+/// let c = Config::new().with_background_flush(BackgroundFlush::Manual);
+/// # let _ = c;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -165,6 +195,23 @@ impl Config {
     /// Sets how helper threads are started (see [`Spawner`]): a provider
     /// library that hosts unload passes one that leaves nothing on the
     /// caller's thread ([L17](crate::contract#L17)).
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, HelperJoin, HelperTask};
+    /// // A spawner that starts helpers with a name of its own choosing.
+    /// // `None` if no thread could be started.
+    /// fn named(task: HelperTask) -> Option<HelperJoin> {
+    ///     let handle = std::thread::Builder::new()
+    ///         .name(format!("my-provider: {}", task.name()))
+    ///         .spawn(move || task.run())
+    ///         .ok()?;
+    ///     Some(HelperJoin::new(move || {
+    ///         let _ = handle.join();
+    ///     }))
+    /// }
+    /// let c = Config::new().with_spawner(named);
+    /// assert!(c.spawner() as usize == named as usize);
+    /// ```
     #[must_use]
     pub const fn with_spawner(mut self, spawner: Spawner) -> Config {
         self.spawner = spawner;
@@ -172,6 +219,11 @@ impl Config {
     }
 
     /// How helper threads are started.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, std_spawner};
+    /// assert!(Config::new().spawner() as usize == std_spawner as usize); // the default
+    /// ```
     #[must_use]
     pub const fn spawner(&self) -> Spawner {
         self.spawner
@@ -287,6 +339,14 @@ impl Config {
 
     /// The bound on the final cleanup's wait for operations in flight
     /// (`None`, the default: no bound).
+    ///
+    /// ```
+    /// use provider_lifecycle::Config;
+    /// use std::time::Duration;
+    /// assert_eq!(Config::new().guard_wait_limit(), None); // wait for every guard
+    /// let c = Config::new().with_guard_wait_limit(Duration::from_secs(30));
+    /// assert_eq!(c.guard_wait_limit(), Some(Duration::from_secs(30)));
+    /// ```
     #[must_use]
     pub const fn guard_wait_limit(&self) -> Option<Duration> {
         self.guard_wait_limit
@@ -327,12 +387,24 @@ impl Config {
     }
 
     /// Who makes background closes progress while Active.
+    ///
+    /// ```
+    /// use provider_lifecycle::{BackgroundFlush, Config};
+    /// assert_eq!(Config::new().background_flush(), BackgroundFlush::Thread); // the default
+    /// ```
     #[must_use]
     pub const fn background_flush(&self) -> BackgroundFlush {
         self.background_flush
     }
 
     /// The startup policy.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, StartupPolicy};
+    /// assert_eq!(Config::new().startup_policy(), StartupPolicy::Wait); // the default
+    /// let c = Config::new().with_startup_policy(StartupPolicy::FailFast);
+    /// assert_eq!(c.startup_policy(), StartupPolicy::FailFast);
+    /// ```
     #[must_use]
     #[inline]
     pub const fn startup_policy(&self) -> StartupPolicy {
@@ -340,18 +412,39 @@ impl Config {
     }
 
     /// The open-socket policy.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, OpenSocketPolicy};
+    /// assert_eq!(Config::new().open_socket_policy(), OpenSocketPolicy::Reset); // the default
+    /// let c = Config::new().with_open_socket_policy(OpenSocketPolicy::Graceful);
+    /// assert_eq!(c.open_socket_policy(), OpenSocketPolicy::Graceful);
+    /// ```
     #[must_use]
     pub const fn open_socket_policy(&self) -> OpenSocketPolicy {
         self.open_sockets
     }
 
     /// The drain deadline.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, DEFAULT_DRAIN_DEADLINE};
+    /// use std::time::Duration;
+    /// assert_eq!(Config::new().drain_deadline(), DEFAULT_DRAIN_DEADLINE);
+    /// let c = Config::new().with_drain_deadline(Duration::from_millis(500));
+    /// assert_eq!(c.drain_deadline(), Duration::from_millis(500));
+    /// ```
     #[must_use]
     pub const fn drain_deadline(&self) -> Duration {
         self.drain_deadline
     }
 
     /// The count limit.
+    ///
+    /// ```
+    /// use provider_lifecycle::{Config, MAX_COUNT};
+    /// assert_eq!(Config::new().count_limit(), MAX_COUNT); // the default
+    /// assert_eq!(Config::new().with_count_limit(0).count_limit(), 1); // clamped
+    /// ```
     #[must_use]
     #[inline]
     pub const fn count_limit(&self) -> u32 {

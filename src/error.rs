@@ -26,6 +26,21 @@ use std::sync::Arc;
 /// | [`OperationAborted`](Error::OperationAborted) | 995 | a pending overlapped operation ended |
 /// | [`Winsock`](Error::Winsock) | any other | a provider's own code, carried unchanged ([E1](crate::contract#E1)) |
 /// | [`Caused`](Error::Caused) | any | a code with the error behind it as the `source` ([E1](crate::contract#E1)) |
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// let e = l.enter().unwrap_err();
+/// assert_eq!(e, Error::NotInitialised(NotActive::NeverStarted));
+/// assert_eq!((e.wsa_code(), e.wsa_name()), (10093, "WSANOTINITIALISED"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -158,6 +173,11 @@ pub enum NotActive {
 
 impl NotActive {
     /// The condition, as Display writes it.
+    ///
+    /// ```
+    /// use provider_lifecycle::NotActive;
+    /// assert_eq!(NotActive::Unpaired.describe(), "a cleanup without a startup to pair with");
+    /// ```
     #[must_use]
     pub const fn describe(self) -> &'static str {
         match self {
@@ -444,6 +464,15 @@ const fn other_name(code: i32) -> &'static str {
 /// through [`get`](Cause::get) or the error's
 /// [`source`](std::error::Error::source). Two causes are equal when they
 /// are the same error or render the same text.
+///
+/// ```
+/// use provider_lifecycle::Error;
+/// use std::error::Error as _;
+/// let e = Error::system_not_ready("no network adapter");
+/// let Error::SystemNotReady(cause) = &e else { unreachable!() };
+/// assert_eq!(cause.to_string(), "no network adapter");
+/// assert_eq!(e.source().unwrap().to_string(), "no network adapter");
+/// ```
 #[derive(Clone)]
 pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
 

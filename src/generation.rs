@@ -116,6 +116,25 @@ impl<S> StateCell<S> {
 /// it never waits. Take
 /// it once per operation rather than in an inner loop. It is `!Send`: keep
 /// it out of `.await` points and call `state()` again after one.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = Vec<u8>;
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<Vec<u8>, Error> { Ok(vec![1, 2]) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let guard = l.enter()?;
+/// let state = guard.state(); // derefs to the provider's state
+/// assert_eq!(state.len(), 2);
+/// # drop(state);
+/// # drop(guard);
+/// # Ok::<(), Error>(())
+/// ```
 pub struct StateRef<'g, S>(RwLockReadGuard<'g, Option<Arc<S>>>);
 
 impl<S> Deref for StateRef<'_, S> {

@@ -116,6 +116,23 @@ impl<'a, S> OperationGuard<'a, S> {
     /// The generation this guard's operation runs in (it cannot end while
     /// the guard lives, unless a bounded final cleanup abandoned the guard:
     /// [L16](crate::contract#L16)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let guard = l.enter()?;
+    /// assert_eq!(guard.generation(), l.generation());
+    /// # drop(guard);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
@@ -180,6 +197,28 @@ impl<S> fmt::Debug for OperationGuard<'_, S> {
 ///
 /// The token also reaches the provider's per-generation state
 /// ([`state`](OperationToken::state)).
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let token = l.token()?; // Send: it may cross threads
+/// std::thread::scope(|s| {
+///     s.spawn(move || {
+///         let _state = token.state();
+///         // ... the operation; the token is dropped at its end
+///     });
+/// });
+/// assert!(l.cleanup()?.is_final());
+/// # Ok::<(), Error>(())
+/// ```
 #[must_use = "the operation is only protected while the token lives"]
 pub struct OperationToken<'a, S = ()> {
     raw: &'a RawLifecycle,
@@ -205,6 +244,24 @@ impl<'a, S> OperationToken<'a, S> {
 
     /// The provider's state for this generation (see
     /// [`OperationGuard::state`]).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = u32;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<u32, Error> { Ok(7) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || assert_eq!(*token.state(), 7)); // tokens are Send
+    /// });
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn state(&self) -> StateRef<'_, S> {
         self.state.read(self.shard)
     }
@@ -242,6 +299,27 @@ impl<'a, S> OperationToken<'a, S> {
     /// `cleanup_async` awaited inside it answers `InProgress` rather than
     /// wait for the token forever. The token is released when the wrapper is
     /// dropped.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(l.token()?.track(async {
+    ///     // A cleanup awaited in here would wait for this very token: it
+    ///     // answers InProgress instead (L11).
+    ///     assert_eq!(l.cleanup_async().await.err(), Some(Error::InProgress));
+    /// }));
+    /// assert!(l.cleanup()?.is_final()); // the token went with the future
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn track<F: std::future::Future>(self, future: F) -> Tracked<'a, F, S> {
         Tracked {
             token: self,
@@ -250,6 +328,23 @@ impl<'a, S> OperationToken<'a, S> {
     }
 
     /// The generation this token's operation runs in.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// assert_eq!(token.generation(), 0);
+    /// # drop(token);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
@@ -282,11 +377,56 @@ impl<'a, S> OperationToken<'a, S> {
 
     /// A future that completes when the final cleanup has begun (at its
     /// cancel step). Runtime-agnostic (plain `std::task`).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// std::thread::scope(|s| {
+    ///     let cleanup = s.spawn(|| l.cleanup());
+    ///     rt.block_on(async {
+    ///         token.cancelled().await; // the final cleanup began: wind down
+    ///     });
+    ///     drop(token); // the cleanup was waiting for it
+    ///     assert!(cleanup.join().unwrap().unwrap().is_final());
+    /// });
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
         Cancelled::new(self.raw)
     }
 
     /// Blocks the calling thread until the final cleanup has begun.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.token()?;
+    /// std::thread::scope(|s| {
+    ///     let cleanup = s.spawn(|| l.cleanup());
+    ///     token.wait_cancelled(); // returns once the final cleanup began
+    ///     drop(token);
+    ///     assert!(cleanup.join().unwrap().unwrap().is_final());
+    /// });
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn wait_cancelled(&self) {
         wait_cancelled(self.raw);
     }

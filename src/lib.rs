@@ -116,6 +116,15 @@
 //!   reference model with proptest; every rule of the contract has a test
 //!   named after its id.
 //!
+//! # Optional features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `serde` | `Serialize` for the [`DrainReport`] and everything in it ([`SocketReport`], [`ResourceReport`], [`HookOutcome`], ...), [`State`], [`OpenSocketPolicy`], [`BackgroundFlush`] and [`Linger`]: a report can be logged as JSON |
+//! | `tracing` | events from the final cleanup: each phase at INFO when it ends; at WARN, a failed hook, release or socket, the drain deadline passing while the drain still waits (at that moment, naming what is outstanding, and again at intervals), guards abandoned by a bounded wait, and a failed `initialize` with its cause |
+//!
+//! Neither is on by default; both leave the hot paths unchanged.
+//!
 //! # Performance
 //!
 //! Startup and cleanup while the count stays at least 1 take no lock and

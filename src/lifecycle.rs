@@ -32,6 +32,27 @@ use crate::{Error, Provider, Version};
 /// | [`startup`](Lifecycle::startup) | Active, count below the limit: one `fetch_add` | first startup (initialization), Draining (wait) |
 /// | [`cleanup`](Lifecycle::cleanup) | count ≥ 2: one `fetch_sub` | the final cleanup (drain) |
 /// | [`enter`](Lifecycle::enter) | always, refusals included: a per-thread shard and a load | — |
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// // One per provider, usually a `static`; every exported entry goes through it.
+/// static PROVIDER: Lifecycle<P> = Lifecycle::new(P);
+///
+/// PROVIDER.startup(Version::new(2, 2))?; // WSPStartup
+/// {
+///     let _guard = PROVIDER.enter()?; // around every provider call
+/// }
+/// let done = PROVIDER.cleanup()?; // WSPCleanup: the last one drains
+/// assert!(done.is_final());
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Lifecycle<P: Provider> {
     raw: RawLifecycle,
     sockets: Registry<P::Socket>,
@@ -72,6 +93,23 @@ impl<P: Provider> Lifecycle<P> {
 
     sync::loom_const_fn! {
         /// A lifecycle in the Uninitialized state with `config`.
+        ///
+        /// ```
+        /// # use provider_lifecycle::*;
+        /// # struct P;
+        /// # impl Provider for P {
+        /// #     type Socket = NoSocket;
+        /// #     type State = ();
+        /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+        /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+        /// # }
+        /// use std::time::Duration;
+        /// static PROVIDER: Lifecycle<P> = Lifecycle::with_config(
+        ///     P,
+        ///     Config::new().with_drain_deadline(Duration::from_secs(5)),
+        /// );
+        /// assert_eq!(PROVIDER.config().drain_deadline(), Duration::from_secs(5));
+        /// ```
         pub fn with_config(provider: P, config: Config) -> Lifecycle<P> {
             Lifecycle {
                 raw: RawLifecycle::new(config),
@@ -86,27 +124,107 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// The provider.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// struct Named(&'static str);
+    /// impl Provider for Named {
+    ///     // ...
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// }
+    /// let l = Lifecycle::new(Named("in-memory"));
+    /// assert_eq!(l.provider().0, "in-memory");
+    /// ```
     pub fn provider(&self) -> &P {
         &self.provider
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::with_config(P, Config::new().with_startup_policy(StartupPolicy::FailFast));
+    /// assert_eq!(l.config().startup_policy(), StartupPolicy::FailFast);
+    /// ```
     pub fn config(&self) -> &Config {
         &self.raw.config
     }
 
     /// The current state.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// assert_eq!(l.state(), State::Uninitialized);
+    /// l.startup(Version::new(2, 2))?;
+    /// assert_eq!(l.state(), State::Active);
+    /// l.cleanup()?;
+    /// assert_eq!(l.state(), State::Released);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn state(&self) -> State {
         self.raw.word.load().state()
     }
 
     /// The current reference count (0 unless Active).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(2, 2))?;
+    /// assert_eq!(l.count(), 2); // two cleanups owed
+    /// l.cleanup()?;
+    /// assert_eq!(l.count(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn count(&self) -> u32 {
         self.raw.word.load().count()
     }
 
     /// The current generation: how many final cleanups have completed
     /// (modulo 2^31).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// assert_eq!(l.generation(), 0);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.cleanup()?; // the final cleanup ends generation 0
+    /// assert_eq!(l.generation(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.raw.word.load().generation()
     }
@@ -157,6 +275,22 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// State, count and generation read together (one load of the word).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let s = l.snapshot(); // one load: the three agree with each other
+    /// assert_eq!((s.state, s.count, s.generation), (State::Active, 1, 0));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn snapshot(&self) -> Snapshot {
         let w = self.raw.word.load();
         Snapshot {

@@ -20,6 +20,31 @@ use crate::{BoxError, Error, Socket, VersionRange};
 /// works. A panic in any hook is caught: in [`initialize`](Provider::initialize) it
 /// fails the startup with [`Error::SystemNotReady`]; in the teardown hooks it is
 /// recorded in the [`DrainReport`](crate::DrainReport) and the teardown goes on.
+///
+/// ```
+/// use provider_lifecycle::*;
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// /// An in-memory provider: its state is a table it builds per generation.
+/// struct Memory;
+/// impl Provider for Memory {
+///     type Socket = NoSocket;
+///     type State = Mutex<HashMap<u32, String>>;
+///     fn versions(&self) -> VersionRange {
+///         VersionRange::new(Version::new(1, 1), Version::new(2, 2))
+///     }
+///     fn initialize(&self, init: &mut Registrar) -> Result<Self::State, Error> {
+///         init.register_fn("log flush", || Ok(())); // freed at the final cleanup
+///         Ok(Mutex::new(HashMap::new()))
+///     }
+/// }
+/// let l = Lifecycle::new(Memory);
+/// l.startup(Version::new(2, 2))?;
+/// l.enter()?.state().lock().unwrap().insert(1, "one".into());
+/// assert!(l.cleanup()?.is_final()); // the table is dropped, the resource released
+/// # Ok::<(), Error>(())
+/// ```
 pub trait Provider: Send + Sync {
     /// The socket type this provider registers with the lifecycle. Providers
     /// without sockets use [`NoSocket`](crate::NoSocket); providers with several
@@ -113,6 +138,29 @@ pub trait Provider: Send + Sync {
 
 /// Collects the resources a provider's [`initialize`](Provider::initialize)
 /// registers for the generation being started.
+///
+/// ```
+/// use provider_lifecycle::*;
+/// struct P;
+/// impl Provider for P {
+///     type Socket = NoSocket;
+///     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+///     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+///         assert!(init.is_empty());
+///         init.register_fn("first", || Ok(()));
+///         init.register_fn("second", || Ok(()));
+///         assert_eq!(init.len(), 2);
+///         Ok(())
+///     }
+/// }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// let order: Vec<_> = report.resources.iter().map(|r| r.name.as_str()).collect();
+/// assert_eq!(order, ["second", "first"]); // reverse order of registration
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Registrar {
     generation: u64,
     pub(crate) resources: Vec<Registered>,
@@ -127,6 +175,23 @@ impl Registrar {
     }
 
     /// The generation being initialized.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// struct P;
+    /// impl Provider for P {
+    ///     type Socket = NoSocket;
+    ///     type State = u64;
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    ///     fn initialize(&self, init: &mut Registrar) -> Result<u64, Error> {
+    ///         Ok(init.generation()) // e.g. to tag what this generation creates
+    ///     }
+    /// }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// assert_eq!(*l.enter()?.state(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
@@ -134,6 +199,30 @@ impl Registrar {
 
     /// Registers a resource; resources are released in reverse order of
     /// registration.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// struct Pool;
+    /// impl Resource for Pool {
+    ///     fn name(&self) -> &str { "pool" }
+    ///     fn release(self: Box<Self>) -> Result<(), BoxError> { Ok(()) }
+    /// }
+    /// struct P;
+    /// impl Provider for P {
+    ///     type Socket = NoSocket;
+    ///     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    ///     fn initialize(&self, init: &mut Registrar) -> Result<(), Error> {
+    ///         init.register(Pool); // released by the final cleanup
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let report = l.cleanup()?.into_report().unwrap();
+    /// assert_eq!(report.resources[0].name, "pool");
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn register(&mut self, resource: impl Resource + 'static) {
         self.resources.push(Registered::new(Box::new(resource)));
     }

@@ -11,6 +11,20 @@ use crate::report::ResourceReport;
 /// `release` consumes the resource, so it runs exactly once. Closures can be
 /// registered with [`Registrar::register_fn`](crate::Registrar::register_fn) or
 /// [`Lifecycle::register_resource_fn`](crate::Lifecycle::register_resource_fn).
+///
+/// ```
+/// use provider_lifecycle::{BoxError, Resource};
+/// struct Listener { port: u16 }
+/// impl Resource for Listener {
+///     fn name(&self) -> &str { "listener" }
+///     fn release(self: Box<Self>) -> Result<(), BoxError> {
+///         // close the OS handle here; an error is reported, not fatal
+///         let _ = self.port;
+///         Ok(())
+///     }
+/// }
+/// # let _ = Listener { port: 80 };
+/// ```
 pub trait Resource: Send {
     /// A name for the drain report.
     fn name(&self) -> &str {

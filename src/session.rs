@@ -93,11 +93,42 @@ pub struct Session<'a, P: Provider> {
 
 impl<'a, P: Provider> Session<'a, P> {
     /// What the session's startup negotiated.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let s = l.session(Version::new(2, 2))?;
+    /// assert!(s.started().initialized);
+    /// assert_eq!(s.started().negotiated.version, Version::new(2, 2));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn started(&self) -> &Started {
         &self.started
     }
 
     /// The lifecycle this session counts in.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let s = l.session(Version::new(2, 2))?;
+    /// assert_eq!(s.lifecycle().count(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn lifecycle(&self) -> &'a Lifecycle<P> {
         self.lifecycle
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::BoxError;
 
 /// How a socket closes: Winsock's `linger` structure as an enum.
+/// These are the three closes Winsock's `linger` can ask for, so the enum
+/// never grows.
 ///
 /// | linger | Winsock setting | close while Active |
 /// |---|---|---|
@@ -16,6 +18,15 @@ use crate::BoxError;
 /// | `Abort` | `l_onoff ≠ 0`, `l_linger = 0` | returns at once; unsent data discarded (reported), connection reset |
 /// | `Timeout(d)`, blocking | `l_onoff ≠ 0`, `l_linger = d` | blocks until flushed or `d` elapsed; the outcome says which |
 /// | `Timeout(d)`, non-blocking | same | if it cannot finish now: [`Error::WouldBlock`](crate::Error::WouldBlock), handle still valid |
+///
+/// ```
+/// use provider_lifecycle::Linger;
+/// use std::time::Duration;
+/// // SO_LINGER as Winsock sets it: (l_onoff, l_linger in seconds).
+/// assert_eq!(Linger::from_winsock(0, 0), Linger::Background);
+/// assert_eq!(Linger::from_winsock(1, 0), Linger::Abort);
+/// assert_eq!(Linger::from_winsock(1, 5), Linger::Timeout(Duration::from_secs(5)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Linger {
@@ -234,6 +245,18 @@ impl Socket for Box<dyn Socket> {
 }
 
 /// The socket type of a provider that has no sockets. It has no values.
+///
+/// ```
+/// use provider_lifecycle::*;
+/// struct Counter; // a provider with no sockets at all
+/// impl Provider for Counter {
+///     type Socket = NoSocket;
+///     type State = ();
+///     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+///     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// }
+/// # let _ = Lifecycle::new(Counter);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoSocket {}
 
@@ -308,6 +331,30 @@ impl SocketHandle {
     /// The handle as 64 bits (for an FFI `SOCKET`): the slot's sequence in
     /// the high 40 bits, the slot index in the low 24. Never 0 and never
     /// `!0` for a handle the lifecycle issued.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct S;
+    /// # impl Socket for S {
+    /// #     fn unsent(&self) -> u64 { 0 }
+    /// #     fn poll_flush(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> { std::task::Poll::Ready(Ok(())) }
+    /// #     fn abort(&mut self) -> Result<(), BoxError> { Ok(()) }
+    /// # }
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = S;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let h = l.register_socket(S)?;
+    /// let raw = h.to_raw(); // what a `SOCKET` carries across the FFI boundary
+    /// assert!(raw != 0 && raw != !0);
+    /// assert_eq!(SocketHandle::from_raw(raw), h);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub const fn to_raw(&self) -> u64 {
         self.raw
@@ -316,6 +363,13 @@ impl SocketHandle {
     /// Rebuilds a handle from [`to_raw`](SocketHandle::to_raw)'s form. Any
     /// `u64` is accepted; the lifecycle checks it like any other handle, and
     /// it reaches a socket only if that socket was issued this exact value.
+    ///
+    /// ```
+    /// use provider_lifecycle::SocketHandle;
+    /// let h = SocketHandle::from_raw(42);
+    /// assert_eq!(h.to_raw(), 42);
+    /// assert_eq!(h.generation(), None); // checked when used, like any handle
+    /// ```
     #[must_use]
     pub const fn from_raw(raw: u64) -> SocketHandle {
         SocketHandle {

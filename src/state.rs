@@ -76,6 +76,26 @@ use crate::sync::{AtomicU64, CachePadded, Ordering};
 /// `Uninitialized` is spelled the American way like the rest of the API;
 /// the error [`NotInitialised`](crate::Error::NotInitialised) keeps the
 /// British spelling of the Winsock code it stands for, `WSANOTINITIALISED`.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// assert_eq!(l.state(), State::Uninitialized);
+/// l.startup(Version::new(2, 2))?;
+/// assert_eq!(l.state(), State::Active);
+/// l.cleanup()?; // Draining while it tears down, then:
+/// assert_eq!(l.state(), State::Released);
+/// l.startup(Version::new(2, 2))?; // a new generation
+/// assert_eq!((l.state(), l.generation()), (State::Active, 1));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum State {

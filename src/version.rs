@@ -98,6 +98,15 @@ impl fmt::Display for Version {
 }
 
 /// The versions a provider supports, `lowest..=highest` (rule [V2](crate::contract#V2)).
+///
+/// ```
+/// use provider_lifecycle::{Error, Version, VersionRange};
+/// let r = VersionRange::new(Version::new(1, 1), Version::new(2, 2));
+/// assert_eq!(r.negotiate(Version::new(3, 0))?.version, Version::new(2, 2)); // capped
+/// assert_eq!(r.negotiate(Version::new(2, 0))?.version, Version::new(2, 0));
+/// assert_eq!(r.negotiate(Version::new(1, 0)), Err(Error::VersionNotSupported));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VersionRange {
     lowest: Version,
@@ -283,6 +292,13 @@ impl VersionSet {
 
 /// The outcome of one version negotiation (rule [V2](crate::contract#V2)): what `WSPStartup` writes
 /// into `wVersion` and `wHighVersion`.
+///
+/// ```
+/// use provider_lifecycle::{Version, VersionRange};
+/// let n = VersionRange::new(Version::new(1, 1), Version::new(2, 2)).negotiate(Version::new(2, 0))?;
+/// assert_eq!((n.version, n.high_version), (Version::new(2, 0), Version::new(2, 2)));
+/// # Ok::<(), provider_lifecycle::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Negotiated {

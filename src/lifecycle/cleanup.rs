@@ -35,7 +35,7 @@ impl<P: Provider> Lifecycle<P> {
     ///   [`Draining`](crate::NotActive::Draining)); nothing changes
     ///   ([L4](crate::contract#L4));
     /// - [`Error::InProgress`]: the final cleanup was issued from a thread
-    ///   holding an [`OperationGuard`] of this lifecycle; nothing changes
+    ///   holding an [`OperationGuard`](crate::OperationGuard) of this lifecycle; nothing changes
     ///   ([L11](crate::contract#L11)).
     ///
     /// ```
@@ -97,6 +97,29 @@ impl<P: Provider> Lifecycle<P> {
     /// # Errors
     ///
     /// As [`cleanup`](Lifecycle::cleanup).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(2, 2))?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async {
+    ///     // A decrement completes on its first poll; the final one drains.
+    ///     assert_eq!(l.cleanup_async().await?, Cleanup::Decremented { remaining: 1 });
+    ///     let done = l.cleanup_async().await?;
+    ///     assert!(done.report().is_some_and(|r| r.is_clean()));
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// # Ok::<(), Error>(())
+    /// ```
     #[cfg(not(loom))]
     pub fn cleanup_async(&self) -> impl Future<Output = Result<Cleanup, Error>> + Send + '_ {
         teardown::CleanupFuture::new(self)

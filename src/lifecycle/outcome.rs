@@ -5,6 +5,23 @@ use crate::report::DrainReport;
 use crate::state::State;
 
 /// The result of a successful startup.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// let started = l.startup(Version::new(2, 2))?;
+/// assert!(started.initialized); // the generation's first startup
+/// assert_eq!(started.generation, 0);
+/// assert_eq!(started.negotiated.version, Version::new(2, 2));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Started {
@@ -21,6 +38,27 @@ pub struct Started {
 /// The result of a successful cleanup: a plain decrement or the final one.
 /// These are the only two a cleanup can be ([L5](crate::contract#L5),
 /// [L6](crate::contract#L6)), so the enum never grows.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// l.startup(Version::new(2, 2))?;
+/// match l.cleanup()? {
+///     Cleanup::Decremented { remaining } => assert_eq!(remaining, 1),
+///     Cleanup::Final(_) => unreachable!("one startup is still counted"),
+/// }
+/// let Cleanup::Final(report) = l.cleanup()? else { unreachable!() };
+/// assert!(report.is_clean());
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cleanup {
     /// The count went down and stays at least 1; nothing was closed
@@ -37,6 +75,24 @@ pub enum Cleanup {
 
 impl Cleanup {
     /// The drain report, if this was the final cleanup.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// l.startup(Version::new(2, 2))?;
+    /// assert!(l.cleanup()?.report().is_none()); // only decremented
+    /// let last = l.cleanup()?;
+    /// assert!(last.report().is_some_and(|r| r.is_clean()));
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn report(&self) -> Option<&DrainReport> {
         match self {
@@ -46,6 +102,22 @@ impl Cleanup {
     }
 
     /// The drain report by value, if this was the final cleanup.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// l.startup(Version::new(2, 2))?;
+    /// let report = l.cleanup()?.into_report().expect("the final cleanup");
+    /// assert!(report.sockets.is_empty());
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn into_report(self) -> Option<DrainReport> {
         match self {
@@ -88,6 +160,20 @@ impl Cleanup {
 }
 
 /// A consistent reading of the state, count and generation.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// let s: Snapshot = l.snapshot();
+/// assert_eq!((s.state, s.count, s.generation), (State::Uninitialized, 0, 0));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Snapshot {

@@ -14,7 +14,7 @@ use crate::{Error, Provider};
 
 impl<P: Provider> Lifecycle<P> {
     /// Takes an owned operation token from a shared lifecycle
-    /// ([O5](crate::contract#O5)): an [`OperationToken`] that holds the
+    /// ([O5](crate::contract#O5)): an [`OperationToken`](crate::OperationToken) that holds the
     /// lifecycle by `Arc` instead of borrowing it, so it is `'static`, moves
     /// into `tokio::spawn` or a thread, and clones. Same guarantees as a
     /// token ([O1](crate::contract#O1), [O2](crate::contract#O2),
@@ -67,12 +67,33 @@ impl<P: Provider> Lifecycle<P> {
 /// ([O5](crate::contract#O5)), from [`Lifecycle::owned_token`]: `'static`,
 /// `Send` and `Sync`, and `Clone` (each clone is one more operation the
 /// final cleanup waits for, like tokio-util's `TaskTrackerToken`). Otherwise
-/// it is an [`OperationToken`]: the same methods, the same guarantees, the
+/// it is an [`OperationToken`](crate::OperationToken): the same methods, the same guarantees, the
 /// same [L11](crate::contract#L11) scope rules.
 ///
 /// Cloning never fails, even once the final cleanup has begun: the clone
 /// extends an operation that is already counted, and the drain waits for it
 /// too. Taking a *new* token still needs the state to be Active.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// use std::sync::Arc;
+/// let l = Arc::new(Lifecycle::new(P));
+/// l.startup(Version::new(2, 2))?;
+/// let token: OwnedToken<P> = l.owned_token()?; // 'static: no borrow of `l`
+/// let worker = std::thread::spawn(move || {
+///     let _copy = token.clone(); // counted like a second token
+/// });
+/// worker.join().unwrap();
+/// assert!(l.cleanup()?.is_final());
+/// # Ok::<(), Error>(())
+/// ```
 #[must_use = "the operation is only protected while the token lives"]
 pub struct OwnedToken<P: Provider> {
     lifecycle: Arc<Lifecycle<P>>,
@@ -107,26 +128,84 @@ impl<P: Provider> OwnedToken<P> {
     }
 
     /// The lifecycle this token belongs to.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// use std::sync::Arc;
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.owned_token()?;
+    /// assert!(Arc::ptr_eq(token.lifecycle(), &l));
+    /// # drop(token);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn lifecycle(&self) -> &Arc<Lifecycle<P>> {
         &self.lifecycle
     }
 
     /// The generation this token's operation runs in.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// use std::sync::Arc;
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.owned_token()?;
+    /// assert_eq!(token.generation(), l.generation());
+    /// # drop(token);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
     /// Whether the final cleanup of this token's generation has begun (see
-    /// [`OperationToken::is_cancelled`]).
+    /// [`OperationToken::is_cancelled`](crate::OperationToken::is_cancelled)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// use std::sync::Arc;
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.owned_token()?;
+    /// let worker = std::thread::spawn(move || {
+    ///     token.wait_cancelled();
+    ///     assert!(token.is_cancelled()); // time to wind down
+    /// });
+    /// l.cleanup()?;
+    /// worker.join().unwrap();
+    /// # Ok::<(), Error>(())
+    /// ```
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         !self.lifecycle.raw.word.load().is_active()
     }
 
     /// A future that completes when the final cleanup has begun (see
-    /// [`OperationToken::cancelled`]).
+    /// [`OperationToken::cancelled`](crate::OperationToken::cancelled)).
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
         Cancelled::new(&self.lifecycle.raw)
     }
@@ -136,15 +215,54 @@ impl<P: Provider> OwnedToken<P> {
         wait_cancelled(&self.lifecycle.raw);
     }
 
-    /// Runs `f` in this token's scope (see [`OperationToken::scope`]).
+    /// Runs `f` in this token's scope (see [`OperationToken::scope`](crate::OperationToken::scope)).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// use std::sync::Arc;
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let token = l.owned_token()?;
+    /// // Inside the scope a final cleanup would wait for this token: InProgress.
+    /// assert_eq!(token.scope(|| l.cleanup()).err(), Some(Error::InProgress));
+    /// drop(token);
+    /// assert!(l.cleanup()?.is_final());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let _scope = Scope::enter(&self.lifecycle.raw);
         f()
     }
 
     /// Wraps `future` so that it owns this token and every `poll` of it runs
-    /// in the token's scope (see [`OperationToken::track`]). The result is
+    /// in the token's scope (see [`OperationToken::track`](crate::OperationToken::track)). The result is
     /// `'static` and `Send` when `future` is: spawn it.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// use std::sync::Arc;
+    /// let l = Arc::new(Lifecycle::new(P));
+    /// l.startup(Version::new(2, 2))?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let task = l.owned_token()?.track(async { 1 + 1 });
+    /// assert_eq!(rt.block_on(rt.spawn(task)).unwrap(), 2); // 'static: spawnable
+    /// assert!(l.cleanup()?.is_final()); // the token ended with the task
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn track<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
         TrackedOwned {
             token: self,

@@ -235,7 +235,7 @@ impl<P: Provider> Lifecycle<P> {
     /// Closes the socket behind `handle` (`WSPCloseSocket`) according to its
     /// linger setting (see [`Linger`](crate::Linger) for the table) and
     /// returns its report line: flushed, reset, timed out, failed, or
-    /// [`SocketOutcome::Background`] when the lifecycle keeps flushing it.
+    /// [`SocketOutcome::Background`](crate::SocketOutcome::Background) when the lifecycle keeps flushing it.
     ///
     /// ```
     /// # use provider_lifecycle::*;

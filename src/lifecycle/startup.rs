@@ -67,6 +67,23 @@ impl<P: Provider> Lifecycle<P> {
     /// # Errors
     ///
     /// As [`startup`](Lifecycle::startup).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// // This call fails at once while a final cleanup runs, whatever the
+    /// // configured policy.
+    /// let started = l.startup_with(Version::new(2, 2), StartupPolicy::FailFast)?;
+    /// assert!(started.initialized);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn startup_with(
         &self,
@@ -143,6 +160,26 @@ impl<P: Provider> Lifecycle<P> {
     /// # Errors
     ///
     /// As [`startup`](Lifecycle::startup).
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async {
+    ///     let started = l.startup_async(Version::new(2, 2)).await?;
+    ///     assert!(started.initialized);
+    ///     assert!(l.cleanup_async().await?.is_final());
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn startup_async(
         &self,
         requested: Version,
@@ -196,6 +233,21 @@ impl<P: Provider> Lifecycle<P> {
     ///
     /// As [`startup`](Lifecycle::startup), plus `InProgress` instead of any
     /// wait.
+    ///
+    /// ```
+    /// # use provider_lifecycle::*;
+    /// # struct P;
+    /// # impl Provider for P {
+    /// #     type Socket = NoSocket;
+    /// #     type State = ();
+    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let l = Lifecycle::new(P);
+    /// let started = l.try_startup(Version::new(2, 2))?; // never blocks
+    /// assert_eq!(started.generation, 0);
+    /// # Ok::<(), Error>(())
+    /// ```
     #[inline]
     pub fn try_startup(&self, requested: Version) -> Result<Started, Error> {
         self.startup_with(requested, StartupPolicy::NoWait)
