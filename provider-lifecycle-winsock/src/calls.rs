@@ -80,6 +80,12 @@ thread_local! {
 /// startup nested inside another (a layer starting the provider below on
 /// the same thread) sees its own, and the outer one's is back when it
 /// returns.
+///
+/// ```
+/// // Outside a `WSPStartup` (here, or in any call but a provider's
+/// // `initialize`) there is none.
+/// assert!(provider_lifecycle_winsock::startup_context().is_none());
+/// ```
 #[must_use]
 pub fn startup_context() -> Option<(WSPUPCALLTABLE, Option<WSAPROTOCOL_INFOW>)> {
     STARTING.with(std::cell::Cell::get)

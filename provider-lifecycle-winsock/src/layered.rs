@@ -17,6 +17,11 @@ use crate::sys::{
 pub const PROC_TABLE_ENTRIES: usize = 30;
 
 /// How many entries of `table` are null (0: the table is usable).
+///
+/// ```
+/// use provider_lifecycle_winsock::{PROC_TABLE_ENTRIES, null_entries, sys::WSPPROC_TABLE};
+/// assert_eq!(null_entries(&WSPPROC_TABLE::default()), PROC_TABLE_ENTRIES); // all null
+/// ```
 #[must_use]
 pub fn null_entries(table: &WSPPROC_TABLE) -> usize {
     let t = table;
@@ -268,6 +273,14 @@ fn lower_close(set_result: i32, set_errno: i32) -> LowerClose {
 /// The crate's error for a Winsock code a lower provider reported: the
 /// code unchanged ([E1](provider_lifecycle::contract#E1)), as
 /// [`Error::from_wsa_code`] maps it.
+///
+/// ```
+/// use provider_lifecycle::Error;
+/// use provider_lifecycle_winsock::code_to_error;
+/// assert_eq!(code_to_error(10054), Error::Winsock(10054)); // WSAECONNRESET, unchanged
+/// assert_eq!(code_to_error(10054).wsa_code(), 10054);
+/// assert_eq!(code_to_error(10038), Error::NotSocket);
+/// ```
 #[must_use]
 pub fn code_to_error(code: i32) -> Error {
     Error::from_wsa_code(code)

@@ -46,6 +46,75 @@
 //!   one lower cleanup (W5), closes its lower sockets with
 //!   `SO_LINGER {1, 0}`, and calls the lower cleanup once per lower startup.
 //!
+//! # A provider, end to end
+//!
+//! An in-memory provider whose sockets queue what they are sent and flush
+//! it when asked, driven the way `ws2_32` drives a provider DLL: only
+//! through `WSPStartup` and the table it fills.
+//!
+//! ```
+//! use std::task::{Context, Poll};
+//! use provider_lifecycle::*;
+//! use provider_lifecycle_winsock::sys::*;
+//! use provider_lifecycle_winsock::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
+//!
+//! struct Queue(u64); // unsent bytes
+//! impl Socket for Queue {
+//!     fn unsent(&self) -> u64 { self.0 }
+//!     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+//!         self.0 = 0; // delivered
+//!         Poll::Ready(Ok(()))
+//!     }
+//!     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+//! }
+//! impl WinsockSocket for Queue {
+//!     fn set_linger(&mut self, _: Linger) {}
+//!     fn send(&mut self, buffers: &[&[u8]]) -> Result<u32, Error> {
+//!         let n: usize = buffers.iter().map(|b| b.len()).sum();
+//!         self.0 += n as u64;
+//!         Ok(n as u32)
+//!     }
+//! }
+//!
+//! struct Mem;
+//! impl Provider for Mem {
+//!     type Socket = Queue;
+//!     type State = Shim; // the shim's bookkeeping, per generation
+//!     fn versions(&self) -> VersionRange { VersionSet::WINSOCK.range() }
+//!     fn negotiate(&self, v: Version) -> Result<Negotiated, Error> { VersionSet::WINSOCK.negotiate(v) }
+//!     fn initialize(&self, _: &mut Registrar) -> Result<Shim, Error> { Ok(Shim::new()) }
+//! }
+//! static MEM: Lifecycle<Mem> = Lifecycle::new(Mem);
+//! impl WinsockProvider for Mem {
+//!     const DESCRIPTION: &'static str = "in-memory provider";
+//!     fn lifecycle() -> &'static Lifecycle<Mem> { &MEM }
+//!     fn shim(state: &Shim) -> &Shim { state }
+//!     fn open_socket(&self, _: &Shim, _: &SocketRequest) -> Result<Queue, Error> { Ok(Queue(0)) }
+//! }
+//! // In the DLL: provider_lifecycle_winsock::export_wsp_startup!(Mem);
+//!
+//! let (mut data, mut table, mut errno) = (WSPDATA::default(), WSPPROC_TABLE::default(), 0);
+//! // SAFETY: every pointer is to a live local of the SDK's type, as ws2_32
+//! // passes them.
+//! unsafe {
+//!     let startup = provider_lifecycle_winsock::wsp_startup::<Mem>;
+//!     let rc = startup(0x0202, &data, &WSAPROTOCOL_INFOW::default(), WSPUPCALLTABLE::default(), &mut table);
+//!     assert_eq!((rc, data.wVersion), (0, 0x0202));
+//!     let s = table.lpWSPSocket.unwrap()(2, 1, 6, std::ptr::null(), 0, 0, &mut errno);
+//!     let payload = [7u8; 100];
+//!     let buf = WSABUF { len: 100, buf: payload.as_ptr().cast_mut() };
+//!     let mut sent = 0;
+//!     let send = table.lpWSPSend.unwrap();
+//!     let rc = send(s, &buf, 1, &mut sent, 0, std::ptr::null_mut(), None, std::ptr::null(), &mut errno);
+//!     assert_eq!((rc, sent), (0, 100));
+//!     assert_eq!(table.lpWSPCloseSocket.unwrap()(s, &mut errno), 0); // graceful: flushed later
+//!     assert_eq!(table.lpWSPCleanup.unwrap()(&mut errno), 0); // the final one drains
+//!     assert_eq!(table.lpWSPCleanup.unwrap()(&mut errno), SOCKET_ERROR);
+//!     assert_eq!(errno, 10093); // WSANOTINITIALISED: one cleanup too many
+//! }
+//! assert_eq!(MEM.state(), State::Released);
+//! ```
+//!
 //! Every `unsafe` block of the project lives in this crate, each with its
 //! `// SAFETY:` argument; the core keeps `#![forbid(unsafe_code)]`. Each
 //! export is a thin `unsafe` shell that validates the caller's pointers where

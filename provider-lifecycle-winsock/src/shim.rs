@@ -195,6 +195,13 @@ struct ProtocolInfo(WSAPROTOCOL_INFOW);
 
 impl Shim {
     /// An empty shim (for `initialize`).
+    ///
+    /// ```
+    /// use provider_lifecycle_winsock::Shim;
+    /// let shim = Shim::new(); // what a provider's `initialize` puts in its state
+    /// assert_eq!((shim.pending(), shim.waiters(), shim.announced()), (0, 0, 0));
+    /// assert_eq!(shim.catalog_entry(), 0); // no startup applied yet
+    /// ```
     #[must_use]
     pub fn new() -> Shim {
         Shim::default()
