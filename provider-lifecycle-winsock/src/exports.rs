@@ -267,17 +267,22 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
     if overlapped.is_null() {
         // The usual send, on its own short path: no overlapped record, and
         // a result of four bytes to carry out of the panic catching.
+        // The error leaves the panic catch as its code alone: a result of
+        // eight bytes comes back in registers.
         let result = guarded(
-            || Err(panicked("WSPSend")),
+            || Err(panicked("WSPSend").wsa_code()),
             || {
-                let guard = enter::<P>()?;
-                if (buffers.is_null() && count > 0) || sent.is_null() {
-                    return Err(Error::Fault);
-                }
-                // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid
-                // for the call (the SPI's contract for lpBuffers).
-                let slices = unsafe { read_buffers(buffers, count) }?;
-                calls::send_now::<P>(&guard, s, &slices)
+                let send = || {
+                    let guard = enter::<P>()?;
+                    if (buffers.is_null() && count > 0) || sent.is_null() {
+                        return Err(Error::Fault);
+                    }
+                    // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid
+                    // for the call (the SPI's contract for lpBuffers).
+                    let slices = unsafe { read_buffers(buffers, count) }?;
+                    calls::send_now::<P>(&guard, s, &slices)
+                };
+                send().map_err(|e| e.wsa_code())
             },
         );
         return match result {
@@ -287,7 +292,7 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
                 0
             }
             // SAFETY: lpErrno is null or the caller's.
-            Err(e) => unsafe { fail(errno, e.wsa_code()) },
+            Err(code) => unsafe { fail(errno, code) },
         };
     }
     let result = guarded(
