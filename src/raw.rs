@@ -98,7 +98,7 @@ mod startup;
 mod teardown;
 
 pub(crate) use startup::{Initializing, Slow};
-pub(crate) use teardown::Teardown;
+pub(crate) use teardown::{Begun, Teardown};
 
 /// Number of guard shards. Two under loom keep the models small while still
 /// letting two threads count on different shards.
@@ -137,6 +137,14 @@ pub(crate) const fn lane_at(index: usize) -> usize {
 const PARKED: usize = 1 << (usize::BITS - 1);
 /// The count bits of a shard word.
 const COUNT: usize = PARKED - 1;
+
+/// The error of an `enter` that found `w` not Active, out of line: the
+/// guard's fast path carries no code for it.
+#[cold]
+#[inline(never)]
+fn refused(w: Word) -> Error {
+    Error::NotInitialised(w.refused_use())
+}
 
 /// The non-generic part of a lifecycle. Guards borrow only this.
 pub(crate) struct RawLifecycle {
@@ -280,7 +288,7 @@ impl RawLifecycle {
             }
             self.leave(index);
             if !w.is_active() {
-                return Err(Error::NotInitialised(w.refused_use()));
+                return Err(refused(w));
             }
             lane = now;
         }

@@ -28,6 +28,7 @@ pub const V: Version = Version::new(2, 2);
 
 /// The checked-add floor: add, read the state bits from the returned word,
 /// undo if not Active, then subtract.
+#[inline(always)]
 pub fn checked_add_pair(a: &AtomicU64) {
     let prev = a.fetch_add(1 << 3, Ordering::AcqRel);
     if prev & 0b11 != 1 {
@@ -47,6 +48,9 @@ thread_local! {
     pub static MY_SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % 32;
 }
 
+/// Always inlined, like the paths it is the floor of: as a call, whether
+/// it is inlined moved with unrelated changes to the crate.
+#[inline(always)]
 pub fn shard_pair(s: &Shards) {
     let i = MY_SHARD.with(|i| *i);
     black_box(s.0[i].fetch_add(1, Ordering::Acquire));
@@ -61,6 +65,7 @@ impl Shards {
 
 /// The floor of a provider call on its own socket: this thread's shard
 /// add/sub around the socket's own uncontended mutex.
+#[inline(always)]
 pub fn provider_call_floor(s: &Shards, socket: &std::sync::Mutex<u64>) {
     let i = MY_SHARD.with(|i| *i);
     s.0[i].fetch_add(1, Ordering::Acquire);

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use super::teardown;
 use super::{Cleanup, Lifecycle};
+use crate::raw::Begun;
 use crate::state::{Leave, Word};
 use crate::{Error, Provider};
 
@@ -59,15 +60,29 @@ impl<P: Provider> Lifecycle<P> {
     /// ```
     #[inline]
     pub fn cleanup(&self) -> Result<Cleanup, Error> {
-        // The fast path, written out like startup's: the same three arms as
-        // `begin_cleanup` (the async path's), without building its
-        // `Result<Begin>` first, which measured slower; the final cleanup's
-        // engine stays out of line, so a decrement pays for no stack frame
-        // sized for a drain.
+        // The final cleanup's engine stays out of line (`cleanup_last`), so
+        // a decrement pays for no stack frame sized for a drain.
+        self.decrement(
+            |remaining| Cleanup::Decremented { remaining },
+            |last| self.cleanup_last(last),
+        )
+    }
+
+    /// Every cleanup's decrement ([L4](crate::contract#L4),
+    /// [L5](crate::contract#L5)): `decremented` builds the result of a
+    /// plain decrement, `last` takes over when the count reached 0. Both
+    /// the blocking and the async cleanup start here; always inlined, each
+    /// builds its own result in place.
+    #[inline(always)]
+    fn decrement<R>(
+        &self,
+        decremented: impl FnOnce(u32) -> R,
+        last: impl FnOnce(Word) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         match self.raw.word.leave() {
-            Leave::Left(remaining) => Ok(Cleanup::Decremented { remaining }),
+            Leave::Left(remaining) => Ok(decremented(remaining)),
             Leave::NotActive(w) => Err(Error::NotInitialised(w.refused_cleanup())),
-            Leave::Last(last) => self.cleanup_last(last),
+            Leave::Last(word) => last(word),
         }
     }
 
@@ -129,19 +144,16 @@ impl<P: Provider> Lifecycle<P> {
     /// transition that begins the drain.
     #[inline]
     pub(super) fn begin_cleanup(&self) -> Result<Begin<'_, P>, Error> {
-        match self.raw.word.leave() {
-            Leave::Left(remaining) => Ok(Begin::Decremented(remaining)),
-            Leave::NotActive(w) => Err(Error::NotInitialised(w.refused_cleanup())),
-            Leave::Last(last) => self.begin_last(last),
-        }
+        self.decrement(Begin::Decremented, |last| self.begin_last(last))
     }
 
     /// Rule 1's flip and the drain it begins, or a plain decrement if a
     /// startup joined first.
     fn begin_last(&self, last: Word) -> Result<Begin<'_, P>, Error> {
         Ok(match self.raw.begin_final(last)? {
-            Ok(frame) => Begin::Final(Box::new(teardown::Drain::start(self, frame))),
-            Err(remaining) => Begin::Decremented(remaining),
+            Begun::Final(frame) => Begin::Final(Box::new(teardown::Drain::start(self, frame))),
+            Begun::Kept(remaining) => Begin::Decremented(remaining),
+            Begun::Overtaken => Begin::Decremented(0),
         })
     }
 }

@@ -61,10 +61,14 @@ pub struct Started {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cleanup {
-    /// The count went down and stays at least 1; nothing was closed
+    /// The count went down; nothing was closed
     /// ([L5](crate::contract#L5)).
     Decremented {
-        /// The count after this cleanup.
+        /// The count after this cleanup: at least 1, except in one race.
+        /// A cleanup that takes the count to 0 while a startup joins the
+        /// same generation may find that startup's own cleanup ended the
+        /// generation first; it was then a plain decrement with nothing
+        /// left to count in its generation, and says `remaining: 0`.
         remaining: u32,
     },
     /// This was the final cleanup: the provider is torn down and Released,

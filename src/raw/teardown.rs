@@ -13,29 +13,25 @@ use crate::{Error, thread};
 
 impl RawLifecycle {
     /// After a cleanup took the count from 1 to 0 (`last`, the word it
-    /// left): the flip to Draining ([L6](crate::contract#L6)). `Ok(Ok(frame))`:
-    /// the caller owns the teardown of `last`'s generation, and the frame
-    /// publishes Released when it is dropped, however the teardown ends.
-    /// `Ok(Err(n))`: a startup joined first; the cleanup was a plain
-    /// decrement leaving `n`.
+    /// left): the flip to Draining ([L6](crate::contract#L6)), or what
+    /// happened instead (see [`Begun`]).
     ///
     /// # Errors
     ///
     /// [`Error::InProgress`] from a thread holding a guard of this lifecycle
     /// ([L11](crate::contract#L11)); the count is put back.
     #[cold]
-    pub(crate) fn begin_final(&self, last: Word) -> Result<Result<Teardown<'_>, u32>, Error> {
+    pub(crate) fn begin_final(&self, last: Word) -> Result<Begun<'_>, Error> {
         if self.held_by_current_thread() {
             return if self.word.restore(last) {
                 Err(Error::InProgress)
             } else {
-                // The generation ended meanwhile: a startup joined, and its
-                // cleanup was final. This cleanup was a plain decrement.
-                Ok(Err(0))
+                Ok(Begun::Overtaken)
             };
         }
         match self.word.finish_last(last) {
-            Last::Kept(n) => Ok(Err(n)),
+            Last::Kept(0) => Ok(Begun::Overtaken),
+            Last::Kept(n) => Ok(Begun::Kept(n)),
             Last::Draining => {
                 let teardown = Teardown {
                     raw: self,
@@ -46,10 +42,27 @@ impl RawLifecycle {
                 ctl.drain_until =
                     std::time::Instant::now().checked_add(self.config.drain_deadline());
                 drop(ctl);
-                Ok(Ok(teardown))
+                Ok(Begun::Final(teardown))
             }
         }
     }
+}
+
+/// What a cleanup that took the count from 1 to 0 began
+/// ([`RawLifecycle::begin_final`]).
+pub(crate) enum Begun<'a> {
+    /// The final cleanup: the caller owns the teardown of the generation,
+    /// and the frame publishes Released when it is dropped, however the
+    /// teardown ends.
+    Final(Teardown<'a>),
+    /// A startup joined first: the cleanup was a plain decrement, leaving
+    /// this count (at least 1).
+    Kept(u32),
+    /// The generation was ended by another cleanup first (a startup took up
+    /// the unit this cleanup gave back, and its own cleanup was final): this
+    /// cleanup was a plain decrement, and nothing is left to count in its
+    /// generation.
+    Overtaken,
 }
 
 /// The final cleanup's frame ([L14](crate::contract#L14)): whatever happens

@@ -116,7 +116,7 @@ fn l16_abandoned_guards_never_count_in_a_later_generation() {
     let crate::state::Leave::Last(last) = raw.word.leave() else {
         panic!("count 1");
     };
-    let Ok(Ok(frame)) = raw.begin_final(last) else {
+    let Ok(Begun::Final(frame)) = raw.begin_final(last) else {
         panic!("the last cleanup drains");
     };
     assert_eq!(frame.shut_out_guards(), 1);
@@ -148,7 +148,7 @@ fn l16_abandoned_guards_never_count_in_a_later_generation() {
         let crate::state::Leave::Last(last) = raw.word.leave() else {
             panic!("count 1");
         };
-        let Ok(Ok(frame)) = raw.begin_final(last) else {
+        let Ok(Begun::Final(frame)) = raw.begin_final(last) else {
             panic!("the last cleanup drains");
         };
         assert_eq!(frame.shut_out_guards(), 0);
@@ -181,7 +181,7 @@ fn l16_every_lane_abandoned_refuses_a_startup_until_one_empties() {
         let crate::state::Leave::Last(last) = raw.word.leave() else {
             panic!("count 1");
         };
-        let Ok(Ok(frame)) = raw.begin_final(last) else {
+        let Ok(Begun::Final(frame)) = raw.begin_final(last) else {
             panic!("the last cleanup drains");
         };
         frame.shut_out_guards();
