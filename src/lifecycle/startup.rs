@@ -90,18 +90,31 @@ impl<P: Provider> Lifecycle<P> {
         requested: Version,
         policy: StartupPolicy,
     ) -> Result<Started, Error> {
-        // The fast path, written out so that the common case builds its
-        // result in place (no `Poll` to unwrap and copy).
+        // The fast path here, the rest out of line: the common case builds
+        // its result in place (no `Poll` to unwrap and copy).
         let negotiated = self.provider.negotiate(requested)?;
-        if let Join::Joined(w) = self.raw.word.join(self.raw.config.count_limit()) {
-            self.note_version(negotiated.version);
-            return Ok(Started {
-                negotiated,
-                generation: w.generation(),
-                initialized: false,
-            });
+        match self.join(negotiated) {
+            Ok(started) => Ok(started),
+            Err(_) => self.startup_blocking(requested, policy),
         }
-        self.startup_blocking(requested, policy)
+    }
+
+    /// Every startup's count ([L1](crate::contract#L1),
+    /// [L10](crate::contract#L10)): one more in an Active generation, or
+    /// what the state word said instead.
+    #[inline(always)]
+    fn join(&self, negotiated: Negotiated) -> Result<Started, Join> {
+        match self.raw.word.join(self.raw.config.count_limit()) {
+            Join::Joined(w) => {
+                self.note_version(negotiated.version);
+                Ok(Started {
+                    negotiated,
+                    generation: w.generation(),
+                    initialized: false,
+                })
+            }
+            refused => Err(refused),
+        }
     }
 
     /// Everything but the fast path's success, blocking where it must.
@@ -201,19 +214,11 @@ impl<P: Provider> Lifecycle<P> {
             Ok(n) => n,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let limit = self.raw.config.count_limit();
         loop {
-            match self.raw.word.join(limit) {
-                Join::Joined(w) => {
-                    self.note_version(negotiated.version);
-                    return Poll::Ready(Ok(Started {
-                        negotiated,
-                        generation: w.generation(),
-                        initialized: false,
-                    }));
-                }
-                Join::Limit => return Poll::Ready(Err(Error::ProcessLimit)),
-                Join::NotActive => match self.raw.startup_slow(policy, waker) {
+            match self.join(negotiated) {
+                Ok(started) => return Poll::Ready(Ok(started)),
+                Err(Join::Limit) => return Poll::Ready(Err(Error::ProcessLimit)),
+                Err(_) => match self.raw.startup_slow(policy, waker) {
                     Err(e) => return Poll::Ready(Err(e)),
                     Ok(Slow::Retry) => {}
                     Ok(Slow::Initialize(init)) => {
