@@ -150,9 +150,11 @@ mod drain;
 mod error;
 mod generation;
 mod guard;
+mod handle;
 mod helper;
 mod hook;
 mod lifecycle;
+mod linger;
 mod provider;
 mod raw;
 mod registry;
@@ -176,8 +178,10 @@ pub use config::{
 pub use error::{BoxError, Cause, Error, NotActive};
 pub use generation::StateRef;
 pub use guard::{OperationGuard, OperationToken, Tracked};
+pub use handle::SocketHandle;
 pub use helper::{HelperJoin, HelperTask, Spawner, std_spawner};
 pub use lifecycle::{Cleanup, Lifecycle, OwnedToken, Snapshot, Started};
+pub use linger::Linger;
 pub use provider::{Provider, Registrar};
 pub use report::{
     DrainReport, HookOutcome, OperationsReport, PhaseTimings, ResourceReport, SocketFaults,
@@ -185,7 +189,7 @@ pub use report::{
 };
 pub use resource::Resource;
 pub use session::Session;
-pub use socket::{Linger, NoSocket, Socket, SocketHandle};
+pub use socket::{NoSocket, Socket};
 pub use state::{MAX_COUNT, State};
 pub use version::{Negotiated, Version, VersionRange, VersionSet};
 

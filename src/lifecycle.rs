@@ -424,7 +424,11 @@ impl<P: Provider> fmt::Debug for Lifecycle<P> {
     }
 }
 
+#[cfg(not(loom))]
+mod alarm;
 mod cleanup;
+#[cfg(not(loom))]
+mod cleanup_future;
 mod exit;
 mod outcome;
 mod owned;
@@ -434,6 +438,7 @@ mod startup;
 mod teardown;
 #[cfg(all(test, not(loom)))]
 mod tests;
+mod trace;
 
 pub use outcome::{Cleanup, Snapshot, Started};
 pub use owned::OwnedToken;

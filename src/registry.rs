@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use triomphe::Arc;
 
 use crate::Error;
-use crate::socket::{FIRST_SEQ, INDEX_BITS, LAST_SEQ, SocketHandle};
+use crate::handle::{FIRST_SEQ, INDEX_BITS, LAST_SEQ, SocketHandle};
 use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Mutex, MutexGuard, Ordering};
 
 /// A socket with more than one handle ([W3](crate::contract#W3)).

@@ -10,24 +10,25 @@
 //! | `Sockets` | L6.2 and passes of L6.3 | a socket's waker, or the next deadline |
 //! | finish | L6.4, L6.5; the frame's drop is L6.6 | — |
 
+#[cfg(not(loom))]
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::cleanup::Begin;
-use super::{Cleanup, Lifecycle, NO_VERSION};
+#[cfg(not(loom))]
+use super::alarm::Alarm;
+use super::trace::{trace_phase, warn_abandoned, warn_still_waiting};
+use super::{Lifecycle, NO_VERSION};
 use crate::HookOutcome;
+use crate::Provider;
 use crate::close;
-use crate::drain::Flusher;
-use crate::drain::after;
-use crate::error::NotActive;
-use crate::hook::drop_quietly;
-use crate::hook::{call, hook, hook_value};
+use crate::drain::{Flusher, after};
+use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::raw::Teardown;
-use crate::report::SummarizedSockets;
-use crate::report::{DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport};
+use crate::report::{
+    DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport, SummarizedSockets,
+};
 use crate::resource::release_resources;
 use crate::sync::Ordering;
-use crate::{Error, Provider};
 
 enum Phase<S> {
     Guards,
@@ -302,234 +303,4 @@ impl<'a, P: Provider> Drain<'a, P> {
             }
         }
     }
-}
-
-/// The future of [`Lifecycle::cleanup_async`].
-#[cfg(not(loom))]
-pub(super) struct CleanupFuture<'a, P: Provider> {
-    l: &'a Lifecycle<P>,
-    state: FutureState<'a, P>,
-    alarm: Alarm,
-}
-
-#[cfg(not(loom))]
-enum FutureState<'a, P: Provider> {
-    Start,
-    Draining(Box<Drain<'a, P>>),
-    Done,
-}
-
-#[cfg(not(loom))]
-impl<'a, P: Provider> CleanupFuture<'a, P> {
-    pub(super) fn new(l: &'a Lifecycle<P>) -> CleanupFuture<'a, P> {
-        CleanupFuture {
-            l,
-            state: FutureState::Start,
-            alarm: Alarm::new(l.raw.config.spawner()),
-        }
-    }
-}
-
-// The future never pins what it holds (no pin projection, no self
-// references): moving it between polls is fine whatever the socket type.
-#[cfg(not(loom))]
-impl<P: Provider> Unpin for CleanupFuture<'_, P> {}
-
-#[cfg(not(loom))]
-impl<P: Provider> std::future::Future for CleanupFuture<'_, P> {
-    type Output = Result<Cleanup, Error>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let FutureState::Start = this.state {
-            match this.l.begin_cleanup() {
-                Err(e) => {
-                    this.state = FutureState::Done;
-                    return Poll::Ready(Err(e));
-                }
-                Ok(Begin::Decremented(remaining)) => {
-                    this.state = FutureState::Done;
-                    return Poll::Ready(Ok(Cleanup::Decremented { remaining }));
-                }
-                Ok(Begin::Final(drain)) => this.state = FutureState::Draining(drain),
-            }
-        }
-        let FutureState::Draining(drain) = &mut this.state else {
-            return Poll::Ready(Err(Error::NotInitialised(NotActive::Unpaired)));
-        };
-        match drain.poll(cx, &mut this.alarm) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(report) => {
-                this.state = FutureState::Done;
-                Poll::Ready(Ok(Cleanup::Final(Box::new(report))))
-            }
-        }
-    }
-}
-
-#[cfg(not(loom))]
-impl<P: Provider> Drop for CleanupFuture<'_, P> {
-    fn drop(&mut self) {
-        // A teardown cannot be abandoned halfway: finish it here. (A drain
-        // that completed already left the Draining state.)
-        if let FutureState::Draining(drain) = std::mem::replace(&mut self.state, FutureState::Done)
-        {
-            let _ = drain.run_blocking();
-        }
-    }
-}
-
-/// A helper thread that wakes a task at a deadline: the one timer a
-/// runtime-agnostic future needs (the drain's socket deadlines). Started on
-/// first use, joined when dropped (L13).
-#[cfg(not(loom))]
-pub(super) struct Alarm {
-    shared: Option<std::sync::Arc<AlarmShared>>,
-    thread: Option<crate::sync::JoinHandle>,
-    spawner: crate::Spawner,
-}
-
-#[cfg(not(loom))]
-struct AlarmShared {
-    state: crate::sync::Mutex<(Option<(Instant, std::task::Waker)>, bool)>,
-    cv: crate::sync::Condvar,
-}
-
-#[cfg(not(loom))]
-impl Alarm {
-    pub(super) fn new(spawner: crate::Spawner) -> Alarm {
-        Alarm {
-            shared: None,
-            thread: None,
-            spawner,
-        }
-    }
-
-    /// Wakes `task` at `at` (replacing any earlier setting).
-    fn set(&mut self, at: Instant, task: &std::task::Waker) {
-        let shared = self.shared.get_or_insert_with(|| {
-            std::sync::Arc::new(AlarmShared {
-                state: crate::sync::Mutex::new((None, false)),
-                cv: crate::sync::Condvar::new(),
-            })
-        });
-        shared.state.lock().0 = Some((at, task.clone()));
-        shared.cv.notify_all();
-        if self.thread.is_none() {
-            let shared = std::sync::Arc::clone(shared);
-            self.thread = crate::sync::spawn(self.spawner, "provider-lifecycle alarm", move || {
-                let mut state = shared.state.lock();
-                loop {
-                    if state.1 {
-                        return;
-                    }
-                    match state.0.take() {
-                        None => state = shared.cv.wait(state),
-                        Some((at, task)) if Instant::now() >= at => {
-                            drop(state);
-                            task.wake();
-                            state = shared.state.lock();
-                        }
-                        Some((at, task)) => {
-                            state.0 = Some((at, task));
-                            state = shared.cv.wait_until(state, at);
-                        }
-                    }
-                }
-            });
-        }
-    }
-}
-
-#[cfg(not(loom))]
-impl Drop for Alarm {
-    fn drop(&mut self) {
-        if let Some(shared) = &self.shared {
-            shared.state.lock().1 = true;
-            shared.cv.notify_all();
-        }
-        if let Some(t) = self.thread.take() {
-            t.join();
-        }
-    }
-}
-
-/// With the `tracing` feature: one event per finished phase of the final
-/// cleanup, and a warning per failed hook.
-#[cfg(feature = "tracing")]
-fn trace_phase(phase: &'static str, report: &DrainReport) {
-    match phase {
-        "operations" => {
-            let o = &report.operations;
-            tracing::info!(
-                phase,
-                cancelled = o.cancelled,
-                waited_for = o.waited_for,
-                overran = o.overran_deadline
-            );
-            if !o.cancel.is_ok() {
-                tracing::warn!(hook = "cancel_pending", outcome = %o.cancel, "hook failed");
-            }
-        }
-        "sockets" => {
-            tracing::info!(
-                phase,
-                sockets = report.sockets.len(),
-                bytes_flushed = report.bytes_flushed(),
-                bytes_discarded = report.bytes_discarded(),
-                deadline_hit = report.deadline_hit
-            );
-            for s in report.sockets.iter().filter(|s| !s.is_clean()) {
-                tracing::warn!(socket = %s.handle, outcome = %s.outcome, discarded = s.bytes_discarded, "socket not drained cleanly");
-            }
-        }
-        "resources" => {
-            tracing::info!(phase, resources = report.resources.len());
-            for r in report.resources.iter().filter(|r| !r.outcome.is_ok()) {
-                tracing::warn!(resource = %r.name, outcome = %r.outcome, "release failed");
-            }
-        }
-        _ => {
-            tracing::info!(phase, clean = report.is_clean(), total = ?report.timings.total);
-            if !report.prepare_unload.is_ok() {
-                tracing::warn!(hook = "prepare_unload", outcome = %report.prepare_unload, "hook failed");
-            }
-        }
-    }
-}
-
-#[cfg(not(feature = "tracing"))]
-#[inline(always)]
-fn trace_phase(_phase: &'static str, _report: &DrainReport) {}
-
-/// With the `tracing` feature: the final cleanup is still waiting for
-/// operations in flight past its drain deadline (L16: logged as it
-/// happens, then again at intervals, never only after the fact).
-#[cfg(feature = "tracing")]
-fn warn_still_waiting(outstanding: usize, past_deadline: Duration) {
-    tracing::warn!(
-        outstanding,
-        past_deadline_ms = past_deadline.as_millis() as u64,
-        "the final cleanup is still waiting for operations in flight past its drain deadline"
-    );
-}
-
-#[cfg(not(feature = "tracing"))]
-#[inline(always)]
-fn warn_still_waiting(_outstanding: usize, _past_deadline: Duration) {}
-
-/// With the `tracing` feature: the guard wait's bound passed and the final
-/// cleanup abandoned what `outstanding` operations may touch (L16).
-fn warn_abandoned(outstanding: usize) {
-    #[cfg(feature = "tracing")]
-    if outstanding != 0 {
-        tracing::warn!(
-            outstanding,
-            "the final cleanup's guard wait limit passed: the provider's state, its resources \
-             and any socket in use are abandoned (left in place, never freed) to the operations \
-             still in flight"
-        );
-    }
-    #[cfg(not(feature = "tracing"))]
-    let _ = outstanding;
 }

@@ -2,7 +2,7 @@ use super::{
     Closing, DOUBLING_SLOTS, Detached, FIRST_PAGE_BITS, PAGES, Registry, Taken, locate, page_len,
 };
 use crate::Error;
-use crate::socket::{LAST_SEQ, SocketHandle};
+use crate::handle::{LAST_SEQ, SocketHandle};
 use crate::sync::Ordering;
 
 fn take_all(reg: &Registry<u32>, generation: u64) -> Vec<(SocketHandle, u32)> {
