@@ -10,11 +10,39 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::config::OpenSocketPolicy;
-use crate::drain::{Ending, Flusher, Interrupt, Probe, ReadyQueue, after, flush_one};
+use crate::deadline::after;
+use crate::drain::{Ending, Flusher, Interrupt, ReadyQueue, flush_one};
+use crate::hook::call;
 use crate::raw::RawLifecycle;
 use crate::registry::{Closing, Detached, Drained, Registry, Taken};
 use crate::report::{SocketOutcome, SocketPhase, SocketReport};
 use crate::{Error, Linger, Socket, SocketHandle};
+
+/// A socket's linger, blocking mode and unsent count, read with panics
+/// caught.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    pub(crate) linger: Linger,
+    pub(crate) blocking: bool,
+    pub(crate) unsent: u64,
+}
+
+impl Probe {
+    /// Reads a socket's probe; `Err` carries a panic message.
+    pub(crate) fn of<S: Socket>(socket: &S) -> Result<Probe, String> {
+        call(|| Probe {
+            linger: socket.linger(),
+            blocking: socket.is_blocking(),
+            unsent: socket.unsent(),
+        })
+    }
+
+    /// The linger table's last row: a non-blocking socket with a linger
+    /// timeout that cannot finish now must answer `WouldBlock` and stay open.
+    pub(crate) fn would_block(&self) -> bool {
+        matches!(self.linger, Linger::Timeout(_)) && !self.blocking && self.unsent > 0
+    }
+}
 
 /// The probe of a socket whose probe panicked: ended abortively.
 const PANICKED: Probe = Probe {
@@ -78,12 +106,13 @@ fn close_active<S: Socket>(
     let p = match probed {
         Ok(p) => p,
         Err(panic) => {
-            let ending = Ending::new(handle, socket, &PANICKED).abort_pending(true);
+            let ending =
+                Ending::new(handle, socket, PANICKED.linger, PANICKED.unsent).abort_pending(true);
             return Closed::Done(ending.abort(SocketOutcome::Panicked, Some(panic)));
         }
     };
     // W4: closesocket ends pending overlapped operations, notified.
-    let ending = Ending::new(handle, socket, &p).abort_pending(true);
+    let ending = Ending::new(handle, socket, p.linger, p.unsent).abort_pending(true);
     Closed::Done(match p.linger {
         Linger::Abort => ending.abort(SocketOutcome::Reset, None),
         Linger::Background if p.unsent == 0 => ending.finish(),
@@ -169,13 +198,14 @@ pub(crate) fn close_open<S: Socket>(
         let p = match Probe::of(&socket) {
             Ok(p) => p,
             Err(panic) => {
-                let ending = Ending::new(handle, socket, &PANICKED).abort_pending(false);
+                let ending = Ending::new(handle, socket, PANICKED.linger, PANICKED.unsent)
+                    .abort_pending(false);
                 file(ending.abort(SocketOutcome::Panicked, Some(panic)));
                 continue;
             }
         };
         // W4: the final cleanup ends pending overlapped operations silently.
-        let ending = Ending::new(handle, socket, &p).abort_pending(false);
+        let ending = Ending::new(handle, socket, p.linger, p.unsent).abort_pending(false);
         let own = match (policy, p.linger) {
             (OpenSocketPolicy::Reset, _) | (OpenSocketPolicy::Graceful, Linger::Abort) => {
                 file(ending.abort(SocketOutcome::Reset, None));
@@ -193,7 +223,7 @@ pub(crate) fn abort_all<S: Socket>(open: Drained<'_, S>, handover: Flusher<S>) {
     for (handle, taken) in open {
         if let Taken::Socket(socket) = taken {
             let p = Probe::of(&socket).unwrap_or(PANICKED);
-            let _ = Ending::new(handle, socket, &p)
+            let _ = Ending::new(handle, socket, p.linger, p.unsent)
                 .abort_pending(false)
                 .abort(SocketOutcome::Reset, None);
         }
@@ -206,6 +236,11 @@ pub(crate) fn abort_all<S: Socket>(open: Drained<'_, S>, handover: Flusher<S>) {
 /// Ends a socket the registry refused (not Active, or no slot left): aborted
 /// and released at once, never leaked.
 pub(crate) fn refuse<S: Socket>(socket: S) {
-    let _ =
-        Ending::new(SocketHandle::from_raw(0), socket, &PANICKED).abort(SocketOutcome::Reset, None);
+    let _ = Ending::new(
+        SocketHandle::from_raw(0),
+        socket,
+        PANICKED.linger,
+        PANICKED.unsent,
+    )
+    .abort(SocketOutcome::Reset, None);
 }

@@ -29,57 +29,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::deadline::far;
 use crate::hook::{HookOutcome, call, drop_quietly, hook};
 use crate::report::{SocketFaults, SocketOutcome, SocketPhase, SocketReport};
 use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use crate::{Linger, Socket, SocketHandle};
-
-/// A socket's linger, blocking mode and unsent count, read with panics
-/// caught.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Probe {
-    pub(crate) linger: Linger,
-    pub(crate) blocking: bool,
-    pub(crate) unsent: u64,
-}
-
-impl Probe {
-    /// Reads a socket's probe; `Err` carries a panic message.
-    pub(crate) fn of<S: Socket>(socket: &S) -> Result<Probe, String> {
-        call(|| Probe {
-            linger: socket.linger(),
-            blocking: socket.is_blocking(),
-            unsent: socket.unsent(),
-        })
-    }
-
-    /// The linger table's last row: a non-blocking socket with a linger
-    /// timeout that cannot finish now must answer `WouldBlock` and stay open.
-    pub(crate) fn would_block(&self) -> bool {
-        matches!(self.linger, Linger::Timeout(_)) && !self.blocking && self.unsent > 0
-    }
-}
-
-/// What "no deadline" means: a century.
-const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// `start + d`, saturating a century ahead instead of overflowing.
-pub(crate) fn after(start: Instant, d: Duration) -> Instant {
-    start
-        .checked_add(d)
-        .or_else(|| start.checked_add(CENTURY))
-        .unwrap_or(start)
-}
-
-/// Far enough to mean "no deadline" (a background flush runs until done):
-/// a century after the first use, read once per process rather than once
-/// per socket.
-fn far() -> Instant {
-    static FAR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *FAR.get_or_init(|| after(Instant::now(), CENTURY))
-}
 
 /// One socket on its way out (see the module docs).
 pub(crate) struct Ending<S> {
@@ -103,15 +59,16 @@ enum Step<S> {
 }
 
 impl<S: Socket> Ending<S> {
-    /// The end of a socket taken out of the registry, as probed: open phase,
-    /// no deadline yet (see [`bound`](Ending::bound)).
-    pub(crate) fn new(handle: SocketHandle, socket: S, probe: &Probe) -> Ending<S> {
+    /// The end of a socket taken out of the registry with its `linger` and
+    /// `unsent` count as the close read them: open phase, no deadline yet
+    /// (see [`bound`](Ending::bound)).
+    pub(crate) fn new(handle: SocketHandle, socket: S, linger: Linger, unsent: u64) -> Ending<S> {
         Ending {
             handle,
             socket,
-            linger: probe.linger,
+            linger,
             phase: SocketPhase::Open,
-            start_unsent: probe.unsent,
+            start_unsent: unsent,
             deadline: far(),
             deadline_outcome: SocketOutcome::Deadline,
             aborted: 0,
@@ -348,11 +305,16 @@ pub(crate) struct Flusher<S> {
 
 impl<S: Socket> Flusher<S> {
     pub(crate) fn new() -> Flusher<S> {
+        Flusher::on(Arc::new(ReadyQueue::new()))
+    }
+
+    /// A flusher sleeping on `queue` (which an [`Interrupt`] may end).
+    fn on(queue: Arc<ReadyQueue>) -> Flusher<S> {
         Flusher {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            queue: Arc::new(ReadyQueue::new()),
+            queue,
             deadlines: BinaryHeap::new(),
             next_token: 1,
             woken: Vec::new(),
@@ -480,34 +442,27 @@ impl<S: Socket> Flusher<S> {
 }
 
 /// Flushes one ending on the calling thread until it finishes or `queue` is
-/// interrupted; an interrupted ending is ended by `interrupted`. Sleeps
-/// between polls until the socket's waker fires, the interrupt, or the
-/// ending's deadline.
+/// interrupted; an interrupted ending is ended by `interrupted`. The same
+/// engine as every other flush, with one ending: it sleeps between passes
+/// until the socket's waker fires, the interrupt, or the ending's deadline.
 pub(crate) fn flush_one<S: Socket>(
-    mut ending: Ending<S>,
+    ending: Ending<S>,
     queue: &Arc<ReadyQueue>,
     interrupted: impl FnOnce(Ending<S>) -> SocketReport,
 ) -> SocketReport {
-    let flag = Arc::new(SlotWaker {
-        queue: Arc::clone(queue),
-        slot: 0,
-        token: 0,
-        scheduled: AtomicBool::new(false),
-    });
-    let waker = Waker::from(Arc::clone(&flag));
-    let mut woken = Vec::new();
+    let mut flusher = Flusher::on(Arc::clone(queue));
+    flusher.push(ending);
+    let mut finished = None;
     loop {
-        flag.scheduled.swap(false, Ordering::AcqRel);
-        match ending.step(&mut Context::from_waker(&waker), Instant::now()) {
-            Step::Finished(line) => return line,
-            Step::Pending(e) => ending = e,
+        flusher.pass(&mut |line| finished = Some(line));
+        if let Some(line) = finished {
+            return line;
         }
         if queue.is_interrupted() {
-            return interrupted(ending);
+            let ending = flusher.into_endings().next();
+            return interrupted(ending.expect("one ending, not finished"));
         }
-        queue.sleep(Some(ending.deadline));
-        queue.take(&mut woken);
-        woken.clear();
+        queue.sleep(flusher.next_deadline());
     }
 }
 

@@ -146,6 +146,7 @@ mod background;
 mod close;
 mod config;
 pub mod contract;
+mod deadline;
 mod drain;
 mod error;
 mod generation;

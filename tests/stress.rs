@@ -324,7 +324,7 @@ fn stress_random_mixes_keep_every_invariant() {
                                 }
                                 Err(e) => {
                                     assert!(
-                                        matches!(e, Error::NotInitialised(NotActive::Draining | NotActive::Released)),
+                                        matches!(e, Error::NotInitialised(NotActive::NeverStarted | NotActive::Draining | NotActive::Released)),
                                         "{e:?}"
                                     );
                                     assert_eq!(held, 0, "holding a count means Active");

@@ -1,22 +1,7 @@
 use super::*;
+use crate::deadline::far;
 use crate::report::SocketOutcome;
-
-const YEARS_99: Duration = Duration::from_secs(99 * 365 * 24 * 3600);
-
-// S3, L6.3: "no deadline" (a background close of a slow socket) is a
-// century away, not minutes or days: a flush cut short there would
-// discard bytes no deadline asked to discard.
-#[test]
-fn s3_no_deadline_is_a_century_away() {
-    let now = Instant::now();
-    assert!(far().saturating_duration_since(now) > YEARS_99);
-    // An overflowing `start + d` saturates a century ahead, not at `start`.
-    assert!(after(now, Duration::MAX).saturating_duration_since(now) > YEARS_99);
-    assert_eq!(
-        after(now, Duration::from_secs(5)),
-        now + Duration::from_secs(5)
-    );
-}
+use std::time::Duration;
 
 // L6.3: a linger timeout later than the drain deadline loses to it (the
 // cleanup keeps its deadline); at the same instant the drain's wins too.
@@ -159,13 +144,8 @@ fn gate() -> (
         polls: polls.clone(),
         waker: waker.clone(),
     };
-    let probe = Probe {
-        linger: Linger::Background,
-        blocking: true,
-        unsent: 1,
-    };
     (
-        Ending::new(SocketHandle::from_raw(1), socket, &probe),
+        Ending::new(SocketHandle::from_raw(1), socket, Linger::Background, 1),
         polls,
         waker,
     )

@@ -21,7 +21,8 @@ use super::{Lifecycle, NO_VERSION};
 use crate::HookOutcome;
 use crate::Provider;
 use crate::close;
-use crate::drain::{Flusher, after};
+use crate::deadline::after;
+use crate::drain::Flusher;
 use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::raw::Teardown;
 use crate::report::{
