@@ -159,16 +159,7 @@ fn line(
     outcome: SocketOutcome,
     aborted: u32,
 ) -> SocketReport {
-    SocketReport {
-        handle,
-        linger,
-        phase: SocketPhase::Open,
-        bytes_flushed: 0,
-        bytes_discarded: 0,
-        outcome,
-        aborted_operations: aborted,
-        faults: None,
-    }
+    SocketReport::new(handle, linger, SocketPhase::Open, outcome, aborted)
 }
 
 /// L6.2 (and the start of L6.3): closes the open sockets by `policy`:

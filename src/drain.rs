@@ -110,31 +110,18 @@ impl<S: Socket> Ending<S> {
         let remaining = call(|| self.socket.unsent()).unwrap_or(self.start_unsent);
         let abort = hook(|| self.socket.abort());
         let release = release_and_drop(self.socket);
-        SocketReport {
-            handle: self.handle,
-            linger: self.linger,
-            phase: self.phase,
-            bytes_flushed: self.start_unsent.saturating_sub(remaining),
-            bytes_discarded: remaining,
-            outcome,
-            aborted_operations: self.aborted,
-            faults: SocketFaults::of(error, abort, release),
-        }
+        SocketReport::new(self.handle, self.linger, self.phase, outcome, self.aborted)
+            .bytes(self.start_unsent.saturating_sub(remaining), remaining)
+            .with_faults(SocketFaults::of(error, abort, release))
     }
 
     /// Releases a socket whose data is all out.
     pub(crate) fn finish(self) -> SocketReport {
         let release = release_and_drop(self.socket);
-        SocketReport {
-            handle: self.handle,
-            linger: self.linger,
-            phase: self.phase,
-            bytes_flushed: self.start_unsent,
-            bytes_discarded: 0,
-            outcome: SocketOutcome::Flushed,
-            aborted_operations: self.aborted,
-            faults: SocketFaults::of(None, HookOutcome::Ok, release),
-        }
+        let outcome = SocketOutcome::Flushed;
+        SocketReport::new(self.handle, self.linger, self.phase, outcome, self.aborted)
+            .bytes(self.start_unsent, 0)
+            .with_faults(SocketFaults::of(None, HookOutcome::Ok, release))
     }
 
     /// Polls the socket once (or ends it, past its deadline).

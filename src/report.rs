@@ -123,6 +123,41 @@ pub struct SocketFaults {
 static HOOK_OK: HookOutcome = HookOutcome::Ok;
 
 impl SocketReport {
+    /// A socket's line, the one place lines are built: nothing flushed or
+    /// discarded and no fault until [`bytes`](SocketReport::bytes) and
+    /// [`with_faults`](SocketReport::with_faults) say otherwise.
+    pub(crate) fn new(
+        handle: SocketHandle,
+        linger: Linger,
+        phase: SocketPhase,
+        outcome: SocketOutcome,
+        aborted_operations: u32,
+    ) -> SocketReport {
+        SocketReport {
+            handle,
+            linger,
+            phase,
+            bytes_flushed: 0,
+            bytes_discarded: 0,
+            outcome,
+            aborted_operations,
+            faults: None,
+        }
+    }
+
+    /// The line with what was flushed and discarded.
+    pub(crate) fn bytes(mut self, flushed: u64, discarded: u64) -> SocketReport {
+        self.bytes_flushed = flushed;
+        self.bytes_discarded = discarded;
+        self
+    }
+
+    /// The line with its faults (`None`: all went well).
+    pub(crate) fn with_faults(mut self, faults: Option<Box<SocketFaults>>) -> SocketReport {
+        self.faults = faults;
+        self
+    }
+
     /// Nothing discarded, nothing failed.
     #[must_use]
     pub fn is_clean(&self) -> bool {

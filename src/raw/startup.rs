@@ -60,7 +60,7 @@ impl RawLifecycle {
                         return Err(Error::InProgress);
                     }
                     if let Some(waker) = waker {
-                        ctl.waiters.push(waker.clone());
+                        ctl.waiters.add(waker.clone());
                         return Ok(Slow::Pending);
                     }
                     // Never silently forever: past the drain deadline, with
@@ -83,7 +83,7 @@ impl RawLifecycle {
                         return Err(Error::InProgress);
                     }
                     if let Some(waker) = waker {
-                        ctl.waiters.push(waker.clone());
+                        ctl.waiters.add(waker.clone());
                         return Ok(Slow::Pending);
                     }
                     ctl = self.cv.wait(ctl);

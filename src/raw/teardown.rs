@@ -5,7 +5,8 @@
 
 use std::task::Waker;
 
-use super::{PARKED, RawLifecycle, lane_of};
+use super::RawLifecycle;
+use super::shards::{PARKED, lane_of};
 use crate::resource::{Registered, release_resources};
 use crate::state::{Last, Word};
 use crate::sync::Ordering;
@@ -112,8 +113,8 @@ impl Teardown<'_> {
     /// be cancelled ([S6](crate::contract#S6)). After the flip, so a wait
     /// registering later sees Draining and does not wait at all.
     pub(crate) fn cancel_blocking(&self) {
-        let wakers = std::mem::take(&mut self.raw.cancels.lock().wakers);
-        for (_, w) in wakers {
+        let wakers = self.raw.cancels.lock().take();
+        for w in wakers {
             // These wakers are the crate's own (they interrupt a flusher).
             w.wake();
         }

@@ -1,4 +1,7 @@
+use super::shards::PARKED;
 use super::*;
+use crate::error::NotActive;
+use crate::state::Word;
 use std::sync::mpsc;
 use std::time::Duration;
 

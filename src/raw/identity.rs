@@ -1,0 +1,36 @@
+//! A lifecycle's identity in the per-thread records
+//! ([L11](crate::contract#L11)): a process-unique id, never its address, so
+//! a leaked guard of a dropped lifecycle is never taken for a guard of a
+//! new one at the same address.
+
+use super::RawLifecycle;
+use crate::sync::{self, Counter, Ordering};
+use crate::thread;
+
+impl RawLifecycle {
+    /// This lifecycle's process-unique id.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        // Relaxed: the id is only compared for identity; the CAS below makes
+        // every thread agree on one value.
+        let id = self.id.load(Ordering::Relaxed);
+        if id != 0 { id } else { self.assign_id() }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let fresh = sync::next_id(Counter::Lifecycle);
+        match self
+            .id
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(winner) => winner,
+        }
+    }
+
+    /// Whether the calling thread holds a guard of this lifecycle ([L11](crate::contract#L11)).
+    pub(crate) fn held_by_current_thread(&self) -> bool {
+        thread::holds(self.id())
+    }
+}

@@ -1,0 +1,281 @@
+//! Guard shards: how operation guards ([O1](crate::contract#O1)–
+//! [O3](crate::contract#O3)) are counted, and how the final cleanup waits
+//! for them.
+//!
+//! Operation guards ([O1](crate::contract#O1)–[O3](crate::contract#O3))
+//! are counted percpu_ref-style on `SHARDS` cache-padded words; a thread
+//! picks one round-robin the first time it takes a guard. A shard word:
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | 0–62 | guards counted on this shard (plus, for an instant, refused enters) |
+//! | 63 (`PARKED`) | the drainer is waiting for this lifecycle's guards: the last leaver wakes it |
+//!
+//! The shards come in [`LANES`] lanes: generation `g` counts its guards in
+//! lane `g % LANES` ([L16](crate::contract#L16)), so guards that a bounded
+//! guard wait abandoned leave later without touching a later generation's
+//! count. A lane marked abandoned is skipped by the next initialization
+//! until its count is back to zero.
+//!
+//! - `enter`: read the word's generation to pick the lane, `fetch_add(1)` on
+//!   this thread's shard of it, then load the state word; if it is not
+//!   Active, undo and fail; if it is Active in another lane's generation
+//!   (a restart in between), undo and retry there.
+//! - `leave` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
+//!   has `PARKED` and this was the shard's last guard, wake the drainer.
+//! - The final cleanup flips the word to Draining, then `fetch_or`s `PARKED`
+//!   into every shard (the counts it reads are the guards it waits for), then
+//!   waits under `control` until every count is zero, then clears `PARKED`.
+//!
+//! Why this is exact without `SeqCst`: all read-modify-writes of one shard are
+//! totally ordered (coherence). An enter's `fetch_add` is either before the
+//! drainer's `fetch_or` on that shard, and then the drainer counts it, or
+//! after: then it reads from the `fetch_or` (or later), so it synchronizes
+//! with the drainer's AcqRel `fetch_or`, which came after the AcqRel flip of
+//! the word, and its Acquire load of the word sees Draining and fails. A
+//! `fetch_sub` the drainer's wait did not see comes after the `fetch_or`, so
+//! it returns `PARKED`: the leaver wakes the drainer, taking the mutex first
+//! so the wake cannot fall between the drainer's check and its wait. loom
+//! models exactly this.
+//!
+//! (An earlier version also kept a `CLOSED` bit that made enters fail on
+//! closed shards; by the argument above the word load already refuses every
+//! enter that bit would, so mutation testing showed it dead and it went.)
+//!
+//! `PARKED` is what keeps a refused `enter` as cheap as a successful one:
+//! outside the drainer's wait no leaver ever takes the mutex, so a stream of enters on a Released
+//! lifecycle neither locks nor wakes parked startups.
+//!
+//! The state-word load in `enter` makes the refusal immediate: once the flip
+//! to Draining happened-before an `enter`, that `enter` fails even on a shard
+//! the drainer has not closed yet ([O1](crate::contract#O1)).
+
+use std::task::Waker;
+
+use super::RawLifecycle;
+use crate::state::Word;
+use crate::sync::{AtomicBool, AtomicUsize, CachePadded, Ordering};
+use crate::{Error, thread};
+
+/// Number of guard shards. Two under loom keep the models small while still
+/// letting two threads count on different shards.
+#[cfg(not(loom))]
+pub(crate) const SHARDS: usize = 32;
+#[cfg(loom)]
+pub(crate) const SHARDS: usize = 2;
+
+/// Lanes of guard shards (and of provider states): a generation counts its
+/// guards in lane `generation % LANES`, so guards a bounded wait abandoned
+/// ([L16](crate::contract#L16)) never count in a later generation. Two
+/// under loom.
+#[cfg(not(loom))]
+pub(crate) const LANES: usize = 4;
+#[cfg(loom)]
+pub(crate) const LANES: usize = 2;
+
+/// Every shard of every lane.
+pub(super) const ALL_SHARDS: usize = SHARDS * LANES;
+
+/// The lane of `generation`'s guards and state.
+#[inline]
+pub(crate) const fn lane_of(generation: u64) -> usize {
+    // LANES is a power of two dividing the generation field's 2^31: the
+    // lane stays the same across the field's wrap.
+    (generation % LANES as u64) as usize
+}
+
+/// The lane of a guard counted at `index` (what `enter` returns).
+#[inline]
+pub(crate) const fn lane_at(index: usize) -> usize {
+    (index / SHARDS) % LANES
+}
+
+/// The `PARKED` bit of a shard word.
+pub(super) const PARKED: usize = 1 << (usize::BITS - 1);
+/// The count bits of a shard word.
+pub(super) const COUNT: usize = PARKED - 1;
+
+/// The error of an `enter` that found `w` not Active, out of line: the
+/// guard's fast path carries no code for it.
+#[cold]
+#[inline(never)]
+fn refused(w: Word) -> Error {
+    Error::NotInitialised(w.refused_use())
+}
+
+impl RawLifecycle {
+    /// Counts a guard on this thread's shard of the current generation's
+    /// lane if the state is Active ([O1](crate::contract#O1)); returns where
+    /// it is counted (for [`leave`](RawLifecycle::leave)) and the word seen.
+    #[inline]
+    pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
+        self.enter_on(thread::shard(SHARDS))
+    }
+
+    /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
+    #[inline]
+    pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
+        // The lane comes from a first look at the word; the load after the
+        // count confirms it (a generation change in between retries).
+        let mut lane = lane_of(self.word.load().generation());
+        loop {
+            // `% SHARDS` (a power of two: a mask) spares the bounds check.
+            let index = lane * SHARDS + shard % SHARDS;
+            // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
+            // synchronizes with it, so the load below sees Draining (module docs).
+            self.shards[index].fetch_add(1, Ordering::Acquire);
+            // Acquire (in `load`): pairs with the Release store of Active, so a
+            // live guard sees the initialization.
+            let w = self.word.load();
+            let now = lane_of(w.generation());
+            if w.is_active() && now == lane {
+                return Ok((index, w));
+            }
+            self.leave(index);
+            if !w.is_active() {
+                return Err(refused(w));
+            }
+            lane = now;
+        }
+    }
+
+    /// One more count where a live guard or token is counted (`index`, from
+    /// its `enter`): a clone of an owned token ([O5](crate::contract#O5)).
+    /// Never fails: the count it joins is at least 1 until this returns, so
+    /// a drainer waiting on it still waits, and the shard never goes from 0
+    /// to 1 behind the drainer's back.
+    #[inline]
+    pub(crate) fn enter_again(&self, index: usize) {
+        // Relaxed: the holder's own count orders everything; this RMW only
+        // has to land in the shard's modification order before the
+        // holder's leave, which program order or the clone's hand-off to
+        // another thread guarantees.
+        self.shard_at(index).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Undoes one `enter` counted at `index`, waking the drainer if it is
+    /// waiting and this was the shard's last guard.
+    #[inline]
+    pub(crate) fn leave(&self, index: usize) {
+        // Release: everything the guard's holder did happens-before the
+        // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
+        // synchronizes with the drainer's `fetch_or`.
+        let prev = self.shard_at(index).fetch_sub(1, Ordering::AcqRel);
+        if prev & PARKED != 0 && prev & COUNT == 1 {
+            self.wake();
+        }
+    }
+
+    /// The shard a guard was counted on (`% ALL_SHARDS`, a power of two: a
+    /// mask that spares the bounds check).
+    #[inline]
+    pub(super) fn shard_at(&self, index: usize) -> &AtomicUsize {
+        &self.shards[index % ALL_SHARDS]
+    }
+
+    #[cold]
+    pub(super) fn wake(&self) {
+        // Taking the lock orders this wake after the waiter's check-then-wait.
+        let mut ctl = self.control.lock();
+        self.cv.notify_all();
+        let drainer = ctl.drainer.take();
+        drop(ctl);
+        if let Some(w) = drainer {
+            w.wake();
+        }
+    }
+
+    /// For an async final cleanup: `true` if no guard is live; otherwise
+    /// `waker` is woken when the last one leaves (checked under the lock the
+    /// leaver's wake takes, so the wake cannot be missed).
+    // Only the async cleanup, which loom builds leave out, calls it.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn guards_gone_or_register(&self, lane: usize, waker: &Waker) -> bool {
+        let mut ctl = self.control.lock();
+        if self.guards(lane) == 0 {
+            return true;
+        }
+        ctl.drainer = Some(waker.clone());
+        false
+    }
+
+    /// Guards currently counted in `lane` (exact once every shard is closed).
+    pub(crate) fn guards(&self, lane: usize) -> usize {
+        self.lane(lane)
+            .iter()
+            // Acquire: pairs with the leavers' Release `fetch_sub`, so the
+            // teardown that follows a zero sees all their work.
+            .map(|s| s.load(Ordering::Acquire) & COUNT)
+            .sum()
+    }
+
+    /// Marks every shard PARKED (after the flip to Draining): from here on
+    /// the last leaver of a shard wakes the drainer. Returns the guards
+    /// counted at that instant on each shard.
+    pub(super) fn park_on_shards(&self, lane: usize) -> usize {
+        self.lane(lane)
+            .iter()
+            // AcqRel: Acquire the counted guards' state; Release the flip to
+            // enters whose `fetch_add` reads this (see the module docs).
+            .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
+            .sum()
+    }
+
+    /// The shards of `lane`.
+    pub(super) fn lane(&self, lane: usize) -> &[CachePadded<AtomicUsize>] {
+        let start = (lane % LANES) * SHARDS;
+        &self.shards[start..start + SHARDS]
+    }
+
+    /// A generation at or after `next` whose lane is free: not abandoned, or
+    /// abandoned and its guards all gone since ([L16](crate::contract#L16)).
+    /// `None` if every lane still has abandoned guards.
+    pub(super) fn free_generation(&self, next: u64) -> Option<u64> {
+        (0..LANES as u64)
+            .map(|k| (next + k) & crate::state::GEN_MASK)
+            .find(|&g| {
+                let lane = lane_of(g);
+                // Acquire: pairs with `abandon`'s Release store; a zero read
+                // below is then of the abandoned guards' own leaves.
+                if !self.abandoned[lane].load(Ordering::Acquire) {
+                    return true;
+                }
+                if self.guards(lane) != 0 {
+                    return false;
+                }
+                self.abandoned[lane].store(false, Ordering::Relaxed);
+                true
+            })
+    }
+
+    /// How many lanes are marked abandoned (tests and the debug output; a
+    /// mark is cleared when the lane is next needed and found empty).
+    pub(crate) fn abandoned_lanes(&self) -> usize {
+        self.abandoned
+            .iter()
+            .filter(|a| a.load(Ordering::Relaxed))
+            .count()
+    }
+}
+
+/// Shards at zero.
+#[cfg(not(loom))]
+pub(super) const fn new_shards() -> [CachePadded<AtomicUsize>; ALL_SHARDS] {
+    [const { CachePadded::new(AtomicUsize::new(0)) }; ALL_SHARDS]
+}
+
+#[cfg(loom)]
+pub(super) fn new_shards() -> [CachePadded<AtomicUsize>; ALL_SHARDS] {
+    std::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0)))
+}
+
+/// No lane abandoned.
+#[cfg(not(loom))]
+pub(super) const fn new_flags() -> [AtomicBool; LANES] {
+    [const { AtomicBool::new(false) }; LANES]
+}
+
+#[cfg(loom)]
+pub(super) fn new_flags() -> [AtomicBool; LANES] {
+    std::array::from_fn(|_| AtomicBool::new(false))
+}
