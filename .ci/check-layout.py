@@ -6,7 +6,10 @@
   lines;
 - the READMEs, the contract and the sources never point outside the
   repository (no `shared/`);
-- the core never uses `unsafe` (it also `#![forbid(unsafe_code)]`).
+- the core never uses `unsafe` (it also `#![forbid(unsafe_code)]`);
+- the import graph documented in src/docs/architecture.rs is exactly the
+  graph of the code (so the documented one cannot go stale);
+- no `use super::*` outside test modules (each file lists what it uses).
 Prints the import graph; exits 1 on any violation."""
 import glob, os, re, sys
 
@@ -25,7 +28,7 @@ for path in sorted(glob.glob("src/*.rs") + glob.glob("src/*/*.rs")):
     mod = parts[0][:-3] if len(parts) == 1 else parts[0]
     if mod in ("lib", "contract"):
         continue
-    code = open(path).read().split("#[cfg(test)]")[0]
+    code = re.split(r"#\[cfg\((?:all\()?test", open(path).read())[0]
     code = "\n".join(l for l in code.split("\n") if not l.strip().startswith("//"))
     deps = set()
     for m in re.finditer(r"crate::(\w+)", code):
@@ -65,6 +68,28 @@ for path in ["README.md", "docs/CONTRACT.md", f"{shim}/README.md"] + sources:
         continue
     if "shared/" in open(path).read():
         bad.append(f"{path} points outside the repository (shared/)")
+# The documented graph: the ```text block under "# Who imports whom".
+arch = open("src/docs/architecture.rs").read()
+block = arch.split("//! # Who imports whom", 1)[1].split("//! ```text", 1)[1].split("//! ```", 1)[0]
+documented = {}
+for line in block.splitlines():
+    line = line.removeprefix("//!").strip()
+    if "->" in line:
+        mod, deps = line.split("->", 1)
+        documented[mod.strip()] = sorted(d.strip() for d in deps.split(",") if d.strip())
+for mod in sorted(set(graph) | set(documented)):
+    if graph.get(mod) != documented.get(mod):
+        bad.append(
+            f"src/docs/architecture.rs documents {mod} -> {documented.get(mod)}, "
+            f"the code has {graph.get(mod)}"
+        )
+# `use super::*` only in test modules: a tests.rs file, or after #[cfg(test)].
+for path in sources:
+    if path.endswith("/tests.rs"):
+        continue
+    code = re.split(r"#\[cfg\((?:all\()?test", open(path).read())[0]
+    if re.search(r"^\s*use super::\*;", code, re.M):
+        bad.append(f"{path} has `use super::*` outside a test module")
 if "#![forbid(unsafe_code)]" not in lib:
     bad.append("src/lib.rs lost #![forbid(unsafe_code)]")
 for b in bad:

@@ -263,7 +263,7 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // AcqRel: Release what the waking thread saw (the socket's new
+        // [P10] AcqRel: Release what the waking thread saw (the socket's new
         // readiness) to the flusher's Acquire swap before it polls.
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             self.queue.push(self.slot, self.token);
@@ -365,7 +365,7 @@ impl<S: Socket> Flusher<S> {
             let Some(s) = self.take_slot(slot, token) else {
                 continue; // a stale wake: the ending is gone
             };
-            // AcqRel: see the waker's side; a wake after this re-queues.
+            // [P10] AcqRel: see the waker's side; a wake after this re-queues.
             s.flag.scheduled.swap(false, Ordering::AcqRel);
             let mut cx = Context::from_waker(&s.waker);
             match s.ending.step(&mut cx, now) {

@@ -147,6 +147,7 @@ mod close;
 mod config;
 pub mod contract;
 mod deadline;
+pub mod docs;
 mod drain;
 mod error;
 mod generation;

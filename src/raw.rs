@@ -130,7 +130,7 @@ impl RawLifecycle {
     /// everything of the generation stays in place. Returns the generation
     /// ended.
     pub(crate) fn end_at_exit(&self) -> Result<u64, Error> {
-        // Release: a startup that finds Draining and this flag does not
+        // [P7] Release: a startup that finds Draining and this flag does not
         // wait (`startup_slow`).
         self.exited.store(true, Ordering::Release);
         match self.word.end_for_good() {
@@ -149,6 +149,7 @@ impl RawLifecycle {
 
     /// Whether [`end_at_exit`](RawLifecycle::end_at_exit) was called.
     pub(crate) fn exited(&self) -> bool {
+        // [P7] Acquire: pairs with `end_at_exit`'s Release store.
         self.exited.load(Ordering::Acquire)
     }
 

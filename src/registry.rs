@@ -76,6 +76,7 @@ impl<S> Slot<S> {
 
     /// Whether this (locked) slot holds the socket issued `handle`.
     fn issued(&self, handle: SocketHandle) -> bool {
+        // [P9] Relaxed: read under the slot's lock, which orders it.
         self.mark.load(Ordering::Relaxed) == (handle.seq() << 1 | 1)
     }
 
@@ -203,7 +204,7 @@ impl<S> Registry<S> {
     }
 
     fn pop(&self) -> Option<usize> {
-        // Acquire: the popped slot's `below` (and its vacate) happened
+        // [P8] Acquire: the popped slot's `below` (and its vacate) happened
         // before the push that put it on top.
         let mut head = self.vacant.load(Ordering::Acquire);
         loop {
@@ -232,7 +233,7 @@ impl<S> Registry<S> {
         loop {
             last.below.store((head & TOP) as usize, Ordering::Relaxed);
             let next = (head & !TOP).wrapping_add(1 << 32) | (first as u64 + 1);
-            // Release: publishes the chain's links and vacates to the pop
+            // [P8] Release: publishes the chain's links and vacates to the pop
             // that takes them.
             match self.vacant.compare_exchange_weak(
                 head,

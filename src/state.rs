@@ -349,13 +349,15 @@ impl StateWord {
     /// The current word.
     #[inline]
     pub(crate) fn load(&self) -> Word {
-        // Acquire: pairs with the Release/AcqRel writes of every transition,
+        // [P1] Acquire: pairs with the Release/AcqRel writes of every transition,
         // so a caller that sees Active also sees the initialization.
         Word(self.word.load(Ordering::Acquire))
     }
 
     /// A compare-and-swap of the whole word (AcqRel; Acquire on failure, so
     /// the returned word is re-examined with what it publishes).
+    /// Every transition goes through it: [P1] (Active published) and [P2]
+    /// (the flip to Draining), see `docs::orderings`.
     #[inline]
     fn cas(&self, current: Word, new: Word) -> Result<Word, Word> {
         self.word
@@ -368,7 +370,7 @@ impl StateWord {
     /// was Active with room below `limit`.
     #[inline]
     pub(crate) fn join(&self, limit: u32) -> Join {
-        // AcqRel: Acquire to see the initialization that published Active;
+        // [P1, P2] AcqRel: Acquire to see the initialization that published Active;
         // Release so a later final cleanup sees what this caller did before.
         let prev = Word(self.word.fetch_add(ONE, Ordering::AcqRel));
         // Active with 0 ≤ count < limit. A count of 0 while Active: this
@@ -411,7 +413,7 @@ impl StateWord {
     /// to take.
     #[inline]
     pub(crate) fn leave(&self) -> Leave {
-        // AcqRel: Release publishes this caller's work to the eventual final
+        // [P2] AcqRel: Release publishes this caller's work to the eventual final
         // cleanup; Acquire, for the cleanup that takes the count to 0, to see
         // every earlier cleanup's work.
         let prev = Word(self.word.fetch_sub(ONE, Ordering::AcqRel));
@@ -430,7 +432,7 @@ impl StateWord {
     /// Rule 4: takes back a cleanup that found no count.
     #[cold]
     fn undo_leave(&self) {
-        // Release: nothing to publish, but AcqRel keeps this RMW in the
+        // [P2] Release: nothing to publish, but AcqRel keeps this RMW in the
         // release sequence of the word like every other.
         self.word.fetch_add(ONE, Ordering::AcqRel);
     }
@@ -440,7 +442,7 @@ impl StateWord {
     pub(crate) fn finish_last(&self, last: Word) -> Last {
         let draining = last.restated(State::Draining, last.generation());
         loop {
-            // AcqRel: Acquire every earlier cleanup's Release decrement;
+            // [P2, P4] AcqRel: Acquire every earlier cleanup's Release decrement;
             // Release the flip to enters whose Acquire load sees Draining.
             match self.cas(last, draining) {
                 Ok(_) => return Last::Draining,
@@ -505,7 +507,7 @@ impl StateWord {
     /// Clears INITIALIZING: a failed initialization puts the state back
     /// ([L2](crate::contract#L2); under `control`, rule 3).
     pub(crate) fn clear_initializing(&self) {
-        // Release: a startup that sees the flag gone also sees the cleanup of
+        // [P3] Release: a startup that sees the flag gone also sees the cleanup of
         // the failed initialization.
         self.word.fetch_and(!INITIALIZING, Ordering::Release);
     }

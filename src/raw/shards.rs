@@ -38,10 +38,6 @@
 //! so the wake cannot fall between the drainer's check and its wait. loom
 //! models exactly this.
 //!
-//! (An earlier version also kept a `CLOSED` bit that made enters fail on
-//! closed shards; by the argument above the word load already refuses every
-//! enter that bit would, so mutation testing showed it dead and it went.)
-//!
 //! `PARKED` is what keeps a refused `enter` as cheap as a successful one:
 //! outside the drainer's wait no leaver ever takes the mutex, so a stream of enters on a Released
 //! lifecycle neither locks nor wakes parked startups.
@@ -121,7 +117,7 @@ impl RawLifecycle {
         loop {
             // `% SHARDS` (a power of two: a mask) spares the bounds check.
             let index = lane * SHARDS + shard % SHARDS;
-            // Acquire: a `fetch_add` that reads the drainer's `fetch_or`
+            // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
             // synchronizes with it, so the load below sees Draining (module docs).
             self.shards[index].fetch_add(1, Ordering::Acquire);
             // Acquire (in `load`): pairs with the Release store of Active, so a
@@ -157,7 +153,7 @@ impl RawLifecycle {
     /// waiting and this was the shard's last guard.
     #[inline]
     pub(crate) fn leave(&self, index: usize) {
-        // Release: everything the guard's holder did happens-before the
+        // [P5] Release: everything the guard's holder did happens-before the
         // drainer's Acquire read of this count. Acquire: a `prev` with PARKED
         // synchronizes with the drainer's `fetch_or`.
         let prev = self.shard_at(index).fetch_sub(1, Ordering::AcqRel);
@@ -203,7 +199,7 @@ impl RawLifecycle {
     pub(crate) fn guards(&self, lane: usize) -> usize {
         self.lane(lane)
             .iter()
-            // Acquire: pairs with the leavers' Release `fetch_sub`, so the
+            // [P5] Acquire: pairs with the leavers' Release `fetch_sub`, so the
             // teardown that follows a zero sees all their work.
             .map(|s| s.load(Ordering::Acquire) & COUNT)
             .sum()
@@ -215,7 +211,7 @@ impl RawLifecycle {
     pub(super) fn park_on_shards(&self, lane: usize) -> usize {
         self.lane(lane)
             .iter()
-            // AcqRel: Acquire the counted guards' state; Release the flip to
+            // [P4] AcqRel: Acquire the counted guards' state; Release the flip to
             // enters whose `fetch_add` reads this (see the module docs).
             .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
             .sum()
@@ -235,7 +231,7 @@ impl RawLifecycle {
             .map(|k| (next + k) & crate::state::GEN_MASK)
             .find(|&g| {
                 let lane = lane_of(g);
-                // Acquire: pairs with `abandon`'s Release store; a zero read
+                // [P6] Acquire: pairs with `abandon`'s Release store; a zero read
                 // below is then of the abandoned guards' own leaves.
                 if !self.abandoned[lane].load(Ordering::Acquire) {
                     return true;

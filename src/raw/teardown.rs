@@ -101,7 +101,7 @@ impl Teardown<'_> {
         let lane = self.lane();
         let outstanding = self.raw.guards(lane);
         if outstanding != 0 {
-            // Release: pairs with `free_generation`'s Acquire load.
+            // [P6] Release: pairs with `free_generation`'s Acquire load.
             self.raw.abandoned[lane].store(true, Ordering::Release);
         }
         // Their leaves no longer need to wake anyone.
