@@ -46,7 +46,7 @@ async fn serve(mut stream: TcpStream, token: OwnedToken<Echo>) {
     loop {
         tokio::select! {
             // O4: the signal; the token is dropped when this returns.
-            () = token.cancelled() => return,
+            () = token.draining() => return,
             read = stream.read(&mut buf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -68,7 +68,7 @@ async fn serve(mut stream: TcpStream, token: OwnedToken<Echo>) {
 async fn accept_loop(listener: TcpListener, token: OwnedToken<Echo>) {
     loop {
         tokio::select! {
-            () = token.cancelled() => return,
+            () = token.draining() => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { return };
                 // A new token (refused once the final cleanup began), not a

@@ -10,7 +10,7 @@
 //! takes the endings still flushing into its own drain. With
 //! [`BackgroundFlush::Manual`] no thread is started and the provider drives
 //! the same engine from its own loop with
-//! [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing).
+//! [`Lifecycle::poll_background`](crate::Lifecycle::poll_background).
 //!
 //! Lines of background closes that ended while Active are kept for the next
 //! drain report: clean ones are counted ([`DrainReport::flushed_in_background`]),
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::Socket;
 use crate::config::BackgroundFlush;
-use crate::drain::{Ending, Flusher, ReadyQueue};
+use crate::flush::{Ending, Flusher, ReadyQueue};
 use crate::helper::Spawner;
 use crate::report::{SocketReport, SummarizedSockets};
 use crate::sync::{self, JoinHandle, Mutex};
@@ -112,7 +112,7 @@ impl<S: Socket> Background<S> {
 
     /// Hands a background close to the engine; in `Thread` mode starts the
     /// helper thread if it is not running (if the OS refuses a thread, the
-    /// close still completes at `poll_closing` or the final cleanup).
+    /// close still completes at `poll_background` or the final cleanup).
     pub(crate) fn push(&mut self, ending: Ending<S>, mode: BackgroundFlush, spawner: Spawner) {
         let engine = self.engine.get_or_insert_with(|| {
             let flusher = Flusher::new();
@@ -129,7 +129,7 @@ impl<S: Socket> Background<S> {
         }
     }
 
-    /// One pass on the caller's thread (`poll_closing`); returns how many
+    /// One pass on the caller's thread (`poll_background`); returns how many
     /// are still flushing.
     pub(crate) fn poll(&self) -> usize {
         self.engine.as_ref().map_or(0, |e| e.pass())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::OpenSocketPolicy;
 use crate::deadline::after;
-use crate::drain::{Ending, Flusher, Interrupt, ReadyQueue, flush_one};
+use crate::flush::{Ending, Flusher, Interrupt, ReadyQueue, flush_one};
 use crate::hook::call;
 use crate::raw::RawLifecycle;
 use crate::registry::{Closing, Detached, Drained, Registry, Taken};
@@ -131,7 +131,7 @@ fn close_active<S: Socket>(
 /// S6: a blocking linger flush that the final cleanup's cancel step ends.
 fn flush_cancellable<S: Socket>(raw: &RawLifecycle, ending: Ending<S>) -> SocketReport {
     let queue = Arc::new(ReadyQueue::new());
-    let key = raw.on_cancel(Waker::from(Arc::new(Interrupt(Arc::clone(&queue)))));
+    let key = raw.on_cancel(Waker::from(Arc::new(Interrupt(Arc::clone(&queue)))), None);
     if key.is_none() {
         // The cancel step has begun already: do not wait at all.
         queue.interrupt();

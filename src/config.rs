@@ -48,7 +48,10 @@ pub enum StartupPolicy {
     /// [`Error::InProgress`](crate::Error::InProgress).
     FailFast,
     /// Never block: `InProgress` during Draining and while another thread
-    /// initializes. What [`Lifecycle::try_startup`](crate::Lifecycle::try_startup) uses.
+    /// initializes. `FailFast` refuses only while a final cleanup runs (it
+    /// waits for another thread's initialization); `NoWait` refuses
+    /// instead of any wait. For one call:
+    /// [`Lifecycle::startup_with`](crate::Lifecycle::startup_with).
     NoWait,
 }
 
@@ -79,7 +82,7 @@ pub enum OpenSocketPolicy {
 ///
 /// ```
 /// use provider_lifecycle::{BackgroundFlush, Config};
-/// // No flusher thread: the provider calls `Lifecycle::poll_closing` from its
+/// // No flusher thread: the provider calls `Lifecycle::poll_background` from its
 /// // own I/O loop.
 /// let c = Config::new().with_background_flush(BackgroundFlush::Manual);
 /// # let _ = c;
@@ -94,7 +97,7 @@ pub enum BackgroundFlush {
     #[default]
     Thread,
     /// Nobody but the provider: it calls
-    /// [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing) from its
+    /// [`Lifecycle::poll_background`](crate::Lifecycle::poll_background) from its
     /// own loop; the final cleanup finishes whatever is left.
     Manual,
 }
@@ -376,7 +379,7 @@ impl Config {
     /// ```
     /// use provider_lifecycle::{BackgroundFlush, Config};
     /// // The provider drives background closes from its own I/O loop
-    /// // (`Lifecycle::poll_closing`); no flusher thread is started.
+    /// // (`Lifecycle::poll_background`); no flusher thread is started.
     /// let c = Config::new().with_background_flush(BackgroundFlush::Manual);
     /// assert_eq!(c.background_flush(), BackgroundFlush::Manual);
     /// ```

@@ -169,9 +169,9 @@ impl<S> fmt::Debug for OperationGuard<'_, S> {
 /// `static` lifecycle it is `'static`.
 ///
 /// Its holder can learn that the final cleanup has begun: cheaply with
-/// [`is_cancelled`](OperationToken::is_cancelled) (one load), or by waiting
-/// with [`cancelled`](OperationToken::cancelled) (a future) or
-/// [`wait_cancelled`](OperationToken::wait_cancelled) (blocking). The
+/// [`is_draining`](OperationToken::is_draining) (one load), or by waiting
+/// with [`cancelled`](OperationToken::draining) (a future) or
+/// [`wait_draining`](OperationToken::wait_draining) (blocking). The
 /// signal fires at the final cleanup's cancel step, right after the flip to
 /// Draining and before the drain waits for guards and tokens
 /// ([L6.1](crate::contract#L6.1)); it is silent to the application.
@@ -350,9 +350,13 @@ impl<'a, S> OperationToken<'a, S> {
         self.generation
     }
 
-    /// Whether the final cleanup of this token's generation has begun (one
-    /// load of the state word). While the token lives the generation cannot
-    /// end, so this only ever turns from `false` to `true`.
+    /// Whether the final cleanup of this token's generation has begun: it
+    /// drains, or is over (one load of the state word). Not a cancellation
+    /// anyone requested, as a `CancellationToken`'s is: the lifecycle's
+    /// last cleanup is what ends the generation. It only ever turns from
+    /// `false` to `true`: a later generation is never taken for this one,
+    /// even for a token a bounded guard wait abandoned
+    /// ([L16](crate::contract#L16)).
     ///
     /// ```
     /// # use provider_lifecycle::*;
@@ -366,13 +370,13 @@ impl<'a, S> OperationToken<'a, S> {
     /// let l = Lifecycle::new(P);
     /// l.startup(Version::new(2, 2))?;
     /// let token = l.token()?;
-    /// assert!(!token.is_cancelled()); // Active: keep working
+    /// assert!(!token.is_draining()); // Active: keep working
     /// # drop(token);
     /// # Ok::<(), Error>(())
     /// ```
     #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        !self.raw.word.load().is_active()
+    pub fn is_draining(&self) -> bool {
+        !self.raw.is_active_in(Some(self.generation))
     }
 
     /// A future that completes when the final cleanup has begun (at its
@@ -394,15 +398,15 @@ impl<'a, S> OperationToken<'a, S> {
     /// std::thread::scope(|s| {
     ///     let cleanup = s.spawn(|| l.cleanup());
     ///     rt.block_on(async {
-    ///         token.cancelled().await; // the final cleanup began: wind down
+    ///         token.draining().await; // the final cleanup began: wind down
     ///     });
     ///     drop(token); // the cleanup was waiting for it
     ///     assert!(cleanup.join().unwrap().unwrap().is_final());
     /// });
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
-        Cancelled::new(self.raw)
+    pub fn draining(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        DrainBegun::new(self.raw, self.generation)
     }
 
     /// Blocks the calling thread until the final cleanup has begun.
@@ -421,19 +425,19 @@ impl<'a, S> OperationToken<'a, S> {
     /// let token = l.token()?;
     /// std::thread::scope(|s| {
     ///     let cleanup = s.spawn(|| l.cleanup());
-    ///     token.wait_cancelled(); // returns once the final cleanup began
+    ///     token.wait_draining(); // returns once the final cleanup began
     ///     drop(token);
     ///     assert!(cleanup.join().unwrap().unwrap().is_final());
     /// });
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn wait_cancelled(&self) {
-        wait_cancelled(self.raw);
+    pub fn wait_draining(&self) {
+        wait_draining(self.raw, self.generation);
     }
 }
 
 /// Blocks the calling thread until the final cleanup of `raw` has begun.
-pub(crate) fn wait_cancelled(raw: &RawLifecycle) {
+pub(crate) fn wait_draining(raw: &RawLifecycle, generation: u64) {
     let signal = std::sync::Arc::new(Signal::default());
     let waker = std::task::Waker::from(std::sync::Arc::clone(&signal));
     let mut key = None;
@@ -441,7 +445,7 @@ pub(crate) fn wait_cancelled(raw: &RawLifecycle) {
         if let Some(k) = key.take() {
             raw.forget_cancel(k);
         }
-        match raw.on_cancel(waker.clone()) {
+        match raw.on_cancel(waker.clone(), Some(generation)) {
             None => return,
             Some(k) => key = Some(k),
         }
@@ -461,7 +465,7 @@ impl<S> fmt::Debug for OperationToken<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationToken")
             .field("generation", &self.generation)
-            .field("cancelled", &self.is_cancelled())
+            .field("cancelled", &self.is_draining())
             .finish_non_exhaustive()
     }
 }
@@ -548,19 +552,24 @@ impl std::task::Wake for Signal {
     }
 }
 
-/// The future of [`OperationToken::cancelled`].
-pub(crate) struct Cancelled<'a> {
+/// The future of [`OperationToken::draining`].
+pub(crate) struct DrainBegun<'a> {
     raw: &'a RawLifecycle,
+    generation: u64,
     key: Option<u64>,
 }
 
-impl<'a> Cancelled<'a> {
-    pub(crate) fn new(raw: &'a RawLifecycle) -> Cancelled<'a> {
-        Cancelled { raw, key: None }
+impl<'a> DrainBegun<'a> {
+    pub(crate) fn new(raw: &'a RawLifecycle, generation: u64) -> DrainBegun<'a> {
+        DrainBegun {
+            raw,
+            generation,
+            key: None,
+        }
     }
 }
 
-impl std::future::Future for Cancelled<'_> {
+impl std::future::Future for DrainBegun<'_> {
     type Output = ();
 
     fn poll(
@@ -570,7 +579,10 @@ impl std::future::Future for Cancelled<'_> {
         if let Some(k) = self.key.take() {
             self.raw.forget_cancel(k);
         }
-        match self.raw.on_cancel(cx.waker().clone()) {
+        match self
+            .raw
+            .on_cancel(cx.waker().clone(), Some(self.generation))
+        {
             None => std::task::Poll::Ready(()),
             Some(k) => {
                 self.key = Some(k);
@@ -580,7 +592,7 @@ impl std::future::Future for Cancelled<'_> {
     }
 }
 
-impl Drop for Cancelled<'_> {
+impl Drop for DrainBegun<'_> {
     fn drop(&mut self) {
         if let Some(k) = self.key.take() {
             self.raw.forget_cancel(k);
@@ -600,7 +612,7 @@ mod tests {
 
     static NO_STATE: StateCells<()> = StateCells::new();
 
-    // O4: a `cancelled()` future that is polled and dropped (a select loop)
+    // O4: a `draining()` future that is polled and dropped (a select loop)
     // leaves no waker behind; re-polling one replaces its registration.
     #[test]
     fn o4_cancelled_futures_do_not_pile_up_wakers() {
@@ -608,13 +620,13 @@ mod tests {
         let token = OperationToken::enter(&raw, &NO_STATE).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..100 {
-            let mut f = std::pin::pin!(token.cancelled());
+            let mut f = std::pin::pin!(token.draining());
             assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
             assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
             assert_eq!(raw.cancel_waiters(), 1, "one registration per live future");
         }
         assert_eq!(raw.cancel_waiters(), 0, "dropped futures forget theirs");
-        assert!(!token.is_cancelled());
+        assert!(!token.is_draining());
     }
 
     // O4, S6: registrations are forgotten one by one: dropping one waiter
@@ -624,9 +636,9 @@ mod tests {
         let raw = active();
         let token = OperationToken::enter(&raw, &NO_STATE).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
-        let mut a = Box::pin(token.cancelled());
-        let mut b = Box::pin(token.cancelled());
-        let mut c = Box::pin(token.cancelled());
+        let mut a = Box::pin(token.draining());
+        let mut b = Box::pin(token.draining());
+        let mut c = Box::pin(token.draining());
         for f in [&mut a, &mut b, &mut c] {
             assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
         }

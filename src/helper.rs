@@ -77,7 +77,7 @@ impl fmt::Debug for HelperJoin {
 /// Starts `task` on a new thread (which calls [`HelperTask::run`]) and
 /// returns how to join it, or `None` if no thread could be started (the
 /// lifecycle then makes the same progress another way: background closes
-/// finish at [`Lifecycle::poll_closing`](crate::Lifecycle::poll_closing) or
+/// finish at [`Lifecycle::poll_background`](crate::Lifecycle::poll_background) or
 /// the final cleanup).
 ///
 /// ```

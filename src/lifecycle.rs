@@ -360,8 +360,8 @@ impl<P: Provider> Lifecycle<P> {
     /// L.startup(Version::new(2, 2))?;
     /// let token = L.token()?;
     /// let worker = std::thread::spawn(move || {
-    ///     token.wait_cancelled(); // returns once the final cleanup began
-    ///     assert!(token.is_cancelled());
+    ///     token.wait_draining(); // returns once the final cleanup began
+    ///     assert!(token.is_draining());
     /// }); // the token is dropped here: the drain was waiting for it
     /// L.cleanup()?;
     /// worker.join().unwrap();
@@ -393,7 +393,7 @@ impl<P: Provider> Drop for Lifecycle<P> {
             return;
         }
         let handover = self.background.lock().take();
-        let open = self.sockets.drain_open(w.generation(), false);
+        let open = self.sockets.take_open(w.generation(), false);
         close::abort_all(open, handover.flusher);
         // The state before the resources, as at a final cleanup. (No guard
         // can exist: they borrow the lifecycle. States abandoned to leaked

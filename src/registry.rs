@@ -381,7 +381,7 @@ impl<S> Registry<S> {
     /// operation holds is left as it is, [L16](crate::contract#L16)), its
     /// socket taken and the slot vacated. Called when no guard can be
     /// live (or the live ones were abandoned): nothing else registers.
-    pub(crate) fn drain_open(&self, generation: u64, abandoning: bool) -> Drained<'_, S> {
+    pub(crate) fn take_open(&self, generation: u64, abandoning: bool) -> Drained<'_, S> {
         Drained {
             registry: self,
             next: 0,

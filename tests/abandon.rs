@@ -93,6 +93,40 @@ fn l16_a_leaked_guard_is_abandoned_at_the_bound_and_the_next_generation_starts()
     assert_eq!(log.count(|e| matches!(e, Event::Release(_))), 2);
 }
 
+// L16, O4: a token the bounded wait abandoned knows its generation is over,
+// even once a later generation is Active: it never takes that one for its
+// own (its draining signals fire at once, whichever form).
+#[test]
+fn l16_an_abandoned_token_sees_its_generation_drained_after_a_restart() {
+    let _watchdog = watchdog(60);
+    let l = Arc::new(bounded(FakeProvider::default()));
+    l.startup(v(2, 2)).unwrap();
+    let token = l.token().unwrap();
+    let owned = l.owned_token().unwrap();
+    assert!(!token.is_draining() && !owned.is_draining());
+    let r = l.cleanup().unwrap().into_report().unwrap();
+    assert_eq!(r.operations.abandoned, 2);
+    l.startup(v(2, 2)).unwrap(); // a later generation, Active
+    assert_eq!(l.state(), State::Active);
+    assert!(token.is_draining(), "its own generation ended");
+    assert!(owned.is_draining());
+    token.wait_draining(); // returns at once
+    owned.wait_draining();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        token.draining().await;
+        owned.draining().await;
+    });
+    // The later generation's own token is not draining.
+    let fresh = l.token().unwrap();
+    assert!(!fresh.is_draining());
+    drop(fresh);
+    drop((token, owned));
+    assert!(l.cleanup().unwrap().is_final());
+}
+
 // L16 without a bound reached: guards that leave before it are waited for
 // as always, nothing is abandoned.
 #[test]

@@ -47,7 +47,7 @@ fn bare<S: Socket>(config: Config) -> Lifecycle<Bare<S>> {
 }
 
 // S4 (and L13): a background close on real TCP delivers every byte, in
-// order, to a slow peer while Active, with nobody calling `poll_closing`;
+// order, to a slow peer while Active, with nobody calling `poll_background`;
 // the bytes appear in the next drain report, and the lifecycle's flusher
 // thread is gone when the final cleanup returns.
 #[test]
@@ -79,7 +79,7 @@ fn s4_background_close_on_real_tcp_finishes_by_itself_while_active() {
     assert!(got.in_order && !got.reset);
     assert_eq!(l.state(), State::Active);
     let start = Instant::now();
-    while l.closing_sockets() > 0 {
+    while l.background_sockets() > 0 {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "released in time"
@@ -119,7 +119,7 @@ fn s4_background_failure_while_active_is_reported_at_the_final_cleanup() {
     let h = l.register_socket(s).unwrap();
     l.close_socket(h).unwrap();
     let start = Instant::now();
-    while l.closing_sockets() > 0 {
+    while l.background_sockets() > 0 {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -344,9 +344,9 @@ fn s6_blocking_linger_close_is_ended_by_the_cancel_step() {
 }
 
 // S4, L13: with `BackgroundFlush::Manual` no thread is started; the
-// provider's own `poll_closing` (run when wakers fire) does the work.
+// provider's own `poll_background` (run when wakers fire) does the work.
 #[test]
-fn s4_manual_mode_starts_no_thread_and_poll_closing_drives_it() {
+fn s4_manual_mode_starts_no_thread_and_poll_background_drives_it() {
     let _watchdog = watchdog(120);
     let _serial = SERIAL.lock();
     let before = threads_named("provider-lifecy");
@@ -362,13 +362,13 @@ fn s4_manual_mode_starts_no_thread_and_poll_closing_drives_it() {
         before,
         "no thread in Manual mode"
     );
-    assert_eq!(l.poll_closing(), Ok(1));
+    assert_eq!(l.poll_background(), Ok(1));
     assert_eq!(polls.load(SeqCst), 1);
-    assert_eq!(l.poll_closing(), Ok(1));
+    assert_eq!(l.poll_background(), Ok(1));
     assert_eq!(polls.load(SeqCst), 1, "not woken: not polled");
     open.store(true, SeqCst);
     waker.lock().take().unwrap().wake();
-    assert_eq!(l.poll_closing(), Ok(0));
+    assert_eq!(l.poll_background(), Ok(0));
     assert_eq!(polls.load(SeqCst), 2);
     let report = l.cleanup().unwrap().into_report().unwrap();
     assert_eq!(report.flushed_in_background.sockets, 1);

@@ -12,7 +12,7 @@ use support::*;
 
 /// A started lifecycle over the fakes. Background closes are driven by hand
 /// (`BackgroundFlush::Manual`) so that these tests see exactly what the
-/// final cleanup and `poll_closing` do; `tests/background.rs` tests the
+/// final cleanup and `poll_background` do; `tests/background.rs` tests the
 /// lifecycle's own flusher thread.
 fn started(config: Config, names: &[&str]) -> (Lifecycle<FakeProvider>, Log, Arc<Knobs>) {
     let p = FakeProvider::with_resources(names);
@@ -224,7 +224,7 @@ fn l6_3_and_s3_closed_graceful_sockets_are_flushed_completely_in_order() {
         );
         states.push(st);
     }
-    assert_eq!(l.closing_sockets(), 32);
+    assert_eq!(l.background_sockets(), 32);
     let r = report(l.cleanup().unwrap());
     assert!(r.is_clean(), "{r}");
     assert_eq!(r.bytes_flushed(), 32 * 64 * 1024);
@@ -581,7 +581,7 @@ fn linger_timeout_nonblocking_would_block_and_keeps_the_handle() {
 }
 
 #[test]
-fn poll_closing_makes_background_progress_while_active() {
+fn poll_background_makes_background_progress_while_active() {
     let _watchdog = support::watchdog(120);
     let (l, log, _) = started(Config::new(), &[]);
     let (h, st) = add(
@@ -595,10 +595,10 @@ fn poll_closing_makes_background_progress_while_active() {
         30,
     );
     l.close_socket(h).unwrap();
-    assert_eq!(l.poll_closing().unwrap(), 1);
-    assert_eq!(l.poll_closing().unwrap(), 1);
-    assert_eq!(l.poll_closing().unwrap(), 0);
-    assert_eq!(l.closing_sockets(), 0);
+    assert_eq!(l.poll_background().unwrap(), 1);
+    assert_eq!(l.poll_background().unwrap(), 1);
+    assert_eq!(l.poll_background().unwrap(), 0);
+    assert_eq!(l.background_sockets(), 0);
     assert_accounted(&st.lock());
     let r = report(l.cleanup().unwrap());
     assert!(r.sockets.is_empty());

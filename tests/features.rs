@@ -169,7 +169,7 @@ fn tracing_a_wait_startup_that_gives_up_says_so() {
     l.startup(V).unwrap();
     let token = l.token().unwrap();
     let cleaner = std::thread::spawn(move || l.cleanup());
-    token.wait_cancelled();
+    token.wait_draining();
     let (capture, seen) = tracing_capture::Capture::new();
     let refused =
         tracing::subscriber::with_default(capture, || l.startup_with(V, StartupPolicy::Wait));
@@ -203,7 +203,7 @@ fn tracing_the_drain_warns_while_it_still_waits() {
     let watcher = {
         let seen = seen.clone();
         std::thread::spawn(move || {
-            token.wait_cancelled();
+            token.wait_draining();
             loop {
                 let warned = seen.lock().events.iter().any(|(level, f)| {
                     *level == tracing::Level::WARN && f.contains("still waiting")

@@ -148,7 +148,7 @@ fn l6_4_state_dropped_after_sockets_before_resources() {
         .unwrap();
     let token = l.token().unwrap();
     let holder = std::thread::spawn(move || {
-        token.wait_cancelled();
+        token.wait_draining();
         // The drain waits for this token: the state is still there.
         std::thread::sleep(std::time::Duration::from_millis(20));
         let serial = token.state().serial;
@@ -240,7 +240,7 @@ fn l11_final_cleanup_inside_token_scope_is_in_progress() {
     let token = l.token().unwrap();
     let pool = std::thread::spawn(move || {
         let answer = token.scope(|| l.cleanup());
-        (answer, token.is_cancelled())
+        (answer, token.is_draining())
     });
     let (answer, cancelled) = pool.join().unwrap();
     assert_eq!(answer.unwrap_err(), Error::InProgress);

@@ -30,7 +30,7 @@ fn l10_racing_startups_at_the_limit_count_exactly_the_limit() {
                     if i % 2 == 0 {
                         l.startup(v(2, 2))
                     } else {
-                        l.try_startup(v(2, 2))
+                        l.startup_with(v(2, 2), StartupPolicy::NoWait)
                     }
                 })
             })
@@ -229,7 +229,7 @@ fn every_operation_before_any_startup_is_not_initialised() {
         Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert_eq!(
-        l.poll_closing(),
+        l.poll_background(),
         Err(Error::NotInitialised(NotActive::NeverStarted))
     );
     assert_eq!(

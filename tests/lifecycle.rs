@@ -282,7 +282,10 @@ fn held_in_draining(
 fn l9_wait_policy_startup_waits_for_the_drain_then_starts_fresh() {
     let _watchdog = support::watchdog(120);
     let (l, log, tx, drainer) = held_in_draining(Config::new());
-    assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
+    assert_eq!(
+        l.startup_with(v(2, 2), StartupPolicy::NoWait),
+        Err(Error::InProgress)
+    );
     assert_eq!(
         l.startup_with(v(2, 2), StartupPolicy::FailFast),
         Err(Error::InProgress)
@@ -329,7 +332,12 @@ fn l10_count_limit_is_process_limit_and_not_counted() {
         l.startup(v(2, 2)).unwrap();
     }
     assert_eq!(l.startup(v(2, 2)), Err(Error::ProcessLimit));
-    assert_eq!(l.try_startup(v(2, 2)).unwrap_err().wsa_code(), 10067);
+    assert_eq!(
+        l.startup_with(v(2, 2), StartupPolicy::NoWait)
+            .unwrap_err()
+            .wsa_code(),
+        10067
+    );
     assert_eq!(l.count(), 3);
     l.cleanup().unwrap();
     assert!(l.startup(v(2, 2)).is_ok(), "room again after a cleanup");
@@ -416,7 +424,12 @@ fn v2_negotiation_below_within_above() {
     let (l, log, _) = lc(&[]);
     for bad in [v(1, 0), v(0, 0), v(0, 9), v(1, 0)] {
         assert_eq!(l.startup(bad), Err(Error::VersionNotSupported));
-        assert_eq!(l.try_startup(bad).unwrap_err().wsa_code(), 10092);
+        assert_eq!(
+            l.startup_with(bad, StartupPolicy::NoWait)
+                .unwrap_err()
+                .wsa_code(),
+            10092
+        );
     }
     assert_eq!(l.count(), 0);
     assert_eq!(log.inits(), 0, "a rejected version never initializes");
@@ -554,7 +567,10 @@ fn initialize_can_read_the_lifecycle_but_not_use_it() {
                 l.register_resource_fn("too early", || Ok(())),
                 Err(Error::NotInitialised(NotActive::NeverStarted))
             );
-            assert_eq!(l.try_startup(v(2, 2)), Err(Error::InProgress));
+            assert_eq!(
+                l.startup_with(v(2, 2), StartupPolicy::NoWait),
+                Err(Error::InProgress)
+            );
             init.register_fn("through the registrar", || Ok(()));
             Ok(())
         }

@@ -327,10 +327,10 @@ fn l9_fail_fast_during_draining_is_in_progress() {
 }
 
 #[test]
-fn l9_try_startup_never_waits() {
+fn l9_no_wait_startup_never_waits() {
     run_model(None, 0, |l, c| {
-        let t = spawn(&l, &c, |l, _| l.try_startup(V));
-        let a = l.try_startup(V);
+        let t = spawn(&l, &c, |l, _| l.startup_with(V, StartupPolicy::NoWait));
+        let a = l.startup_with(V, StartupPolicy::NoWait);
         let b = t.join().unwrap();
         // Both may succeed (one initializes, one joins) or one sees the other
         // initializing and fails fast; never both fail, never a wait.
@@ -492,7 +492,7 @@ fn l4_unpaired_cleanup_racing_the_final_cleanup() {
 #[test]
 fn l9_no_wait_startup_undo_racing_a_restart() {
     run_model(Some(2), 1, |l, c| {
-        let t = spawn(&l, &c, |l, _| l.try_startup(V));
+        let t = spawn(&l, &c, |l, _| l.startup_with(V, StartupPolicy::NoWait));
         l.cleanup().unwrap();
         let s = l.startup(V).unwrap();
         let joined = t.join().unwrap();
@@ -779,7 +779,7 @@ fn s3_blocking_linger_close_racing_the_drain_accounts_every_byte() {
 }
 
 #[test]
-fn s2_poll_closing_racing_the_cleanup_releases_once() {
+fn s2_poll_background_racing_the_cleanup_releases_once() {
     run_model(None, 1, |l, c| {
         let h = l
             .register_socket(Sock::new(&c, 1, 2, Linger::Background))
@@ -788,7 +788,7 @@ fn s2_poll_closing_racing_the_cleanup_releases_once() {
             l.close_socket(h).unwrap().outcome,
             SocketOutcome::Background
         );
-        let t = spawn(&l, &c, |l, _| l.poll_closing());
+        let t = spawn(&l, &c, |l, _| l.poll_background());
         let report = l.cleanup().unwrap().into_report().unwrap();
         let polled = t.join().unwrap();
         assert_eq!(c.sock_releases.load(SeqCst), 1);

@@ -341,7 +341,7 @@ impl StateMachineTest for LifecycleTest {
         let l = s.l;
         match op {
             Op::Startup(v) => same(&l.startup(v), &m.expect),
-            Op::TryStartup(v) => same(&l.try_startup(v), &m.expect),
+            Op::TryStartup(v) => same(&l.startup_with(v, StartupPolicy::NoWait), &m.expect),
             Op::Cleanup => {
                 let r = l.cleanup();
                 same(&r, &m.expect);
@@ -418,7 +418,7 @@ impl StateMachineTest for LifecycleTest {
                 }
             }
             Op::PollClosing => {
-                let r = l.poll_closing();
+                let r = l.poll_background();
                 same(&r, &m.expect);
                 if let Ok(left) = r {
                     assert_eq!(left, m.closing.len());
@@ -457,7 +457,7 @@ impl StateMachineTest for LifecycleTest {
             "every resource released exactly once"
         );
         assert_eq!(s.l.open_sockets(), m.open.len());
-        assert_eq!(s.l.closing_sockets(), m.closing.len());
+        assert_eq!(s.l.background_sockets(), m.closing.len());
         assert_eq!(s.guards.len(), m.guards);
         assert_eq!(s.sessions.len(), m.sessions);
     }

@@ -1,5 +1,5 @@
 //! Concurrent stress: more threads than cores run random mixes of startup,
-//! try_startup, cleanup, sessions, guards, resource and socket
+//! NoWait startups, cleanup, sessions, guards, resource and socket
 //! register/write/close for a bounded time, then every invariant is checked:
 //! initialization and teardown exactly once per generation, every resource
 //! released exactly once, per socket accepted = flushed + discarded and
@@ -263,14 +263,14 @@ fn stress_random_mixes_keep_every_invariant() {
                             }
                         }
                         18..=24 => {
-                            set("try_startup");
-                            match l.try_startup(V) {
+                            set("no-wait startup");
+                            match l.startup_with(V, StartupPolicy::NoWait) {
                                 Ok(_) => {
                                     held += 1;
                                     startups.fetch_add(1, Ordering::SeqCst);
                                 }
                                 Err(Error::InProgress | Error::ProcessLimit) => {}
-                                Err(e) => panic!("try_startup: {e}"),
+                                Err(e) => panic!("no-wait startup: {e}"),
                             }
                         }
                         25..=44 if held > 0 => {
@@ -394,7 +394,7 @@ fn stress_random_mixes_keep_every_invariant() {
                         }
                         95..=99 if held > 0 => {
                             set("poll closing");
-                            l.poll_closing().expect("Active while held");
+                            l.poll_background().expect("Active while held");
                         }
                         _ => {}
                     }

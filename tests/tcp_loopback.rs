@@ -80,7 +80,7 @@ fn s3_graceful_sockets_deliver_every_byte_in_order_at_the_final_cleanup() {
         );
     }
     assert!(
-        l.closing_sockets() > 0,
+        l.background_sockets() > 0,
         "data is still queued when the cleanup starts"
     );
     let l2 = l.clone();

@@ -516,7 +516,7 @@ fn d1_failed_background_closes_are_bounded_and_totals_stay_exact() {
         );
         states.push(state);
     }
-    assert_eq!(l.poll_closing(), Ok(0), "every flush failed at once");
+    assert_eq!(l.poll_background(), Ok(0), "every flush failed at once");
     let report = l.cleanup().unwrap().into_report().unwrap();
     let expected: u64 = (0..n).map(|id| u64::from(id % 7) + 1).sum();
     assert_eq!(report.sockets.len(), 1024);

@@ -50,7 +50,7 @@ fn o4_a_token_on_another_thread_holds_off_the_teardown() {
     assert_eq!(token.generation(), 0);
     let holder = std::thread::spawn(move || {
         // The cancel step comes after the drain counted this token.
-        token.wait_cancelled();
+        token.wait_draining();
         std::thread::sleep(Duration::from_millis(50));
         assert!(!released.load(SeqCst), "nothing freed under a live token");
         drop(token);
@@ -65,13 +65,13 @@ fn o4_a_token_on_another_thread_holds_off_the_teardown() {
 // the cancel step, before the drain waits for it and before anything is
 // freed.
 #[test]
-fn o4_is_cancelled_turns_true_at_the_cancel_step() {
+fn o4_is_draining_turns_true_at_the_cancel_step() {
     let _watchdog = watchdog(120);
     let (l, released) = flagged();
     let token = l.token().unwrap();
-    assert!(!token.is_cancelled());
+    assert!(!token.is_draining());
     let holder = std::thread::spawn(move || {
-        while !token.is_cancelled() {
+        while !token.is_draining() {
             std::thread::yield_now();
         }
         assert!(!released.load(SeqCst), "signalled before anything is freed");
@@ -92,8 +92,8 @@ fn o4_waiting_for_the_signal_blocking_and_async() {
     let blocking = {
         let token = l.token().unwrap();
         std::thread::spawn(move || {
-            token.wait_cancelled();
-            assert!(token.is_cancelled());
+            token.wait_draining();
+            assert!(token.is_draining());
         })
     };
     let task = {
@@ -103,8 +103,8 @@ fn o4_waiting_for_the_signal_blocking_and_async() {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                token.cancelled().await; // the token lives across the await
-                assert!(token.is_cancelled());
+                token.draining().await; // the token lives across the await
+                assert!(token.is_draining());
             });
         })
     };
@@ -121,7 +121,7 @@ fn o4_waiting_for_the_signal_blocking_and_async() {
     l.startup(V).unwrap();
     let t = l.token().unwrap();
     assert_eq!(t.generation(), 1);
-    assert!(!t.is_cancelled());
+    assert!(!t.is_draining());
     drop(t);
     l.cleanup().unwrap();
 }
@@ -169,7 +169,7 @@ fn l9_a_wait_startup_behind_its_own_token_gives_up_at_the_drain_deadline() {
     l.startup(V).unwrap();
     let token = l.token().unwrap();
     let cleaner = std::thread::spawn(move || l.cleanup());
-    token.wait_cancelled();
+    token.wait_draining();
     assert_eq!(
         l.startup_with(V, StartupPolicy::Wait),
         Err(Error::InProgress),
@@ -234,7 +234,7 @@ fn o5_clones_are_counted_even_during_the_drain() {
     let _watchdog = watchdog(60);
     let (l, released) = shared();
     let token = l.owned_token().unwrap();
-    assert!(!token.is_cancelled(), "Active: not cancelled");
+    assert!(!token.is_draining(), "Active: not cancelled");
     assert_eq!(token.generation(), 0);
     let first = token.clone();
     assert_eq!(first.generation(), token.generation());
@@ -243,8 +243,8 @@ fn o5_clones_are_counted_even_during_the_drain() {
         let l = l.clone();
         std::thread::spawn(move || l.cleanup().unwrap().into_report().unwrap())
     };
-    first.wait_cancelled();
-    assert!(first.is_cancelled());
+    first.wait_draining();
+    assert!(first.is_draining());
     assert_eq!(
         l.owned_token().err(),
         Some(Error::NotInitialised(NotActive::Draining)),
@@ -306,7 +306,7 @@ fn o5_clones_are_counted_in_a_later_generation_too() {
         let l = l.clone();
         std::thread::spawn(move || l.cleanup().unwrap().into_report().unwrap())
     };
-    clone.wait_cancelled();
+    clone.wait_draining();
     std::thread::sleep(Duration::from_millis(20));
     assert!(!released.load(SeqCst), "O2: the clone is waited for");
     drop(clone);

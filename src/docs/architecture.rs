@@ -40,7 +40,7 @@
 //! | `socket.rs` | the [`Socket`](crate::Socket) trait |
 //! | `linger.rs` | [`Linger`](crate::Linger) and its Winsock encoding |
 //! | `close.rs` | every close decision: the linger table, the open-socket policy, L12 |
-//! | `drain.rs` | a socket's end and the engine that flushes many |
+//! | `flush.rs` | a socket's end and the engine that flushes many |
 //! | `background.rs` | background closes while Active (S4) |
 //! | `deadline.rs` | deadlines that never overflow |
 //! | `resource.rs` | [`Resource`](crate::Resource) and release in reverse order |
@@ -62,19 +62,19 @@
 //! exactly this list.
 //!
 //! ```text
-//! background -> config, drain, helper, report, socket, sync
-//! close      -> config, deadline, drain, error, handle, hook, linger, raw, registry, report, socket
+//! background -> config, flush, helper, report, socket, sync
+//! close      -> config, deadline, error, flush, handle, hook, linger, raw, registry, report, socket
 //! config     -> helper, state
 //! deadline   ->
 //! docs       ->
-//! drain      -> deadline, error, handle, hook, linger, report, socket, sync
 //! error      ->
+//! flush      -> deadline, error, handle, hook, linger, report, socket, sync
 //! generation -> raw, sync
 //! guard      -> error, generation, raw, state, sync, thread
 //! handle     ->
 //! helper     ->
 //! hook       -> error
-//! lifecycle  -> background, close, config, deadline, drain, error, generation, guard, handle, helper, hook, linger, provider, raw, registry, report, resource, socket, state, sync, version
+//! lifecycle  -> background, close, config, deadline, error, flush, generation, guard, handle, helper, hook, linger, provider, raw, registry, report, resource, socket, state, sync, version
 //! linger     ->
 //! provider   -> error, report, resource, socket, version
 //! raw        -> config, error, resource, state, sync, thread
@@ -115,8 +115,8 @@
 //! **A graceful close** while Active (`Linger::Background` with data left,
 //! 6 files): `lifecycle/sockets.rs` → `guard.rs` → `close.rs` (the socket
 //! probed; the linger table decides) → `registry.rs` (one pass takes it
-//! out) → `drain.rs` (its `Ending`) → `background.rs`
-//! (handed to the background flusher, which runs `drain.rs`'s engine).
+//! out) → `flush.rs` (its `Ending`) → `background.rs`
+//! (handed to the background flusher, which runs `flush.rs`'s engine).
 //!
 //! **A final cleanup** (blocking, 11 files): `lifecycle/cleanup.rs` (the
 //! decrement to 0) → `state.rs` (the flip to Draining) → `raw/teardown.rs`
@@ -124,7 +124,7 @@
 //! guards counted and waited for) → `lifecycle/teardown.rs` (the machine:
 //! cancel hook, then each step below) → `background.rs` (the background
 //! flusher joined, its endings adopted) → `registry.rs` (the open sockets
-//! taken out) → `close.rs` (closed by the open-socket policy) → `drain.rs`
+//! taken out) → `close.rs` (closed by the open-socket policy) → `flush.rs`
 //! (flushed until done or the deadline) → `generation.rs` (the state
 //! dropped) → `resource.rs` (released in reverse order); the frame's drop
 //! in `raw/teardown.rs` publishes Released. The guard wait could be folded

@@ -65,7 +65,7 @@
 //!   slot's own lock, which orders it with the socket it guards: a lookup
 //!   checks the sequence under the same lock it uses the socket under (S7).
 //!
-//! # The flush engine (`drain.rs`)
+//! # The flush engine (`flush.rs`)
 //!
 //! - **P10 — a socket's readiness before its poll.** A socket's waker sets
 //!   its slot's `scheduled` flag with an AcqRel swap before it queues the

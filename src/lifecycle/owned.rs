@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use super::Lifecycle;
 use crate::generation::StateRef;
-use crate::guard::{Cancelled, Scope, wait_cancelled};
+use crate::guard::{DrainBegun, Scope, wait_draining};
 use crate::{Error, Provider};
 
 impl<P: Provider> Lifecycle<P> {
@@ -176,7 +176,7 @@ impl<P: Provider> OwnedToken<P> {
     }
 
     /// Whether the final cleanup of this token's generation has begun (see
-    /// [`OperationToken::is_cancelled`](crate::OperationToken::is_cancelled)).
+    /// [`OperationToken::is_draining`](crate::OperationToken::is_draining)).
     ///
     /// ```
     /// # use provider_lifecycle::*;
@@ -192,27 +192,27 @@ impl<P: Provider> OwnedToken<P> {
     /// l.startup(Version::new(2, 2))?;
     /// let token = l.owned_token()?;
     /// let worker = std::thread::spawn(move || {
-    ///     token.wait_cancelled();
-    ///     assert!(token.is_cancelled()); // time to wind down
+    ///     token.wait_draining();
+    ///     assert!(token.is_draining()); // time to wind down
     /// });
     /// l.cleanup()?;
     /// worker.join().unwrap();
     /// # Ok::<(), Error>(())
     /// ```
     #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        !self.lifecycle.raw.word.load().is_active()
+    pub fn is_draining(&self) -> bool {
+        !self.lifecycle.raw.is_active_in(Some(self.generation))
     }
 
     /// A future that completes when the final cleanup has begun (see
-    /// [`OperationToken::cancelled`](crate::OperationToken::cancelled)).
-    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
-        Cancelled::new(&self.lifecycle.raw)
+    /// [`OperationToken::draining`](crate::OperationToken::draining)).
+    pub fn draining(&self) -> impl Future<Output = ()> + Send + '_ {
+        DrainBegun::new(&self.lifecycle.raw, self.generation)
     }
 
     /// Blocks the calling thread until the final cleanup has begun.
-    pub fn wait_cancelled(&self) {
-        wait_cancelled(&self.lifecycle.raw);
+    pub fn wait_draining(&self) {
+        wait_draining(&self.lifecycle.raw, self.generation);
     }
 
     /// Runs `f` in this token's scope (see [`OperationToken::scope`](crate::OperationToken::scope)).
@@ -293,7 +293,7 @@ impl<P: Provider> fmt::Debug for OwnedToken<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedToken")
             .field("generation", &self.generation)
-            .field("cancelled", &self.is_cancelled())
+            .field("cancelled", &self.is_draining())
             .finish_non_exhaustive()
     }
 }

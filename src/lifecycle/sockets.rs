@@ -366,16 +366,16 @@ impl<P: Provider> Lifecycle<P> {
     /// l.startup(Version::new(2, 2))?;
     /// let h = l.register_socket(S(4))?; // Linger::Background by default
     /// assert_eq!(l.close_socket(h)?.outcome, SocketOutcome::Background);
-    /// assert_eq!(l.closing_sockets(), 1);
-    /// assert_eq!(l.poll_closing()?, 0); // this socket flushes at its first poll
-    /// assert_eq!(l.closing_sockets(), 0);
+    /// assert_eq!(l.background_sockets(), 1);
+    /// assert_eq!(l.poll_background()?, 0); // this socket flushes at its first poll
+    /// assert_eq!(l.background_sockets(), 0);
     /// # Ok::<(), Error>(())
     /// ```
     ///
     /// # Errors
     ///
     /// [`Error::NotInitialised`] unless Active.
-    pub fn poll_closing(&self) -> Result<usize, Error> {
+    pub fn poll_background(&self) -> Result<usize, Error> {
         let (_guard, _) = OperationGuard::enter(&self.raw, &self.state)?;
         Ok(self.background.lock().poll())
     }
@@ -412,7 +412,7 @@ impl<P: Provider> Lifecycle<P> {
     }
 
     /// Sockets closed in the background that are still flushing.
-    pub fn closing_sockets(&self) -> usize {
+    pub fn background_sockets(&self) -> usize {
         self.background.lock().len()
     }
 }

@@ -230,34 +230,6 @@ impl<P: Provider> Lifecycle<P> {
         }
     }
 
-    /// A startup that never blocks: `startup_with(requested,
-    /// StartupPolicy::NoWait)` ([L9](crate::contract#L9)). The first startup
-    /// of a generation still runs the initialization hook on this thread.
-    ///
-    /// # Errors
-    ///
-    /// As [`startup`](Lifecycle::startup), plus `InProgress` instead of any
-    /// wait.
-    ///
-    /// ```
-    /// # use provider_lifecycle::*;
-    /// # struct P;
-    /// # impl Provider for P {
-    /// #     type Socket = NoSocket;
-    /// #     type State = ();
-    /// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
-    /// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
-    /// # }
-    /// let l = Lifecycle::new(P);
-    /// let started = l.try_startup(Version::new(2, 2))?; // never blocks
-    /// assert_eq!(started.generation, 0);
-    /// # Ok::<(), Error>(())
-    /// ```
-    #[inline]
-    pub fn try_startup(&self, requested: Version) -> Result<Started, Error> {
-        self.startup_with(requested, StartupPolicy::NoWait)
-    }
-
     /// Runs the provider's initialization with no lock held, then publishes
     /// Active with count 1, or puts the state back ([L2](crate::contract#L2)).
     #[cold]

@@ -22,7 +22,7 @@ use crate::HookOutcome;
 use crate::Provider;
 use crate::close;
 use crate::deadline::after;
-use crate::drain::Flusher;
+use crate::flush::Flusher;
 use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::raw::Teardown;
 use crate::report::{
@@ -166,7 +166,7 @@ impl<'a, P: Provider> Drain<'a, P> {
     fn open_sockets(&mut self) -> Flusher<P::Socket> {
         let generation = self.report.generation;
         let handover = self.l.background.lock().take();
-        let open = self.l.sockets.drain_open(generation, self.abandoned);
+        let open = self.l.sockets.take_open(generation, self.abandoned);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
         let report = &mut self.report;

@@ -6,7 +6,7 @@ use crate::handle::{LAST_SEQ, SocketHandle};
 use crate::sync::Ordering;
 
 fn take_all(reg: &Registry<u32>, generation: u64) -> Vec<(SocketHandle, u32)> {
-    reg.drain_open(generation, false)
+    reg.take_open(generation, false)
         .map(|(h, t)| match t {
             Taken::Socket(s) => (h, s),
             Taken::Abandoned => panic!("nothing is abandoned here"),
