@@ -522,6 +522,38 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 mod tests {
     use super::*;
 
+    // Issue 22, item 5: each NotActive says which condition it met, in
+    // Display too; the code stays 10093.
+    #[test]
+    fn l4_not_initialised_says_which() {
+        let all = [
+            (NotActive::NeverStarted, "it was never started"),
+            (
+                NotActive::Unpaired,
+                "a cleanup without a startup to pair with",
+            ),
+            (NotActive::Draining, "the final cleanup is running"),
+            (
+                NotActive::Released,
+                "it was torn down (a startup begins a new generation)",
+            ),
+            (
+                NotActive::Reported,
+                "a socket or lower provider reported it",
+            ),
+        ];
+        for (why, text) in all {
+            assert_eq!(why.describe(), text);
+            assert_eq!(why.to_string(), text);
+            let e = Error::NotInitialised(why);
+            assert_eq!(e.wsa_code(), 10093);
+            assert_eq!(
+                e.to_string(),
+                format!("the provider is not initialised: {text} (WSANOTINITIALISED, 10093)")
+            );
+        }
+    }
+
     // E1: a code with its cause keeps both: the code for lpErrno, the
     // cause as the source; its text is the code's own.
     #[test]
