@@ -16,7 +16,6 @@ use crate::guard::{OperationGuard, OperationToken};
 use crate::hook::drop_quietly;
 use crate::raw::RawLifecycle;
 use crate::registry::Registry;
-use crate::resource::release_resources;
 use crate::state::State;
 use crate::sync::{self, AtomicU64, Mutex, Ordering};
 use crate::{Error, Provider, Version};
@@ -392,16 +391,11 @@ impl<P: Provider> Drop for Lifecycle<P> {
             }
             return;
         }
-        let handover = self.background.lock().take();
-        let open = self.sockets.take_open(w.generation(), false);
+        let (handover, open) = self.take_sockets(w.generation(), false);
         close::abort_all(open, handover.flusher);
-        // The state before the resources, as at a final cleanup. (No guard
-        // can exist: they borrow the lifecycle. States abandoned to leaked
-        // guards go too: nothing can reach them any more.)
-        for state in self.state.take_all() {
-            let _ = drop_quietly(state);
-        }
-        release_resources(self.raw.take_resources());
+        // No guard can exist: they borrow the lifecycle. States abandoned
+        // to leaked guards go too: nothing can reach them any more.
+        let _ = teardown::drop_then_release(self.state.take_all(), self.raw.take_resources());
     }
 }
 

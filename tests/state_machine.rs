@@ -101,7 +101,7 @@ impl Model {
 
     fn cleanup(&mut self) -> Result<(), Error> {
         if self.state != State::Active {
-            // Issue 22, item 5: the refusal names the state that refused.
+            // L4: the refusal names the state that refused.
             return Err(Error::NotInitialised(match self.state {
                 State::Uninitialized => NotActive::NeverStarted,
                 State::Draining => NotActive::Draining,

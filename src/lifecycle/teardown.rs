@@ -20,15 +20,18 @@ use super::trace::{trace_phase, warn_abandoned, warn_still_waiting};
 use super::{Lifecycle, NO_VERSION};
 use crate::HookOutcome;
 use crate::Provider;
+use crate::background::Handover;
 use crate::close;
 use crate::deadline::after;
 use crate::flush::Flusher;
 use crate::hook::{call, drop_quietly, hook, hook_value};
 use crate::raw::Teardown;
+use crate::registry::Drained;
 use crate::report::{
-    DrainReport, OperationsReport, PhaseTimings, SocketOutcome, SocketReport, SummarizedSockets,
+    DrainReport, OperationsReport, PhaseTimings, ResourceReport, SocketOutcome, SocketReport,
+    SummarizedSockets,
 };
-use crate::resource::release_resources;
+use crate::resource::{Registered, release_resources};
 use crate::sync::Ordering;
 
 enum Phase<S> {
@@ -165,8 +168,7 @@ impl<'a, P: Provider> Drain<'a, P> {
     /// closes the open sockets by policy; graceful ones join the flusher.
     fn open_sockets(&mut self) -> Flusher<P::Socket> {
         let generation = self.report.generation;
-        let handover = self.l.background.lock().take();
-        let open = self.l.sockets.take_open(generation, self.abandoned);
+        let (handover, open) = self.l.take_sockets(generation, self.abandoned);
         let mut flusher = handover.flusher;
         let policy = self.l.raw.config.open_socket_policy();
         let report = &mut self.report;
@@ -201,10 +203,12 @@ impl<'a, P: Provider> Drain<'a, P> {
             r.state = HookOutcome::Abandoned;
             r.resources = crate::resource::abandon_resources(frame.take_resources());
         } else {
-            if let Some(p) = drop_quietly(self.l.state.of(r.generation).take()) {
+            let state = self.l.state.of(r.generation).take();
+            let (dropped, released) = drop_then_release(state, frame.take_resources());
+            if let Some(p) = dropped {
                 r.state = HookOutcome::Panicked(p);
             }
-            r.resources = release_resources(frame.take_resources());
+            r.resources = released;
         }
         let t_resources = Instant::now();
         trace_phase("resources", r);
@@ -304,4 +308,33 @@ impl<'a, P: Provider> Drain<'a, P> {
             }
         }
     }
+}
+
+impl<P: Provider> Lifecycle<P> {
+    /// The sockets of `generation` at its end, for the final cleanup and
+    /// for `Drop` alike: the background flusher joined (L13) with what it
+    /// still holds, and the open sockets taken out of the registry.
+    pub(super) fn take_sockets(
+        &self,
+        generation: u64,
+        abandoning: bool,
+    ) -> (Handover<P::Socket>, Drained<'_, P::Socket>) {
+        let handover = self.background.lock().take();
+        (handover, self.sockets.take_open(generation, abandoning))
+    }
+}
+
+/// L6.4's order, for the final cleanup and `Drop` alike: the provider's
+/// state (built last by `initialize`) is dropped first, then the resources
+/// are released in reverse order of registration. Returns the state's
+/// drop panic, if any, and the resources' lines.
+pub(super) fn drop_then_release<S>(
+    states: impl IntoIterator<Item = S>,
+    resources: Vec<Registered>,
+) -> (Option<String>, Vec<ResourceReport>) {
+    let mut panicked = None;
+    for state in states {
+        panicked = drop_quietly(state).or(panicked);
+    }
+    (panicked, release_resources(resources))
 }

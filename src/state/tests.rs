@@ -234,7 +234,7 @@ fn fields_round_trip() {
     }
 }
 
-// L4 and issue 22's item 5: a refusal says which state refused, and a
+// L4: a refusal says which state refused, and a
 // cleanup in Released is one too many, where a use is one too late.
 #[test]
 fn l4_a_refusal_names_its_state() {
