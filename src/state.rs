@@ -325,8 +325,9 @@ pub(crate) enum Leave {
 /// What [`StateWord::finish_last`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Last {
-    /// The word is Draining: the caller owns the teardown.
-    Draining,
+    /// The final cleanup: the word is Draining and the caller owns the
+    /// teardown.
+    Final,
     /// A startup joined first: the cleanup was a plain decrement, with this
     /// count left.
     Kept(u32),
@@ -445,7 +446,7 @@ impl StateWord {
             // [P2, P4] AcqRel: Acquire every earlier cleanup's Release decrement;
             // Release the flip to enters whose Acquire load sees Draining.
             match self.cas(last, draining) {
-                Ok(_) => return Last::Draining,
+                Ok(_) => return Last::Final,
                 Err(now) if now.is_active() && now.generation() == last.generation() => {
                     match now.signed_count() {
                         c if c > 0 => return Last::Kept(c as u32),
@@ -550,7 +551,7 @@ impl StateWord {
     #[cfg(test)]
     pub(crate) fn drain_for_tests(&self) -> bool {
         match self.leave() {
-            Leave::Last(last) => self.finish_last(last) == Last::Draining,
+            Leave::Last(last) => self.finish_last(last) == Last::Final,
             _ => false,
         }
     }

@@ -33,7 +33,7 @@ impl RawLifecycle {
         match self.word.finish_last(last) {
             Last::Kept(0) => Ok(Begun::Overtaken),
             Last::Kept(n) => Ok(Begun::Kept(n)),
-            Last::Draining => {
+            Last::Final => {
                 let teardown = Teardown {
                     raw: self,
                     active: last,

@@ -178,7 +178,7 @@ fn finish_last_waits_out_a_transient_minus_one() {
             sw.word.fetch_add(ONE, Ordering::SeqCst);
         })
     };
-    assert_eq!(sw.finish_last(last), Last::Draining);
+    assert_eq!(sw.finish_last(last), Last::Final);
     undo.join().unwrap();
     assert_eq!(sw.load(), Word::new(State::Draining, 0, 3));
 }
@@ -203,7 +203,7 @@ fn finish_last_flips_only_from_zero() {
     let Leave::Last(last) = sw.leave() else {
         panic!()
     };
-    assert_eq!(sw.finish_last(last), Last::Draining);
+    assert_eq!(sw.finish_last(last), Last::Final);
     assert_eq!(sw.load(), Word::new(State::Draining, 0, 3));
     assert!(!sw.restore(last), "nothing to restore into once Draining");
     sw.publish_released(4);
