@@ -99,9 +99,9 @@ impl<S: Socket> Ending<S> {
     }
 
     /// Marks the ending as closed by the application before the drain
-    /// (its report line says `Closing`).
+    /// (its report line says `Background`).
     pub(crate) fn closing(mut self) -> Ending<S> {
-        self.phase = SocketPhase::Closing;
+        self.phase = SocketPhase::Background;
         self
     }
 

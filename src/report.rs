@@ -74,8 +74,9 @@ impl fmt::Display for SocketOutcome {
 pub enum SocketPhase {
     /// Open at the final cleanup; closed by the open-socket policy ([L6.2](crate::contract#L6.2)).
     Open,
-    /// Closed gracefully earlier, still flushing ([L6.3](crate::contract#L6.3)).
-    Closing,
+    /// Closed gracefully earlier by the application and handed to the
+    /// background, still flushing ([L6.3](crate::contract#L6.3)).
+    Background,
 }
 
 /// One socket's line in the report.
@@ -549,7 +550,7 @@ impl fmt::Display for DrainReport {
             };
             let phase = match s.phase {
                 SocketPhase::Open => "open",
-                SocketPhase::Closing => "closing",
+                SocketPhase::Background => "background",
             };
             write!(
                 f,

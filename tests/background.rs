@@ -128,7 +128,7 @@ fn s4_background_failure_while_active_is_reported_at_the_final_cleanup() {
     let line = report.socket(h).expect("reported");
     assert_eq!(line.outcome, SocketOutcome::Failed);
     assert_eq!(line.bytes_discarded, 77);
-    assert_eq!(line.phase, SocketPhase::Closing);
+    assert_eq!(line.phase, SocketPhase::Background);
     assert_accounted(&st.lock());
 }
 

@@ -37,7 +37,7 @@ enum Op {
     Register { abort: bool },
     Write { sock: usize, bytes: u64 },
     Close { sock: usize },
-    PollClosing,
+    PollBackground,
     UseStale { which: usize },
 }
 
@@ -182,7 +182,7 @@ impl ReferenceStateMachine for Reference {
             3 => any::<bool>().prop_map(|abort| Op::Register { abort }),
             3 => (any::<usize>(), 0u64..40).prop_map(|(sock, bytes)| Op::Write { sock, bytes }),
             2 => any::<usize>().prop_map(|sock| Op::Close { sock }),
-            2 => Just(Op::PollClosing),
+            2 => Just(Op::PollBackground),
             1 => any::<usize>().prop_map(|which| Op::UseStale { which }),
         ]
         .boxed()
@@ -263,7 +263,7 @@ impl ReferenceStateMachine for Reference {
                 }
                 other => other,
             },
-            Op::PollClosing => {
+            Op::PollBackground => {
                 let r = m.active();
                 if r.is_ok() {
                     for u in &mut m.closing {
@@ -417,7 +417,7 @@ impl StateMachineTest for LifecycleTest {
                     }
                 }
             }
-            Op::PollClosing => {
+            Op::PollBackground => {
                 let r = l.poll_background();
                 same(&r, &m.expect);
                 if let Ok(left) = r {
