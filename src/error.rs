@@ -516,6 +516,15 @@ impl PartialEq for Cause {
 impl Eq for Cause {}
 
 /// The boxed error type user callbacks (sockets, resources, hooks) return.
+///
+/// ```
+/// use provider_lifecycle::BoxError;
+/// // What a socket's or a resource's hook returns on failure: any error.
+/// fn flush() -> Result<(), BoxError> {
+///     Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into())
+/// }
+/// assert!(flush().is_err());
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[cfg(test)]

@@ -17,6 +17,17 @@
 use std::fmt;
 
 /// A helper the lifecycle wants run on a thread of its own.
+///
+/// ```
+/// use provider_lifecycle::{HelperJoin, HelperTask};
+/// let task = HelperTask::new("demo", || println!("on the helper thread"));
+/// assert_eq!(task.name(), "demo");
+/// let handle = std::thread::spawn(move || task.run());
+/// let join = HelperJoin::new(move || {
+///     let _ = handle.join();
+/// });
+/// join.join(); // what the lifecycle does before a final cleanup returns
+/// ```
 pub struct HelperTask {
     name: &'static str,
     run: Box<dyn FnOnce() + Send + 'static>,
@@ -54,6 +65,15 @@ impl fmt::Debug for HelperTask {
 }
 
 /// How to wait for a started helper thread to end.
+///
+/// ```
+/// use provider_lifecycle::HelperJoin;
+/// let handle = std::thread::spawn(|| {});
+/// let join = HelperJoin::new(move || {
+///     let _ = handle.join();
+/// });
+/// join.join(); // blocks until the thread has ended
+/// ```
 pub struct HelperJoin(Box<dyn FnOnce() + Send + 'static>);
 
 impl HelperJoin {

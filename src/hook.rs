@@ -10,6 +10,24 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::BoxError;
 
 /// How a user hook (a release, a cancel, prepare-to-unload) ended.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// l.register_resource_fn("panics", || panic!("bug"))?;
+/// let report = l.cleanup()?.into_report().unwrap(); // the panic is caught
+/// assert!(matches!(report.resources[0].outcome, HookOutcome::Panicked(_)));
+/// assert_eq!(report.prepare_unload, HookOutcome::Ok);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

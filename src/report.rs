@@ -9,6 +9,31 @@ use crate::{Linger, SocketHandle};
 
 /// Why a socket's drain ended the way it did. For `Failed` and `Panicked`
 /// the message is in [`SocketReport::error`].
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # use std::task::{Context, Poll};
+/// # struct S(u64);
+/// # impl Socket for S {
+/// #     fn unsent(&self) -> u64 { self.0 }
+/// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+/// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+/// # }
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = S;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let h = l.register_socket(S(100))?; // 100 bytes unsent, left open
+/// let report = l.cleanup()?.into_report().unwrap();
+/// // The default open-socket policy resets: the bytes are counted, not lost silently.
+/// assert_eq!(report.socket(h).unwrap().outcome, SocketOutcome::Reset);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -68,6 +93,30 @@ impl fmt::Display for SocketOutcome {
 
 /// Whether a socket was still open at the final cleanup or had already been
 /// closed by the application (and was flushing in the background).
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # use std::task::{Context, Poll};
+/// # struct S(u64);
+/// # impl Socket for S {
+/// #     fn unsent(&self) -> u64 { self.0 }
+/// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+/// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+/// # }
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = S;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let h = l.register_socket(S(100))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// assert_eq!(report.socket(h).unwrap().phase, SocketPhase::Open); // still open at the end
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -80,6 +129,32 @@ pub enum SocketPhase {
 }
 
 /// One socket's line in the report.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # use std::task::{Context, Poll};
+/// # struct S(u64);
+/// # impl Socket for S {
+/// #     fn unsent(&self) -> u64 { self.0 }
+/// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { self.0 = 0; Poll::Ready(Ok(())) }
+/// #     fn abort(&mut self) -> Result<(), BoxError> { self.0 = 0; Ok(()) }
+/// # }
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = S;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let h = l.register_socket(S(100))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// let line: &SocketReport = report.socket(h).unwrap();
+/// assert_eq!((line.bytes_flushed, line.bytes_discarded), (0, 100));
+/// assert!(!line.is_clean());
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -107,6 +182,12 @@ pub struct SocketReport {
 }
 
 /// What went wrong with one socket (see [`SocketReport::faults`]).
+///
+/// ```
+/// use provider_lifecycle::{HookOutcome, SocketFaults};
+/// let faults = SocketFaults::default(); // what a line without faults would say
+/// assert_eq!((faults.error, faults.abort, faults.release), (None, HookOutcome::Ok, HookOutcome::Ok));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -226,6 +307,24 @@ impl SocketFaults {
 /// Background closes that ended badly while Active beyond the report's
 /// line limit (1,024 a generation): counted, not listed, so a long
 /// generation cannot grow the report without bound while totals stay exact.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// // Background closes past the 1,024 lines a generation lists: none here.
+/// let s: SummarizedSockets = report.summarized;
+/// assert_eq!((s.sockets, s.bytes_flushed, s.bytes_discarded), (0, 0, 0));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -247,6 +346,25 @@ impl SummarizedSockets {
 }
 
 /// One resource's line in the report.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// l.register_resource_fn("cache", || Err("disk full".into()))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// let r: &ResourceReport = &report.resources[0];
+/// assert_eq!(r.name, "cache");
+/// assert_eq!(r.outcome, HookOutcome::Failed("disk full".into())); // reported, not fatal
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -258,6 +376,23 @@ pub struct ResourceReport {
 }
 
 /// The cancel-and-wait phase ([L6.1](crate::contract#L6.1)).
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let report = l.cleanup()?.into_report().unwrap();
+/// let ops: &OperationsReport = &report.operations;
+/// assert_eq!((ops.waited_for, ops.abandoned), (0, 0)); // no guard was live
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -284,6 +419,22 @@ pub struct OperationsReport {
 }
 
 /// How long each phase of the final cleanup took.
+///
+/// ```
+/// # use provider_lifecycle::*;
+/// # struct P;
+/// # impl Provider for P {
+/// #     type Socket = NoSocket;
+/// #     type State = ();
+/// #     fn versions(&self) -> VersionRange { VersionRange::new(Version::new(2, 2), Version::new(2, 2)) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<(), Error> { Ok(()) }
+/// # }
+/// let l = Lifecycle::new(P);
+/// l.startup(Version::new(2, 2))?;
+/// let t: PhaseTimings = l.cleanup()?.into_report().unwrap().timings;
+/// assert!(t.operations + t.sockets + t.resources + t.prepare_unload <= t.total);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
