@@ -46,7 +46,8 @@
 //! | `resource.rs` | [`Resource`](crate::Resource) and release in reverse order |
 //! | `provider.rs` | [`Provider`](crate::Provider), [`Registrar`](crate::Registrar) |
 //! | `hook.rs` | calling user code with panics caught |
-//! | `report.rs` | [`DrainReport`](crate::DrainReport) and its lines |
+//! | `report.rs` | [`DrainReport`](crate::DrainReport) and its totals |
+//! | `report/line.rs` | a socket's line in it ([`SocketReport`](crate::SocketReport)) |
 //! | `version.rs` | versions and their negotiation |
 //! | `error.rs` | [`Error`](crate::Error) with Winsock codes |
 //! | `config.rs` | [`Config`](crate::Config) and the policies |
