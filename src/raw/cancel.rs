@@ -23,6 +23,7 @@ impl RawLifecycle {
     /// Whether `generation` (`None`: whichever) is the Active one: a token
     /// abandoned by a bounded guard wait ([L16](crate::contract#L16)) must
     /// not take a later generation for its own.
+    #[inline]
     pub(crate) fn is_active_in(&self, generation: Option<u64>) -> bool {
         let w = self.word.load();
         w.is_active() && generation.is_none_or(|g| g == w.generation())

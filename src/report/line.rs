@@ -206,6 +206,7 @@ impl SocketReport {
     /// A socket's line, the one place lines are built: nothing flushed or
     /// discarded and no fault until [`bytes`](SocketReport::bytes) and
     /// [`with_faults`](SocketReport::with_faults) say otherwise.
+    #[inline]
     pub(crate) fn new(
         handle: SocketHandle,
         linger: Linger,
@@ -226,6 +227,7 @@ impl SocketReport {
     }
 
     /// The line with what was flushed and discarded.
+    #[inline]
     pub(crate) fn bytes(mut self, flushed: u64, discarded: u64) -> SocketReport {
         self.bytes_flushed = flushed;
         self.bytes_discarded = discarded;
@@ -233,6 +235,7 @@ impl SocketReport {
     }
 
     /// The line with its faults (`None`: all went well).
+    #[inline]
     pub(crate) fn with_faults(mut self, faults: Option<Box<SocketFaults>>) -> SocketReport {
         self.faults = faults;
         self
