@@ -122,7 +122,7 @@ impl<S: Socket> Background<S> {
                 books: Mutex::new(Books::default()),
             })
         });
-        engine.flusher.lock().push(ending.closing());
+        engine.flusher.lock().push(ending.in_background());
         if mode == BackgroundFlush::Thread && self.thread.is_none() {
             let engine = Arc::clone(engine);
             self.thread = sync::spawn(spawner, "provider-lifecycle flusher", move || engine.run());

@@ -100,7 +100,7 @@ impl<S: Socket> Ending<S> {
 
     /// Marks the ending as closed by the application before the drain
     /// (its report line says `Background`).
-    pub(crate) fn closing(mut self) -> Ending<S> {
+    pub(crate) fn in_background(mut self) -> Ending<S> {
         self.phase = SocketPhase::Background;
         self
     }
