@@ -24,13 +24,13 @@
 //! | `lifecycle/outcome.rs` | what startups, cleanups and snapshots return |
 //! | `session.rs` | [`Session`](crate::Session): a startup whose cleanup runs on drop |
 //! | `raw.rs` | the raw lifecycle's struct and its slow-path lock |
-//! | `raw/shards.rs` | the guard shards, their lanes and the `PARKED` protocol |
+//! | `raw/shards.rs` | the guard shards, their lanes and the `PARKED` protocol (its leavers' half) |
 //! | `raw/identity.rs` | a lifecycle's id in the per-thread records (L11) |
 //! | `raw/resources.rs` | the current generation's resource list |
 //! | `raw/cancel.rs` | the blocking waits the cancel step ends (S6) |
 //! | `raw/wakers.rs` | the one registry of wakers |
 //! | `raw/startup.rs` | the startup slow path and its frame |
-//! | `raw/teardown.rs` | the final cleanup's frame: guard wait, cancel, Released |
+//! | `raw/teardown.rs` | the final cleanup's frame: the guard wait (the drainer's half of `PARKED`), cancel, Released |
 //! | `state.rs` | the packed state word and every transition of it |
 //! | `guard.rs` | [`OperationGuard`](crate::OperationGuard), [`OperationToken`](crate::OperationToken), scopes |
 //! | `thread.rs` | the calling thread's record: shard, held guards (L11) |
@@ -119,15 +119,31 @@
 //! out) → `flush.rs` (its `Ending`) → `background.rs`
 //! (handed to the background flusher, which runs `flush.rs`'s engine).
 //!
-//! **A final cleanup** (blocking, 11 files): `lifecycle/cleanup.rs` (the
+//! **A final cleanup** (blocking, 10 files): `lifecycle/cleanup.rs` (the
 //! decrement to 0) → `state.rs` (the flip to Draining) → `raw/teardown.rs`
-//! (the frame; the L11 check) → `raw/shards.rs` (every shard parked, the
-//! guards counted and waited for) → `lifecycle/teardown.rs` (the machine:
-//! cancel hook, then each step below) → `background.rs` (the background
-//! flusher joined, its endings adopted) → `registry.rs` (the open sockets
-//! taken out) → `close.rs` (closed by the open-socket policy) → `flush.rs`
-//! (flushed until done or the deadline) → `generation.rs` (the state
-//! dropped) → `resource.rs` (released in reverse order); the frame's drop
-//! in `raw/teardown.rs` publishes Released. The guard wait could be folded
-//! into `raw/teardown.rs` to make it ten; it stays in `raw/shards.rs`, with
-//! the protocol whose other half (the leavers' wake) lives there.
+//! (the frame: the L11 check against the thread's record, every shard
+//! parked, the guards counted and waited for; the drainer's half of the
+//! `PARKED` protocol, whose leavers' half is the guard's) →
+//! `lifecycle/teardown.rs` (the machine: cancel hook, then each step
+//! below) → `background.rs` (the background flusher joined, its endings
+//! adopted) → `registry.rs` (the open sockets taken out) → `close.rs`
+//! (closed by the open-socket policy) → `flush.rs` (flushed until done or
+//! the deadline) → `generation.rs` (the state dropped) → `resource.rs`
+//! (released in reverse order); the frame's drop in `raw/teardown.rs`
+//! publishes Released.
+//!
+//! These walks count the files a step is decided in. Every file whose
+//! code runs is more: the shared helpers above and the rooms a step builds
+//! on (the thread's record, the guard shards, the waker registry, the
+//! resource list under the slow-path lock). `python3 .ci/walks.py` runs
+//! each walk of `examples/walks.rs` under callgrind (a debug build, so
+//! nothing is inlined away) and lists those files; CI checks the last
+//! column against it (`--check`), out of the crate's 45 source files
+//! (tests and this `docs` module not counted):
+//!
+//! | walk | files its steps are decided in | files whose code runs |
+//! |---|---|---|
+//! | startup | 5 | 14 |
+//! | provider_call | 3 | 10 |
+//! | graceful_close | 6 | 20 |
+//! | final_cleanup | 10 | 26 |

@@ -23,7 +23,7 @@
 //!   startup's Acquire load (P1's) sees the failed initialization's
 //!   cleanup.
 //!
-//! # The guard shards (`raw/shards.rs`)
+//! # The guard shards (`raw/shards.rs`; the drainer's half in `raw/teardown.rs`)
 //!
 //! - **P4 — an enter after the drainer parked its shard fails.** An enter
 //!   counts with an Acquire `fetch_add` (`RawLifecycle::enter_on`); the

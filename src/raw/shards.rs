@@ -26,6 +26,9 @@
 //! - The final cleanup flips the word to Draining, then `fetch_or`s `PARKED`
 //!   into every shard (the counts it reads are the guards it waits for), then
 //!   waits under `control` until every count is zero, then clears `PARKED`.
+//!   This half, the drainer's, is code of the final cleanup's frame and lives
+//!   with it in `raw/teardown.rs`; this file holds the counting and the
+//!   leavers' half.
 //!
 //! Why this is exact without `SeqCst`: all read-modify-writes of one shard are
 //! totally ordered (coherence). An enter's `fetch_add` is either before the
@@ -45,8 +48,6 @@
 //! The state-word load in `enter` makes the refusal immediate: once the flip
 //! to Draining happened-before an `enter`, that `enter` fails even on a shard
 //! the drainer has not closed yet ([O1](crate::contract#O1)).
-
-use std::task::Waker;
 
 use super::RawLifecycle;
 use crate::state::Word;
@@ -179,48 +180,6 @@ impl RawLifecycle {
         if let Some(w) = drainer {
             w.wake();
         }
-    }
-
-    /// For an async final cleanup: `true` if no guard is live; otherwise
-    /// `waker` is woken when the last one leaves (checked under the lock the
-    /// leaver's wake takes, so the wake cannot be missed).
-    // Only the async cleanup, which loom builds leave out, calls it.
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn guards_gone_or_register(&self, lane: usize, waker: &Waker) -> bool {
-        let mut ctl = self.control.lock();
-        if self.guards(lane) == 0 {
-            return true;
-        }
-        ctl.drainer = Some(waker.clone());
-        false
-    }
-
-    /// Guards currently counted in `lane` (exact once every shard is closed).
-    pub(crate) fn guards(&self, lane: usize) -> usize {
-        self.lane(lane)
-            .iter()
-            // [P5] Acquire: pairs with the leavers' Release `fetch_sub`, so the
-            // teardown that follows a zero sees all their work.
-            .map(|s| s.load(Ordering::Acquire) & COUNT)
-            .sum()
-    }
-
-    /// Marks every shard PARKED (after the flip to Draining): from here on
-    /// the last leaver of a shard wakes the drainer. Returns the guards
-    /// counted at that instant on each shard.
-    pub(super) fn park_on_shards(&self, lane: usize) -> usize {
-        self.lane(lane)
-            .iter()
-            // [P4] AcqRel: Acquire the counted guards' state; Release the flip to
-            // enters whose `fetch_add` reads this (see the module docs).
-            .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
-            .sum()
-    }
-
-    /// The shards of `lane`.
-    pub(super) fn lane(&self, lane: usize) -> &[CachePadded<AtomicUsize>] {
-        let start = (lane % LANES) * SHARDS;
-        &self.shards[start..start + SHARDS]
     }
 
     /// A generation at or after `next` whose lane is free: not abandoned, or

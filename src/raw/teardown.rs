@@ -6,10 +6,10 @@
 use std::task::Waker;
 
 use super::RawLifecycle;
-use super::shards::{PARKED, lane_of};
+use super::shards::{COUNT, LANES, PARKED, SHARDS, lane_of};
 use crate::resource::{Registered, release_resources};
 use crate::state::{Last, Word};
-use crate::sync::Ordering;
+use crate::sync::{AtomicUsize, CachePadded, Ordering};
 use crate::{Error, thread};
 
 impl RawLifecycle {
@@ -160,6 +160,53 @@ impl Teardown<'_> {
     /// [L6.4](crate::contract#L6.4): takes the generation's resources, in registration order.
     pub(crate) fn take_resources(&self) -> Vec<Registered> {
         self.raw.take_resources()
+    }
+}
+
+/// The drainer's half of the `PARKED` protocol (the leavers' half, and the
+/// protocol itself, are in `raw/shards.rs`; its orderings are P4 and P5 in
+/// [`docs::orderings`](crate::docs::orderings)).
+impl RawLifecycle {
+    /// For an async final cleanup: `true` if no guard is live; otherwise
+    /// `waker` is woken when the last one leaves (checked under the lock the
+    /// leaver's wake takes, so the wake cannot be missed).
+    // Only the async cleanup, which loom builds leave out, calls it.
+    #[cfg_attr(loom, allow(dead_code))]
+    fn guards_gone_or_register(&self, lane: usize, waker: &Waker) -> bool {
+        let mut ctl = self.control.lock();
+        if self.guards(lane) == 0 {
+            return true;
+        }
+        ctl.drainer = Some(waker.clone());
+        false
+    }
+
+    /// Guards currently counted in `lane` (exact once every shard is closed).
+    pub(crate) fn guards(&self, lane: usize) -> usize {
+        self.lane(lane)
+            .iter()
+            // [P5] Acquire: pairs with the leavers' Release `fetch_sub`, so the
+            // teardown that follows a zero sees all their work.
+            .map(|s| s.load(Ordering::Acquire) & COUNT)
+            .sum()
+    }
+
+    /// Marks every shard PARKED (after the flip to Draining): from here on
+    /// the last leaver of a shard wakes the drainer. Returns the guards
+    /// counted at that instant on each shard.
+    fn park_on_shards(&self, lane: usize) -> usize {
+        self.lane(lane)
+            .iter()
+            // [P4] AcqRel: Acquire the counted guards' state; Release the flip to
+            // enters whose `fetch_add` reads this (see the module docs).
+            .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
+            .sum()
+    }
+
+    /// The shards of `lane`.
+    pub(super) fn lane(&self, lane: usize) -> &[CachePadded<AtomicUsize>] {
+        let start = (lane % LANES) * SHARDS;
+        &self.shards[start..start + SHARDS]
     }
 }
 
