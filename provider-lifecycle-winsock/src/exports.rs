@@ -187,16 +187,22 @@ unsafe extern "system" fn wsp_close_socket<P: WinsockProvider>(s: SOCKET, errno:
     }
 }
 
-/// Reads `count` `WSABUF`s at `buffers`, whole, or fails with `WSAEFAULT`
-/// (a null `buf` with a nonzero `len`): nothing is handed on unless every
-/// buffer is readable (D3).
+/// Reads `count` `WSABUF`s at `buffers`, whole, and hands them to `f`, or
+/// fails with `WSAEFAULT` (a null `buf` with a nonzero `len`): nothing is
+/// handed on unless every buffer is readable (D3). The slices live on the
+/// stack up to [`FEW`] buffers (one, the usual count, without even the
+/// array), so that a send allocates nothing; on the heap beyond.
 ///
 /// # Safety
 ///
 /// `buffers` points to `count` readable `WSABUF`s, each `buf` null or
-/// `len` readable bytes, valid for the lifetime `'a` (the call).
+/// `len` readable bytes, valid for the call.
 #[inline]
-unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers<'a>, Error> {
+unsafe fn with_buffers<R>(
+    buffers: *const WSABUF,
+    count: u32,
+    f: impl FnOnce(&[&[u8]]) -> Result<R, Error>,
+) -> Result<R, Error> {
     let read = |i: usize| {
         // SAFETY: i < count (this function's contract).
         let b = unsafe { &*buffers.add(i) };
@@ -209,45 +215,21 @@ unsafe fn read_buffers<'a>(buffers: *const WSABUF, count: u32) -> Result<Buffers
     };
     let count = count as usize;
     if count == 1 {
-        return read(0).map(Buffers::One);
+        return f(std::slice::from_ref(&read(0)?));
     }
     if count <= FEW {
         let mut few: [&[u8]; FEW] = [&[]; FEW];
         for (i, slot) in few[..count].iter_mut().enumerate() {
             *slot = read(i)?;
         }
-        Ok(Buffers::Few(few, count))
-    } else {
-        (0..count)
-            .map(read)
-            .collect::<Result<_, _>>()
-            .map(Buffers::Many)
+        return f(&few[..count]);
     }
+    let many = (0..count).map(read).collect::<Result<Vec<_>, _>>()?;
+    f(&many)
 }
 
 /// Buffers a call gathers on the stack (one is the usual count).
 const FEW: usize = 4;
-
-/// The caller's buffers as slices: on the stack up to [`FEW`] (one, the
-/// usual count, without even the array), so that a send allocates nothing;
-/// on the heap beyond.
-enum Buffers<'a> {
-    One(&'a [u8]),
-    Few([&'a [u8]; FEW], usize),
-    Many(Vec<&'a [u8]>),
-}
-
-impl<'a> std::ops::Deref for Buffers<'a> {
-    type Target = [&'a [u8]];
-
-    fn deref(&self) -> &[&'a [u8]] {
-        match self {
-            Buffers::One(one) => std::slice::from_ref(one),
-            Buffers::Few(few, n) => &few[..*n],
-            Buffers::Many(many) => many,
-        }
-    }
-}
 
 /// `lpWSPSend`: gathers the buffers and hands them to the socket; with an
 /// `OVERLAPPED` the shim records the operation, and the socket completes it
@@ -279,8 +261,11 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
                     }
                     // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid
                     // for the call (the SPI's contract for lpBuffers).
-                    let slices = unsafe { read_buffers(buffers, count) }?;
-                    calls::send_now::<P>(&guard, s, &slices)
+                    unsafe {
+                        with_buffers(buffers, count, |slices| {
+                            calls::send_now::<P>(&guard, s, slices)
+                        })
+                    }
                 };
                 send().map_err(|e| e.wsa_code())
             },
@@ -304,12 +289,16 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             }
             // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
             // call (the SPI's contract for lpBuffers).
-            let slices = unsafe { read_buffers(buffers, count) }?;
-            // SAFETY: a non-null lpOverlapped stays valid until its operation
-            // completes, and lpThreadId is null or readable for the call (the
-            // SPI's contract for an overlapped WSPSend).
-            let args = unsafe { OverlappedArgs::new(overlapped, completion, thread) };
-            calls::send::<P>(&guard, s, &slices, args)
+            unsafe {
+                with_buffers(buffers, count, |slices| {
+                    // SAFETY: a non-null lpOverlapped stays valid until its
+                    // operation completes, and lpThreadId is null or readable
+                    // for the call (the SPI's contract for an overlapped
+                    // WSPSend).
+                    let args = OverlappedArgs::new(overlapped, completion, thread);
+                    calls::send::<P>(&guard, s, slices, args)
+                })
+            }
         },
     );
     match result {

@@ -39,6 +39,8 @@ pub(crate) struct Entry {
 const INDEX_BITS: u32 = 24;
 const PAGE_BITS: u32 = 12;
 const PAGES: usize = 1 << (INDEX_BITS - PAGE_BITS);
+/// Records per page.
+const PAGE: usize = 1 << PAGE_BITS;
 
 /// The record of the handle in one slot. `handle` is 0 while the record
 /// is being written or empty.
@@ -53,7 +55,9 @@ struct Record {
 
 /// The shim's `SOCKET` values of one generation.
 pub(crate) struct Sockets {
-    pages: Box<[OnceLock<Box<[Record]>>]>,
+    /// Arrays of fixed length: an index masked to its bits needs no
+    /// bounds check.
+    pages: Box<[OnceLock<Box<[Record; PAGE]>>; PAGES]>,
     /// `WPUCreateSocketHandle` values made while the upcall table had no
     /// `WPUQuerySocketHandleContext`: value → raw handle.
     unqueried: Mutex<HashMap<SOCKET, u64>>,
@@ -62,7 +66,11 @@ pub(crate) struct Sockets {
 impl Default for Sockets {
     fn default() -> Sockets {
         Sockets {
-            pages: (0..PAGES).map(|_| OnceLock::new()).collect(),
+            pages: (0..PAGES)
+                .map(|_| OnceLock::new())
+                .collect::<Box<[_]>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("PAGES pages")),
             unqueried: Mutex::default(),
         }
     }
@@ -88,8 +96,13 @@ impl Sockets {
     pub(crate) fn remember(&self, s: SOCKET, entry: Entry, queried: bool) {
         let handle = entry.handle.to_raw();
         let (page, at) = place(handle);
-        let page = self.pages[page]
-            .get_or_init(|| (0..1 << PAGE_BITS).map(|_| Record::default()).collect());
+        let page = self.pages[page].get_or_init(|| {
+            (0..PAGE)
+                .map(|_| Record::default())
+                .collect::<Box<[_]>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("PAGE records"))
+        });
         let r = &page[at];
         r.handle.store(0, Ordering::Relaxed);
         // Release: a reader that sees the old handle after reading the new

@@ -342,6 +342,58 @@ fn d3_a_bad_buffer_fails_the_whole_send() {
     assert_eq!(DELIVERED.load(SeqCst), 0, "no byte of the failed sends");
 }
 
+// D3, for every way the shim gathers buffers (one, a few on the stack,
+// more than a few on the heap): a send of good buffers hands every byte on
+// and says how many; the same buffers with a bad one last fail whole, with
+// nothing handed on and nothing written to lpNumberOfBytesSent.
+#[test]
+fn d3_every_buffer_count_is_read_whole() {
+    let _s = serial();
+    let _w = watchdog(30);
+    let (_, _, t) = start_with(MEM_STARTUP, 2, 2, WSPUPCALLTABLE::default());
+    let (s, _) = socket(&t, None);
+    let bytes = *b"0123456789";
+    let send_raw = |bufs: &[WSABUF]| {
+        let (mut sent, mut errno) = (99u32, 0);
+        // SAFETY: the table's entry; `bufs` live for the call (a null buf is
+        // the point where there is one).
+        let r = unsafe {
+            t.lpWSPSend.unwrap()(
+                s,
+                bufs.as_ptr(),
+                bufs.len() as u32,
+                &mut sent,
+                0,
+                std::ptr::null_mut(),
+                None,
+                std::ptr::null(),
+                &mut errno,
+            )
+        };
+        (r, errno, sent)
+    };
+    for count in [1usize, 3, 4, 5, 9] {
+        let mut bufs: Vec<WSABUF> = (0..count)
+            .map(|i| WSABUF {
+                len: (i + 1) as u32,
+                buf: bytes.as_ptr().cast_mut(),
+            })
+            .collect();
+        let total: u32 = (1..=count as u32).sum();
+        assert_eq!(send_raw(&bufs), (0, 0, total), "{count} good buffers");
+        bufs[count - 1].buf = std::ptr::null_mut();
+        assert_eq!(
+            send_raw(&bufs),
+            (SOCKET_ERROR, 10014, 99),
+            "{count} buffers, the last bad"
+        );
+    }
+    assert_eq!(close(&t, s), (0, 0));
+    assert_eq!(cleanup(&t), (0, 0));
+    let good: usize = [1usize, 3, 4, 5, 9].iter().map(|&c| c * (c + 1) / 2).sum();
+    assert_eq!(DELIVERED.load(SeqCst), good, "the good sends' bytes only");
+}
+
 // E1: a socket's own Winsock code reaches lpErrno unchanged.
 #[test]
 fn e1_a_providers_own_code_reaches_lperrno() {
