@@ -93,11 +93,15 @@
 //! # Walks
 //!
 //! The files an operation's steps are decided or done in, in order. Taking
-//! a guard is one step, in `guard.rs` (which builds on `raw/shards.rs` and
-//! `thread.rs`); the helpers every walk shares are not counted: calling
-//! user code with panics caught (`hook.rs`), the report's types
-//! (`report.rs`), locks (`sync.rs`), errors (`error.rs`), deadline sums
-//! (`deadline.rs`).
+//! a guard is one step, in `guard.rs` (which builds on `raw/shards.rs`,
+//! `raw/identity.rs` and `thread.rs` for the count and the L11 record, and
+//! reads the word's `state.rs` accessors and its `generation.rs` cell); the
+//! helpers every walk shares are not counted: calling user code with
+//! panics caught (`hook.rs`), the report's types (`report.rs`,
+//! `report/line.rs`), locks (`sync.rs`), errors (`error.rs`), deadline
+//! sums (`deadline.rs`), settings read (`config.rs`), the handle's bits
+//! (`handle.rs`), the user's traits (`socket.rs`, `provider.rs`) and the
+//! helper threads' start (`helper.rs`).
 //!
 //! **A startup** that initializes a generation (5 files):
 //! `lifecycle/startup.rs` (negotiate with the provider, `version.rs` by
