@@ -6,7 +6,7 @@
 //! per-thread records), `resources.rs`, `cancel.rs` (the cancel step's
 //! waits), `wakers.rs` (the one registry of wakers), `startup.rs` (the
 //! startup slow path and its frame), `teardown.rs` (the final cleanup's
-//! frame). How they fit in the crate: [`docs::architecture`](crate::docs::architecture).
+//! frame and its guard wait). How they fit in the crate: [`docs::architecture`](crate::docs::architecture).
 
 use std::task::Waker;
 

@@ -198,7 +198,8 @@ impl RawLifecycle {
         self.lane(lane)
             .iter()
             // [P4] AcqRel: Acquire the counted guards' state; Release the flip to
-            // enters whose `fetch_add` reads this (see the module docs).
+            // enters whose `fetch_add` reads this (see `raw/shards.rs`'s module
+            // docs).
             .map(|s| s.fetch_or(PARKED, Ordering::AcqRel) & COUNT)
             .sum()
     }
