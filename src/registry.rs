@@ -263,11 +263,8 @@ impl<S> Registry<S> {
 
     /// Locks the slot of `handle` if it holds the socket issued `handle`.
     // Always inlined: every provider call takes this path, in generic code
-    // the provider's crate instantiates, and out of line it returns the
-    // slot and its guard through memory. The Winsock shim's send bench
-    // (`-p provider-lifecycle-winsock --bench send`) built it out of line:
-    // a 1 KiB WSPSend measured 61-66 ns, 43-51 ns inlined, against 33-35 ns
-    // for the core's own send.
+    // the provider's crate instantiates, where the inliner may leave it out
+    // of line; out of line it returns the slot and its guard through memory.
     #[inline(always)]
     fn lock(&self, handle: SocketHandle) -> Result<(&Slot<S>, MutexGuard<'_, Held<S>>), Error> {
         let slot = self.slot(handle.index()).ok_or(Error::NotSocket)?;

@@ -259,13 +259,10 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
                     if (buffers.is_null() && count > 0) || sent.is_null() {
                         return Err(Error::Fault);
                     }
+                    let send = |slices: &[&[u8]]| calls::send_now::<P>(&guard, s, slices);
                     // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid
                     // for the call (the SPI's contract for lpBuffers).
-                    unsafe {
-                        with_buffers(buffers, count, |slices| {
-                            calls::send_now::<P>(&guard, s, slices)
-                        })
-                    }
+                    unsafe { with_buffers(buffers, count, send) }
                 };
                 send().map_err(|e| e.wsa_code())
             },
@@ -287,18 +284,16 @@ unsafe extern "system" fn wsp_send<P: WinsockProvider>(
             if buffers.is_null() && count > 0 {
                 return Err(Error::Fault);
             }
+            let send = |slices: &[&[u8]]| {
+                // SAFETY: a non-null lpOverlapped stays valid until its
+                // operation completes, and lpThreadId is null or readable for
+                // the call (the SPI's contract for an overlapped WSPSend).
+                let args = unsafe { OverlappedArgs::new(overlapped, completion, thread) };
+                calls::send::<P>(&guard, s, slices, args)
+            };
             // SAFETY: `count` WSABUFs at `buffers`, the caller's, valid for the
             // call (the SPI's contract for lpBuffers).
-            unsafe {
-                with_buffers(buffers, count, |slices| {
-                    // SAFETY: a non-null lpOverlapped stays valid until its
-                    // operation completes, and lpThreadId is null or readable
-                    // for the call (the SPI's contract for an overlapped
-                    // WSPSend).
-                    let args = OverlappedArgs::new(overlapped, completion, thread);
-                    calls::send::<P>(&guard, s, slices, args)
-                })
-            }
+            unsafe { with_buffers(buffers, count, send) }
         },
     );
     match result {
