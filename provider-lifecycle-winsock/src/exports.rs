@@ -24,6 +24,45 @@ use crate::sys::{
 /// GetSockOpt, DuplicateSocket and GetOverlappedResult go through `P`'s
 /// lifecycle; the others answer `WSAEOPNOTSUPP` (10045) in `*lpErrno` while
 /// `P` is initialized, `WSANOTINITIALISED` (10093) while it is not.
+///
+/// ```
+/// # use std::task::{Context, Poll};
+/// # use provider_lifecycle::*;
+/// # use provider_lifecycle_winsock::{Shim, SocketRequest, WinsockProvider, WinsockSocket};
+/// # struct Queue;
+/// # impl Socket for Queue {
+/// #     fn unsent(&self) -> u64 { 0 }
+/// #     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> { Poll::Ready(Ok(())) }
+/// #     fn abort(&mut self) -> Result<(), BoxError> { Ok(()) }
+/// # }
+/// # impl WinsockSocket for Queue {
+/// #     fn set_linger(&mut self, _: Linger) {}
+/// #     fn send(&mut self, b: &[&[u8]]) -> Result<u32, Error> { Ok(b.iter().map(|b| b.len() as u32).sum()) }
+/// # }
+/// # struct Mem;
+/// # impl Provider for Mem {
+/// #     type Socket = Queue;
+/// #     type State = Shim;
+/// #     fn versions(&self) -> VersionRange { VersionSet::WINSOCK.range() }
+/// #     fn negotiate(&self, v: Version) -> Result<Negotiated, Error> { VersionSet::WINSOCK.negotiate(v) }
+/// #     fn initialize(&self, _: &mut Registrar) -> Result<Shim, Error> { Ok(Shim::new()) }
+/// # }
+/// # static MEM: Lifecycle<Mem> = Lifecycle::new(Mem);
+/// # impl WinsockProvider for Mem {
+/// #     const DESCRIPTION: &'static str = "in-memory provider";
+/// #     fn lifecycle() -> &'static Lifecycle<Mem> { &MEM }
+/// #     fn shim(state: &Shim) -> &Shim { state }
+/// #     fn open_socket(&self, _: &Shim, _: &SocketRequest) -> Result<Queue, Error> { Ok(Queue) }
+/// # }
+/// use provider_lifecycle_winsock::{null_entries, proc_table, sys::SOCKET_ERROR};
+///
+/// let table = proc_table::<Mem>();
+/// assert_eq!(null_entries(&table), 0); // every entry is set
+/// let mut errno = 0;
+/// // SAFETY: the table's own entry, with a live lpErrno.
+/// let rc = unsafe { table.lpWSPCleanup.unwrap()(&mut errno) };
+/// assert_eq!((rc, errno), (SOCKET_ERROR, 10093)); // no startup to pair with
+/// ```
 #[must_use]
 pub fn proc_table<P: WinsockProvider>() -> WSPPROC_TABLE {
     WSPPROC_TABLE {

@@ -209,6 +209,14 @@ impl Shim {
 
     /// The upcall table in force: the latest startup's
     /// ([W1](provider_lifecycle::contract#W1)).
+    ///
+    /// ```
+    /// use provider_lifecycle_winsock::Shim;
+    /// let shim = Shim::new();
+    /// // No startup applied yet: no upcall, so the shim's SOCKET values are
+    /// // its own handles.
+    /// assert!(shim.upcalls().lpWPUCreateSocketHandle.is_none());
+    /// ```
     #[must_use]
     pub fn upcalls(&self) -> WSPUPCALLTABLE {
         *lock(&self.upcalls)
