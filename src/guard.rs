@@ -65,16 +65,10 @@ impl<'a, S> OperationGuard<'a, S> {
         raw: &'a RawLifecycle,
         states: &'a StateCells<S>,
     ) -> Result<(OperationGuard<'a, S>, Word), Error> {
-        let id = raw.id();
-        // One thread-local access for the shard and the L11 record.
-        let (shard, held) = thread::shard_and_hold(id, crate::raw::SHARDS);
-        let (shard, w) = match raw.enter_on(shard) {
-            Ok(entered) => entered,
-            Err(e) => {
-                thread::unhold(|| id, held);
-                return Err(e);
-            }
-        };
+        let (shard, w) = raw.enter_on(thread::shard_as_is())?;
+        // Recorded after the count, so a refused enter records nothing;
+        // nothing can ask this thread's record in between.
+        let held = thread::hold(raw.active_id());
         Ok((
             OperationGuard {
                 raw,

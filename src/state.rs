@@ -152,6 +152,8 @@ const BIAS: i64 = 1 << (COUNT_BITS - 1);
 const GEN_SHIFT: u32 = COUNT_SHIFT + COUNT_BITS;
 const GEN_BITS: u32 = 64 - GEN_SHIFT;
 pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+/// The bits an enter compares: the state and the generation's lane.
+const ENTRY_MASK: u64 = STATE_MASK | ((crate::raw::LANES as u64 - 1) << GEN_SHIFT);
 
 /// The largest reference count a lifecycle allows (about 268 million); the
 /// configurable limit is clamped to it. The word's count field has as much
@@ -227,6 +229,14 @@ impl Word {
     #[inline]
     pub(crate) const fn generation(self) -> u64 {
         self.0 >> GEN_SHIFT
+    }
+
+    /// Whether this word is Active in the lane `entry` names (an
+    /// [`Entry`] from [`StateWord::entry`]): the one test of a guard's
+    /// fast path, state and lane in one compare.
+    #[inline]
+    pub(crate) const fn admits(self, entry: Entry) -> bool {
+        self.0 & ENTRY_MASK == entry.0
     }
 
     /// `count − from` if this word is Active, not initializing, with a
@@ -333,18 +343,51 @@ pub(crate) enum Last {
     Kept(u32),
 }
 
+/// What a guard's enter expects of the word: Active, in the lane of the
+/// current generation. A hint, published after the word: an enter counts
+/// in the lane it names and then checks the word itself
+/// ([`Word::admits`]), so a stale hint costs a retry, never a wrong count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Entry(u64);
+
+impl Entry {
+    /// The lane an enter counts in.
+    #[inline]
+    pub(crate) const fn lane(self) -> usize {
+        crate::raw::lane_of(self.0 >> GEN_SHIFT)
+    }
+}
+
+/// The state word and the entry hint, alone on their cache line.
+struct Words {
+    word: AtomicU64,
+    entry: AtomicU64,
+}
+
 /// The atomic state word, alone on its cache line, with its transitions.
 pub(crate) struct StateWord {
-    word: CachePadded<AtomicU64>,
+    cell: CachePadded<Words>,
 }
 
 impl StateWord {
     crate::sync::loom_const_fn! {
         pub(crate) fn new() -> StateWord {
             StateWord {
-                word: CachePadded::new(AtomicU64::new(Word::UNINITIALIZED.0)),
+                cell: CachePadded::new(Words {
+                    word: AtomicU64::new(Word::UNINITIALIZED.0),
+                    // Matches no word: an enter before the first startup
+                    // goes to the slow path, which refuses it.
+                    entry: AtomicU64::new(u64::MAX),
+                }),
             }
         }
+    }
+
+    /// The entry hint: what an enter expects (see [`Entry`]).
+    #[inline]
+    pub(crate) fn entry(&self) -> Entry {
+        // Relaxed: a hint; the enter's Acquire load of the word decides.
+        Entry(self.cell.entry.load(Ordering::Relaxed))
     }
 
     /// The current word.
@@ -352,7 +395,7 @@ impl StateWord {
     pub(crate) fn load(&self) -> Word {
         // [P1] Acquire: pairs with the Release/AcqRel writes of every transition,
         // so a caller that sees Active also sees the initialization.
-        Word(self.word.load(Ordering::Acquire))
+        Word(self.cell.word.load(Ordering::Acquire))
     }
 
     /// A compare-and-swap of the whole word (AcqRel; Acquire on failure, so
@@ -361,7 +404,8 @@ impl StateWord {
     /// (the flip to Draining), see `docs::orderings`.
     #[inline]
     fn cas(&self, current: Word, new: Word) -> Result<Word, Word> {
-        self.word
+        self.cell
+            .word
             .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
             .map(Word)
             .map_err(Word)
@@ -373,7 +417,7 @@ impl StateWord {
     pub(crate) fn join(&self, limit: u32) -> Join {
         // [P1, P2] AcqRel: Acquire to see the initialization that published Active;
         // Release so a later final cleanup sees what this caller did before.
-        let prev = Word(self.word.fetch_add(ONE, Ordering::AcqRel));
+        let prev = Word(self.cell.word.fetch_add(ONE, Ordering::AcqRel));
         // Active with 0 ≤ count < limit. A count of 0 while Active: this
         // raced the cleanup that took the count to 0 and landed before its
         // flip, which will now fail (rule 1).
@@ -417,7 +461,7 @@ impl StateWord {
         // [P2] AcqRel: Release publishes this caller's work to the eventual final
         // cleanup; Acquire, for the cleanup that takes the count to 0, to see
         // every earlier cleanup's work.
-        let prev = Word(self.word.fetch_sub(ONE, Ordering::AcqRel));
+        let prev = Word(self.cell.word.fetch_sub(ONE, Ordering::AcqRel));
         // Active with a count of 1 + left.
         let left = prev.active_offset(1);
         if left < 1 << COUNT_BITS {
@@ -435,7 +479,7 @@ impl StateWord {
     fn undo_leave(&self) {
         // [P2] Release: nothing to publish, but AcqRel keeps this RMW in the
         // release sequence of the word like every other.
-        self.word.fetch_add(ONE, Ordering::AcqRel);
+        self.cell.word.fetch_add(ONE, Ordering::AcqRel);
     }
 
     /// Rule 1: after [`Leave::Last`], flips Active(0) to Draining, or backs
@@ -501,7 +545,7 @@ impl StateWord {
     pub(crate) fn mark_initializing(&self) {
         // Relaxed: the flag is only read under `control` or by fast paths
         // that see a word that is not Active and refuse anyway.
-        let before = Word(self.word.fetch_or(INITIALIZING, Ordering::Relaxed));
+        let before = Word(self.cell.word.fetch_or(INITIALIZING, Ordering::Relaxed));
         debug_assert!(!before.is_active() && !before.initializing(), "{before:?}");
     }
 
@@ -510,7 +554,7 @@ impl StateWord {
     pub(crate) fn clear_initializing(&self) {
         // [P3] Release: a startup that sees the flag gone also sees the cleanup of
         // the failed initialization.
-        self.word.fetch_and(!INITIALIZING, Ordering::Release);
+        self.cell.word.fetch_and(!INITIALIZING, Ordering::Release);
     }
 
     /// INITIALIZING → Active in `generation`, count 1 plus the transients
@@ -520,6 +564,16 @@ impl StateWord {
             // A transient −1 would eat the initializer's unit: wait it out.
             (w.signed_count() >= 0).then(|| w.restated(State::Active, generation).incremented())
         });
+        // After the word: an enter that reads this hint before the word is
+        // Active in `generation` finds the word not matching it and retries
+        // on the slow path.
+        self.publish_entry(Word::new(State::Active, 0, generation));
+    }
+
+    /// Sets the entry hint to `w`'s state and lane.
+    fn publish_entry(&self, w: Word) {
+        // Relaxed: a hint (see `Entry`).
+        self.cell.entry.store(w.0 & ENTRY_MASK, Ordering::Relaxed);
     }
 
     /// Draining → Released in `generation`, transients kept (under
@@ -559,7 +613,15 @@ impl StateWord {
     /// Sets the word outright: tests start the generation near its wrap.
     #[cfg(test)]
     pub(crate) fn force(&self, w: Word) {
-        self.word.store(w.0, Ordering::SeqCst);
+        self.cell.word.store(w.0, Ordering::SeqCst);
+        self.publish_entry(w);
+    }
+
+    /// Sets the word and leaves the entry hint as it is: a hint gone
+    /// stale, as between a publication and its hint (tests).
+    #[cfg(test)]
+    pub(crate) fn force_word_only(&self, w: Word) {
+        self.cell.word.store(w.0, Ordering::SeqCst);
     }
 }
 

@@ -26,18 +26,17 @@ use crate::sync::{self, Counter};
 /// How many lifecycles a thread holds guards of before the growable table is used.
 pub(crate) const INLINE_HELD: usize = 4;
 
-/// Marks `Record::shard` as not yet chosen.
-const NO_SHARD: usize = usize::MAX;
-
 #[derive(Debug)]
 struct Record {
     token: Cell<u64>,
+    /// The shard this thread counts on; 0 until chosen.
     shard: Cell<usize>,
+    shard_chosen: Cell<bool>,
     held_ids: [Cell<u64>; INLINE_HELD],
     held_depth: [Cell<u32>; INLINE_HELD],
     /// Guards held while no table could record them (see the module docs).
     untracked: Cell<u32>,
-    /// Holds of this thread in the overflow table ([`Held::More`]).
+    /// Holds of this thread in the overflow table ([`Held::MORE`]).
     more: Cell<u32>,
 }
 
@@ -46,7 +45,8 @@ impl Record {
         fn new() -> Record {
             Record {
                 token: Cell::new(0),
-                shard: Cell::new(NO_SHARD),
+                shard: Cell::new(0),
+                shard_chosen: Cell::new(false),
                 held_ids: [const { Cell::new(0) }; INLINE_HELD],
                 held_depth: [const { Cell::new(0) }; INLINE_HELD],
                 untracked: Cell::new(0),
@@ -119,17 +119,30 @@ fn token_in(r: &Record) -> u64 {
 /// The shard this thread counts guards on, chosen round-robin on first use.
 #[inline]
 pub(crate) fn shard(shards: usize) -> usize {
-    with(|r| shard_in(r, shards)).unwrap_or(0)
+    with(|r| {
+        if r.shard_chosen.get() {
+            r.shard.get()
+        } else {
+            choose_shard(r, shards)
+        }
+    })
+    .unwrap_or(0)
 }
 
+/// This thread's shard without the first-use check: 0 until chosen. For a
+/// guard, whose [`hold`] chooses it on the thread's first hold (its first
+/// lookup always misses): only a thread's first guard counts on shard 0
+/// unchosen, and a guard counts correctly on any shard.
 #[inline]
-fn shard_in(r: &Record, shards: usize) -> usize {
-    let s = r.shard.get();
-    if s != NO_SHARD {
-        return s;
-    }
+pub(crate) fn shard_as_is() -> usize {
+    with(|r| r.shard.get()).unwrap_or(0)
+}
+
+#[cold]
+fn choose_shard(r: &Record, shards: usize) -> usize {
     let s = pick(sync::next_id(Counter::Shard), shards);
     r.shard.set(s);
+    r.shard_chosen.set(true);
     s
 }
 
@@ -138,47 +151,63 @@ fn pick(n: u64, shards: usize) -> usize {
     (n % shards as u64) as usize
 }
 
-/// Where a guard's hold is recorded, to undo it on drop.
+/// Where a guard's hold is recorded, to undo it on drop: an index of the
+/// inline table (below [`INLINE_HELD`]), or one of the rare places above
+/// it. One byte, so that a guard's drop tests it with one compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Held {
-    /// In the inline table at this index.
-    Inline(u8),
+pub(crate) struct Held(u8);
+
+impl Held {
     /// In the growable table.
-    More,
+    pub(crate) const MORE: Held = Held(INLINE_HELD as u8);
     /// Nowhere: counted in `untracked`.
-    Untracked,
+    pub(crate) const UNTRACKED: Held = Held(INLINE_HELD as u8 + 1);
     /// The record itself was gone; nothing to undo.
-    Unrecorded,
+    pub(crate) const UNRECORDED: Held = Held(INLINE_HELD as u8 + 2);
+
+    /// Whether the hold is in the inline table.
+    #[cfg(test)]
+    pub(crate) fn is_inline(self) -> bool {
+        usize::from(self.0) < INLINE_HELD
+    }
 }
 
 /// Records that this thread now holds one more guard of lifecycle `id`.
 #[inline]
 pub(crate) fn hold(id: u64) -> Held {
-    with(|r| hold_in(r, id)).unwrap_or(Held::Unrecorded)
+    with(|r| {
+        // The common case, guards of one lifecycle taken and dropped in
+        // turn: its slot is the first (a slot keeps its id when its depth
+        // returns to 0).
+        if r.held_ids[0].get() == id {
+            r.held_depth[0].set(r.held_depth[0].get() + 1);
+            Held(0)
+        } else {
+            hold_elsewhere(r, id)
+        }
+    })
+    .unwrap_or(Held::UNRECORDED)
 }
 
-/// [`shard`] and [`hold`] in one thread-local access: a guard's enter.
-#[inline]
-pub(crate) fn shard_and_hold(id: u64, shards: usize) -> (usize, Held) {
-    with(|r| (shard_in(r, shards), hold_in(r, id))).unwrap_or((0, Held::Unrecorded))
-}
-
-#[inline]
-fn hold_in(r: &Record, id: u64) -> Held {
-    // A slot keeps its lifecycle's id when its depth returns to 0, so the
-    // common case (guards of one lifecycle, taken and dropped in turn)
-    // finds its slot at the first compare.
+/// [`hold`] past the first slot; also where a thread's first hold chooses
+/// its shard (see [`shard_as_is`]).
+#[cold]
+#[inline(never)]
+fn hold_elsewhere(r: &Record, id: u64) -> Held {
+    if !r.shard_chosen.get() {
+        choose_shard(r, crate::raw::SHARDS);
+    }
     for i in 0..INLINE_HELD {
         if r.held_ids[i].get() == id {
             r.held_depth[i].set(r.held_depth[i].get() + 1);
-            return Held::Inline(i as u8);
+            return Held(i as u8);
         }
     }
     for i in 0..INLINE_HELD {
         if r.held_depth[i].get() == 0 {
             r.held_ids[i].set(id);
             r.held_depth[i].set(1);
-            return Held::Inline(i as u8);
+            return Held(i as u8);
         }
     }
     hold_more(r, id)
@@ -196,10 +225,10 @@ fn hold_more(r: &Record, id: u64) -> Held {
     );
     if recorded.is_some() {
         r.more.set(r.more.get() + 1);
-        Held::More
+        Held::MORE
     } else {
         r.untracked.set(r.untracked.get() + 1);
-        Held::Untracked
+        Held::UNTRACKED
     }
 }
 
@@ -207,15 +236,14 @@ fn hold_more(r: &Record, id: u64) -> Held {
 /// inline table, so the common case does not read it).
 #[inline]
 pub(crate) fn unhold(id: impl FnOnce() -> u64, held: Held) {
-    match held {
-        Held::Inline(i) => {
-            let _ = with(|r| {
-                let i = usize::from(i) % INLINE_HELD;
-                // The id stays: a depth of 0 is what frees the slot.
-                r.held_depth[i].set(r.held_depth[i].get() - 1);
-            });
-        }
-        other => unhold_rare(id(), other),
+    let i = usize::from(held.0);
+    if i < INLINE_HELD {
+        let _ = with(|r| {
+            // The id stays: a depth of 0 is what frees the slot.
+            r.held_depth[i].set(r.held_depth[i].get() - 1);
+        });
+    } else {
+        unhold_rare(id(), held);
     }
 }
 
@@ -223,25 +251,21 @@ pub(crate) fn unhold(id: impl FnOnce() -> u64, held: Held) {
 #[cold]
 #[inline(never)]
 fn unhold_rare(id: u64, held: Held) {
-    match held {
-        Held::More => {
-            let _ = with(|r| {
-                let me = token_in(r);
-                r.more.set(r.more.get() - 1);
-                with_more(|more| {
-                    if let Some(pos) = more.iter().position(|(t, k, _)| (*t, *k) == (me, id)) {
-                        more[pos].2 -= 1;
-                        if more[pos].2 == 0 {
-                            more.swap_remove(pos);
-                        }
+    if held == Held::MORE {
+        let _ = with(|r| {
+            let me = token_in(r);
+            r.more.set(r.more.get() - 1);
+            with_more(|more| {
+                if let Some(pos) = more.iter().position(|(t, k, _)| (*t, *k) == (me, id)) {
+                    more[pos].2 -= 1;
+                    if more[pos].2 == 0 {
+                        more.swap_remove(pos);
                     }
-                })
-            });
-        }
-        Held::Untracked => {
-            let _ = with(|r| r.untracked.set(r.untracked.get() - 1));
-        }
-        Held::Inline(_) | Held::Unrecorded => {}
+                }
+            })
+        });
+    } else if held == Held::UNTRACKED {
+        let _ = with(|r| r.untracked.set(r.untracked.get() - 1));
     }
 }
 
@@ -275,22 +299,57 @@ mod tests {
         assert_eq!(pick(1025, 32), 1);
     }
 
+    // O3: a guard reads its thread's shard unchecked; the thread's first
+    // hold chooses it (its slots start empty, so that hold always takes
+    // the slow path), and a token's first enter chooses it too.
+    #[test]
+    fn o3_the_first_hold_or_token_chooses_the_shard() {
+        std::thread::spawn(|| {
+            assert!(!with(|r| r.shard_chosen.get()).unwrap());
+            assert_eq!(shard_as_is(), 0, "unchosen: shard 0");
+            let h = hold(3_000_001);
+            assert!(with(|r| r.shard_chosen.get()).unwrap());
+            let chosen = shard_as_is();
+            assert!(chosen < crate::raw::SHARDS);
+            assert_eq!(shard(crate::raw::SHARDS), chosen, "chosen once");
+            assert_eq!(hold(3_000_001), h, "the first slot, on the fast path");
+            unhold(|| 3_000_001, h);
+            unhold(|| 3_000_001, h);
+            assert!(!holds(3_000_001));
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            let s = shard(crate::raw::SHARDS);
+            assert!(with(|r| r.shard_chosen.get()).unwrap());
+            assert_eq!(shard_as_is(), s);
+        })
+        .join()
+        .unwrap();
+        // Round-robin: of SHARDS + 1 new threads, two share a shard and
+        // not every one is on shard 0.
+        let picks: Vec<usize> = (0..crate::raw::SHARDS + 1)
+            .map(|_| {
+                std::thread::spawn(|| shard(crate::raw::SHARDS))
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        assert!(picks.iter().any(|&p| p != 0));
+    }
+
     // L11, L15: the held table keeps every lifecycle a thread holds, past
     // the inline slots, and forgets each once its last guard goes.
     #[test]
     fn l15_held_table_tracks_every_lifecycle() {
         let ids: Vec<u64> = (1_000_001..1_000_011).collect();
         let held: Vec<Held> = ids.iter().map(|&id| hold(id)).collect();
-        assert!(
-            held[..INLINE_HELD]
-                .iter()
-                .all(|h| matches!(h, Held::Inline(_)))
-        );
-        assert!(held[INLINE_HELD..].iter().all(|h| *h == Held::More));
+        assert!(held[..INLINE_HELD].iter().all(|h| h.is_inline()));
+        assert!(held[INLINE_HELD..].iter().all(|h| *h == Held::MORE));
         assert!(ids.iter().all(|&id| holds(id)));
         // A second guard of an inline and of an overflow lifecycle.
         let again = [hold(ids[0]), hold(ids[7])];
-        assert_eq!(again, [held[0], Held::More]);
+        assert_eq!(again, [held[0], Held::MORE]);
         for (&id, h) in ids.iter().zip(&held) {
             unhold(|| id, *h);
         }
@@ -315,10 +374,7 @@ mod tests {
         assert_eq!(hold(a), h, "the same slot again");
         unhold(|| a, h);
         let others: Vec<Held> = (0..INLINE_HELD as u64).map(|i| hold(b + i)).collect();
-        assert!(
-            others.iter().all(|h| matches!(h, Held::Inline(_))),
-            "a's idle slot reused"
-        );
+        assert!(others.iter().all(|h| h.is_inline()), "a's idle slot reused");
         assert!(!holds(a));
         for (i, h) in others.into_iter().enumerate() {
             unhold(|| b + i as u64, h);

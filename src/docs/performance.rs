@@ -22,15 +22,31 @@
 //! one load of the state word, and its drop one `fetch_sub`
 //! (`raw/shards.rs`): the same two locked instructions as the floor (a
 //! per-thread shard add and subtract), on a line no other thread writes
-//! unless two threads share a shard. Above the floor: the lifecycle's id
-//! and the per-thread record of held guards (L11: a final cleanup from a
-//! thread holding a guard answers `InProgress` instead of waiting for
-//! itself), the generation's lane, picked from the word and confirmed
-//! after the add (L16: abandoned guards never count in a later
-//! generation), the Active test (O1), and the drainer's wake test at the
-//! drop (O2). A token skips the L11 record (it may cross threads; its
-//! `scope` records it instead).
+//! unless two threads share a shard. Above the floor, each for a rule:
 //!
+//! - the generation's lane (L16: guards a bounded wait abandoned never
+//!   count in a later generation): read from the *entry hint*, a word
+//!   beside the state word that the startup publishing Active sets to
+//!   "Active in this lane" (a shift and a mask to pick the shard of that
+//!   lane);
+//! - the test after the add, one masked compare of the state word with
+//!   the hint: Active (O1) in the lane counted in (L16). A stale hint only
+//!   sends the enter to the out-of-line path, which undoes the count and
+//!   counts again in the word's lane;
+//! - the drainer's wake test at the drop (O2): the count the `fetch_sub`
+//!   returns compared with `PARKED` + 1;
+//! - for a guard, the per-thread record of held guards (L11: a final
+//!   cleanup from a thread holding a guard answers `InProgress` instead of
+//!   waiting for itself): the lifecycle's id (assigned before the first
+//!   Active, so read without a lazy check), one compare with the thread's
+//!   first slot and a depth add, undone at the drop by a subtract. The
+//!   record is taken after the count, so a refused enter records nothing.
+//!
+//! A token skips the L11 record (it may cross threads; its `scope`
+//! records it instead) and tests once whether its thread's shard was
+//! chosen; a guard reads the shard as it is (a thread's first hold, which
+//! always misses the first slot, chooses it).
+
 //! # A provider call
 //!
 //! `Lifecycle::operate` takes one guard, one registry lookup and the

@@ -17,6 +17,17 @@ impl RawLifecycle {
         if id != 0 { id } else { self.assign_id() }
     }
 
+    /// This lifecycle's id, for a caller that has seen the word Active:
+    /// the startup that published Active assigned it first, and the
+    /// caller's Acquire load of the word synchronizes with that
+    /// publication ([P1]), so no lazy check is needed.
+    #[inline]
+    pub(crate) fn active_id(&self) -> u64 {
+        let id = self.id.load(Ordering::Relaxed);
+        debug_assert_ne!(id, 0, "an Active lifecycle has an id");
+        id
+    }
+
     #[cold]
     fn assign_id(&self) -> u64 {
         let fresh = sync::next_id(Counter::Lifecycle);

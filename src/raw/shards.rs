@@ -17,10 +17,13 @@
 //! count. A lane marked abandoned is skipped by the next initialization
 //! until its count is back to zero.
 //!
-//! - `enter`: read the word's generation to pick the lane, `fetch_add(1)` on
-//!   this thread's shard of it, then load the state word; if it is not
-//!   Active, undo and fail; if it is Active in another lane's generation
-//!   (a restart in between), undo and retry there.
+//! - `enter`: read the entry hint (the state and lane an enter expects,
+//!   published after the word) to pick the lane, `fetch_add(1)` on this
+//!   thread's shard of it, then load the state word; if it is Active in
+//!   that lane, done (one compare). Otherwise undo; if the word is not
+//!   Active, fail; if it is Active in another lane's generation (a stale
+//!   hint, or a restart in between), count again in the word's lane and
+//!   check again.
 //! - `leave` (guard drop, or an undo): `prev = shard.fetch_sub(1)`. If `prev`
 //!   has `PARKED` and this was the shard's last guard, wake the drainer.
 //! - The final cleanup flips the word to Draining, then `fetch_or`s `PARKED`
@@ -92,10 +95,8 @@ pub(super) const PARKED: usize = 1 << (usize::BITS - 1);
 /// The count bits of a shard word.
 pub(super) const COUNT: usize = PARKED - 1;
 
-/// The error of an `enter` that found `w` not Active, out of line: the
-/// guard's fast path carries no code for it.
+/// The error of an `enter` that found `w` not Active.
 #[cold]
-#[inline(never)]
 fn refused(w: Word) -> Error {
     Error::NotInitialised(w.refused_use())
 }
@@ -110,29 +111,47 @@ impl RawLifecycle {
     }
 
     /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
-        // The lane comes from a first look at the word; the load after the
-        // count confirms it (a generation change in between retries).
-        let mut lane = lane_of(self.word.load().generation());
+        // The lane comes from the entry hint; the word, loaded after the
+        // count, confirms both the state and the lane in one compare.
+        let entry = self.word.entry();
+        let index = entry.lane() * SHARDS + shard % SHARDS;
+        // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
+        // synchronizes with it, so the load below sees Draining (module docs).
+        self.shard_at(index).fetch_add(1, Ordering::Acquire);
+        // Acquire (in `load`): pairs with the Release store of Active, so a
+        // live guard sees the initialization.
+        let w = self.word.load();
+        if w.admits(entry) {
+            return Ok((index, w));
+        }
+        self.enter_slow(index, shard)
+    }
+
+    /// The rest of an enter whose first count (at `counted`) the word did
+    /// not admit: not Active, or Active in another lane's generation (a
+    /// stale hint, or a restart in between). Out of line: the guard's fast
+    /// path carries no code for it.
+    #[cold]
+    #[inline(never)]
+    fn enter_slow(&self, counted: usize, shard: usize) -> Result<(usize, Word), Error> {
+        self.leave(counted);
+        let mut w = self.word.load();
         loop {
-            // `% SHARDS` (a power of two: a mask) spares the bounds check.
-            let index = lane * SHARDS + shard % SHARDS;
-            // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
-            // synchronizes with it, so the load below sees Draining (module docs).
-            self.shards[index].fetch_add(1, Ordering::Acquire);
-            // Acquire (in `load`): pairs with the Release store of Active, so a
-            // live guard sees the initialization.
-            let w = self.word.load();
-            let now = lane_of(w.generation());
-            if w.is_active() && now == lane {
-                return Ok((index, w));
-            }
-            self.leave(index);
             if !w.is_active() {
                 return Err(refused(w));
             }
-            lane = now;
+            let lane = lane_of(w.generation());
+            let index = lane * SHARDS + shard % SHARDS;
+            // [P4], as in `enter_on`.
+            self.shard_at(index).fetch_add(1, Ordering::Acquire);
+            let now = self.word.load();
+            if now.is_active() && lane_of(now.generation()) == lane {
+                return Ok((index, now));
+            }
+            self.leave(index);
+            w = now;
         }
     }
 

@@ -137,6 +137,9 @@ impl Initializing<'_> {
         match resources {
             Ok(resources) => {
                 ctl.resources = resources;
+                // The id exists before any word is Active: a guard, having
+                // seen Active, reads it without the lazy check (`active_id`).
+                self.raw.id();
                 self.raw.word.publish_active(self.generation);
             }
             Err(()) => self.raw.word.clear_initializing(),

@@ -27,6 +27,42 @@ fn o1_enter_after_the_draining_flip_fails_on_an_open_shard() {
     assert_eq!(raw.guards(0), 0, "the refused enter was undone");
 }
 
+// O1, L16: the entry hint only picks where an enter counts first; the
+// word decides. A hint naming another lane (a restart between the
+// hint's read and the count) is undone and the guard counts in the
+// word's lane; a hint still saying Active over a word that is not is
+// refused with nothing left counted.
+#[test]
+fn o1_l16_a_stale_entry_hint_is_corrected_by_the_word() {
+    let raw = active();
+    let hinted = raw.word.entry().lane();
+    // The word moves on to the next generation (another lane); the hint
+    // still names the old one.
+    let next = Word::new(State::Active, 1, 1);
+    assert_ne!(lane_of(next.generation()), hinted);
+    raw.word.force_word_only(next);
+    let (index, w) = raw.enter().unwrap();
+    assert_eq!(w.generation(), 1);
+    assert_eq!(lane_at(index), lane_of(1), "counted in the word's lane");
+    assert_eq!(raw.guards(hinted), 0, "the first count was undone");
+    assert_eq!(raw.guards(lane_of(1)), 1);
+    raw.leave(index);
+    // The hint says Active; the word is Draining.
+    raw.word.force_word_only(Word::new(State::Draining, 0, 1));
+    assert_eq!(
+        raw.enter().err(),
+        Some(Error::NotInitialised(NotActive::Draining))
+    );
+    assert!((0..LANES).all(|lane| raw.guards(lane) == 0));
+    // Before any startup the hint matches no word.
+    let fresh = RawLifecycle::new(Config::new());
+    assert_eq!(
+        fresh.enter().err(),
+        Some(Error::NotInitialised(NotActive::NeverStarted))
+    );
+    assert!((0..LANES).all(|lane| fresh.guards(lane) == 0));
+}
+
 // L2: an initialization abandoned by an unwind (its frame dropped
 // without `publish`) puts the state back and lets the next startup in.
 #[test]

@@ -42,7 +42,7 @@ fn l10_transients_never_reach_the_generation() {
     // A million refused startups in flight at once (fetch_adds not yet
     // undone) still fit the field.
     for _ in 0..1_000_000 {
-        sw.word.fetch_add(ONE, Ordering::Relaxed);
+        sw.cell.word.fetch_add(ONE, Ordering::Relaxed);
     }
     assert_eq!(
         (sw.load().state(), sw.load().generation()),
@@ -57,7 +57,7 @@ fn l10_transients_never_reach_the_generation() {
     );
     assert_eq!(sw.load(), Word::new(State::Released, 0, 5));
     for _ in 0..1_000_000 {
-        sw.word.fetch_sub(ONE, Ordering::Relaxed);
+        sw.cell.word.fetch_sub(ONE, Ordering::Relaxed);
     }
     let w = sw.load();
     assert_eq!(
@@ -139,7 +139,7 @@ fn active_offset_is_the_three_tests() {
 fn count_is_zero_unless_active() {
     let sw = StateWord::new();
     sw.force(Word::new(State::Released, 0, 2));
-    sw.word.fetch_add(3 * ONE, Ordering::Relaxed); // refused startups in flight
+    sw.cell.word.fetch_add(3 * ONE, Ordering::Relaxed); // refused startups in flight
     assert_eq!(sw.load().count(), 0);
     assert_eq!(sw.load().signed_count(), 3);
     sw.force(Word::new(State::Active, 2, 2));
@@ -170,12 +170,12 @@ fn finish_last_waits_out_a_transient_minus_one() {
     let Leave::Last(last) = sw.leave() else {
         panic!()
     };
-    sw.word.fetch_sub(ONE, Ordering::SeqCst); // the transient -1
+    sw.cell.word.fetch_sub(ONE, Ordering::SeqCst); // the transient -1
     let undo = {
         let sw = sw.clone();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            sw.word.fetch_add(ONE, Ordering::SeqCst);
+            sw.cell.word.fetch_add(ONE, Ordering::SeqCst);
         })
     };
     assert_eq!(sw.finish_last(last), Last::Final);
@@ -192,7 +192,7 @@ fn finish_last_flips_only_from_zero() {
     let Leave::Last(last) = sw.leave() else {
         panic!()
     };
-    sw.word.fetch_add(ONE, Ordering::Relaxed); // a startup joined first
+    sw.cell.word.fetch_add(ONE, Ordering::Relaxed); // a startup joined first
     assert_eq!(sw.finish_last(last), Last::Kept(1));
     assert_eq!(sw.load(), Word::new(State::Active, 1, 3));
     let Leave::Last(last) = sw.leave() else {
