@@ -11,7 +11,9 @@
 //!   (`StateWord::publish_active`, after the provider's state was stored
 //!   in `generation.rs`); every reader of the word loads it with Acquire
 //!   (`StateWord::load`, the checked add `StateWord::join`). A thread that
-//!   sees Active sees the initialization.
+//!   sees Active sees the initialization. It also sees the lifecycle's
+//!   id, assigned before the first Active is published: a guard reads it
+//!   Relaxed, without the lazy check (`RawLifecycle::active_id`).
 //! - **P2 — every counted caller's work before the final cleanup.** Each
 //!   startup's `fetch_add` and each cleanup's `fetch_sub` is AcqRel
 //!   (`StateWord::join`, `StateWord::leave`, `undo_leave`); the flip to
@@ -32,7 +34,10 @@
 //!   compare-and-swap). The read-modify-writes of one shard are totally
 //!   ordered: an add before the `fetch_or` is counted by the drainer; an
 //!   add after it reads it, synchronizes with it, and its Acquire load of
-//!   the word (P1's) then sees Draining and backs out.
+//!   the word (P1's) then sees Draining and backs out. The lane the add
+//!   counts in comes from the entry hint (`StateWord::entry`), loaded
+//!   Relaxed: it orders nothing. The word loaded after the add decides,
+//!   and an enter whose hint the word does not match undoes the add.
 //! - **P5 — a guard's work before the teardown.** A leave is an AcqRel
 //!   `fetch_sub` (`RawLifecycle::leave`); the drainer sums the shards with
 //!   Acquire loads (`RawLifecycle::guards`). A zero it reads is after every
