@@ -231,6 +231,12 @@ impl Word {
         self.0 >> GEN_SHIFT
     }
 
+    /// The entry this word asks of an enter: Active in its own lane.
+    #[inline]
+    pub(crate) const fn entry(self) -> Entry {
+        Entry(Word::new(State::Active, 0, self.generation()).0 & ENTRY_MASK)
+    }
+
     /// Whether this word is Active in the lane `entry` names (an
     /// [`Entry`] from [`StateWord::entry`]): the one test of a guard's
     /// fast path, state and lane in one compare.
@@ -567,13 +573,13 @@ impl StateWord {
         // After the word: an enter that reads this hint before the word is
         // Active in `generation` finds the word not matching it and retries
         // on the slow path.
-        self.publish_entry(Word::new(State::Active, 0, generation));
+        self.publish_entry(Word::new(State::Active, 0, generation).entry());
     }
 
-    /// Sets the entry hint to `w`'s state and lane.
-    fn publish_entry(&self, w: Word) {
+    /// Sets the entry hint.
+    fn publish_entry(&self, entry: Entry) {
         // Relaxed: a hint (see `Entry`).
-        self.cell.entry.store(w.0 & ENTRY_MASK, Ordering::Relaxed);
+        self.cell.entry.store(entry.0, Ordering::Relaxed);
     }
 
     /// Draining → Released in `generation`, transients kept (under
@@ -614,7 +620,9 @@ impl StateWord {
     #[cfg(test)]
     pub(crate) fn force(&self, w: Word) {
         self.cell.word.store(w.0, Ordering::SeqCst);
-        self.publish_entry(w);
+        if w.is_active() {
+            self.publish_entry(w.entry());
+        }
     }
 
     /// Sets the word and leaves the entry hint as it is: a hint gone

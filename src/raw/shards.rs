@@ -53,9 +53,17 @@
 //! the drainer has not closed yet ([O1](crate::contract#O1)).
 
 use super::RawLifecycle;
-use crate::state::Word;
+use crate::state::{Entry, Word};
 use crate::sync::{AtomicBool, AtomicUsize, CachePadded, Ordering};
 use crate::{Error, thread};
+
+#[cfg(all(test, not(loom)))]
+pub(super) mod tests {
+    thread_local! {
+        /// How many enters of this thread took the slow path.
+        pub(in crate::raw) static SLOW_ENTERS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+}
 
 /// Number of guard shards. Two under loom keep the models small while still
 /// letting two threads count on different shards.
@@ -113,9 +121,18 @@ impl RawLifecycle {
     /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
     #[inline(always)]
     pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
-        // The lane comes from the entry hint; the word, loaded after the
-        // count, confirms both the state and the lane in one compare.
         let entry = self.word.entry();
+        match self.count_in(entry, shard) {
+            Ok(entered) => Ok(entered),
+            Err(index) => self.enter_slow(index, shard),
+        }
+    }
+
+    /// One try: counts on `shard` of the lane `entry` names, then loads the
+    /// word. `Ok` if the word is Active in that lane (one compare, state and
+    /// lane); otherwise `Err` with where it counted, still counted.
+    #[inline(always)]
+    fn count_in(&self, entry: Entry, shard: usize) -> Result<(usize, Word), usize> {
         let index = entry.lane() * SHARDS + shard % SHARDS;
         // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
         // synchronizes with it, so the load below sees Draining (module docs).
@@ -124,34 +141,32 @@ impl RawLifecycle {
         // live guard sees the initialization.
         let w = self.word.load();
         if w.admits(entry) {
-            return Ok((index, w));
+            Ok((index, w))
+        } else {
+            Err(index)
         }
-        self.enter_slow(index, shard)
     }
 
-    /// The rest of an enter whose first count (at `counted`) the word did
-    /// not admit: not Active, or Active in another lane's generation (a
-    /// stale hint, or a restart in between). Out of line: the guard's fast
+    /// The rest of an enter whose first try (counted at `counted`) the word
+    /// did not admit: not Active, or Active in another lane's generation (a
+    /// stale hint, or a restart in between): undo, and try again in the
+    /// word's own lane while it is Active. Out of line: the guard's fast
     /// path carries no code for it.
     #[cold]
     #[inline(never)]
-    fn enter_slow(&self, counted: usize, shard: usize) -> Result<(usize, Word), Error> {
-        self.leave(counted);
-        let mut w = self.word.load();
+    fn enter_slow(&self, mut counted: usize, shard: usize) -> Result<(usize, Word), Error> {
+        #[cfg(all(test, not(loom)))]
+        tests::SLOW_ENTERS.with(|n| n.set(n.get() + 1));
         loop {
+            self.leave(counted);
+            let w = self.word.load();
             if !w.is_active() {
                 return Err(refused(w));
             }
-            let lane = lane_of(w.generation());
-            let index = lane * SHARDS + shard % SHARDS;
-            // [P4], as in `enter_on`.
-            self.shard_at(index).fetch_add(1, Ordering::Acquire);
-            let now = self.word.load();
-            if now.is_active() && lane_of(now.generation()) == lane {
-                return Ok((index, now));
+            match self.count_in(w.entry(), shard) {
+                Ok(entered) => return Ok(entered),
+                Err(index) => counted = index,
             }
-            self.leave(index);
-            w = now;
         }
     }
 

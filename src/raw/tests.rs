@@ -27,6 +27,42 @@ fn o1_enter_after_the_draining_flip_fails_on_an_open_shard() {
     assert_eq!(raw.guards(0), 0, "the refused enter was undone");
 }
 
+/// How many enters of this thread took the slow path so far.
+fn slow_enters() -> u32 {
+    super::shards::tests::SLOW_ENTERS.with(std::cell::Cell::get)
+}
+
+// O1, L16: the startup that publishes Active sets the entry hint to that
+// generation's lane, and an enter under a current hint takes the fast
+// path, counting on its shard of that lane.
+#[test]
+fn o1_l16_an_enter_under_a_current_hint_takes_the_fast_path() {
+    let raw = active();
+    assert_eq!(raw.word.entry(), raw.word.load().entry());
+    let before = slow_enters();
+    let (index, w) = raw.enter_on(5).unwrap();
+    assert_eq!(slow_enters(), before, "no slow path");
+    assert_eq!(index, lane_of(w.generation()) * SHARDS + 5);
+    raw.leave(index);
+    // The same after a restart into the next lane.
+    let crate::state::Leave::Last(last) = raw.word.leave() else {
+        panic!("count 1");
+    };
+    let Ok(Begun::Final(frame)) = raw.begin_final(last) else {
+        panic!("the last cleanup drains");
+    };
+    drop(frame);
+    let Ok(Slow::Initialize(init)) = raw.startup_slow(StartupPolicy::Wait, None) else {
+        panic!("Released initializes");
+    };
+    init.publish(Ok(Vec::new()));
+    let (index, w) = raw.enter_on(7).unwrap();
+    assert_eq!(w.generation(), 1);
+    assert_eq!(slow_enters(), before, "no slow path");
+    assert_eq!(index, lane_of(1) * SHARDS + 7);
+    raw.leave(index);
+}
+
 // O1, L16: the entry hint only picks where an enter counts first; the
 // word decides. A hint naming another lane (a restart between the
 // hint's read and the count) is undone and the guard counts in the
@@ -41,9 +77,11 @@ fn o1_l16_a_stale_entry_hint_is_corrected_by_the_word() {
     let next = Word::new(State::Active, 1, 1);
     assert_ne!(lane_of(next.generation()), hinted);
     raw.word.force_word_only(next);
-    let (index, w) = raw.enter().unwrap();
+    let before = slow_enters();
+    let (index, w) = raw.enter_on(5).unwrap();
+    assert_eq!(slow_enters(), before + 1, "the slow path");
     assert_eq!(w.generation(), 1);
-    assert_eq!(lane_at(index), lane_of(1), "counted in the word's lane");
+    assert_eq!(index, lane_of(1) * SHARDS + 5, "counted in the word's lane");
     assert_eq!(raw.guards(hinted), 0, "the first count was undone");
     assert_eq!(raw.guards(lane_of(1)), 1);
     raw.leave(index);
