@@ -265,9 +265,14 @@ fn unhold_rare(id: u64, held: Held) {
             })
         });
     }
-    // Only under loom: elsewhere the overflow table is always reached, and
-    // no hold is untracked.
     #[cfg(loom)]
+    unhold_untracked(held);
+}
+
+/// [`unhold_rare`] of an untracked hold: only under loom; elsewhere the
+/// overflow table is always reached, and no hold is untracked.
+#[cfg(loom)]
+fn unhold_untracked(held: Held) {
     if held == Held::UNTRACKED {
         let _ = with(|r| r.untracked.set(r.untracked.get() - 1));
     }
