@@ -153,7 +153,24 @@ const GEN_SHIFT: u32 = COUNT_SHIFT + COUNT_BITS;
 const GEN_BITS: u32 = 64 - GEN_SHIFT;
 pub(crate) const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
 /// The bits an enter compares: the state and the generation's lane.
-const ENTRY_MASK: u64 = STATE_MASK | ((crate::raw::LANES as u64 - 1) << GEN_SHIFT);
+const ENTRY_MASK: u64 = STATE_MASK | ((LANES as u64 - 1) << GEN_SHIFT);
+
+/// Lanes of guard shards (and of provider states): a generation counts its
+/// guards in lane `generation % LANES`, so guards a bounded wait abandoned
+/// ([L16](crate::contract#L16)) never count in a later generation. Two
+/// under loom.
+#[cfg(not(loom))]
+pub(crate) const LANES: usize = 4;
+#[cfg(loom)]
+pub(crate) const LANES: usize = 2;
+
+/// The lane of `generation`'s guards and state.
+#[inline]
+pub(crate) const fn lane_of(generation: u64) -> usize {
+    // LANES is a power of two dividing the generation field's 2^31: the
+    // lane stays the same across the field's wrap.
+    (generation % LANES as u64) as usize
+}
 
 /// The largest reference count a lifecycle allows (about 268 million); the
 /// configurable limit is clamped to it. The word's count field has as much
@@ -360,7 +377,7 @@ impl Entry {
     /// The lane an enter counts in.
     #[inline]
     pub(crate) const fn lane(self) -> usize {
-        crate::raw::lane_of(self.0 >> GEN_SHIFT)
+        lane_of(self.0 >> GEN_SHIFT)
     }
 }
 

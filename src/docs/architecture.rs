@@ -147,7 +147,7 @@
 //!
 //! | walk | files its steps are decided in | files whose code runs |
 //! |---|---|---|
-//! | startup | 5 | 14 |
+//! | startup | 5 | 15 |
 //! | provider_call | 3 | 10 |
 //! | graceful_close | 6 | 20 |
-//! | final_cleanup | 10 | 26 |
+//! | final_cleanup | 10 | 25 |

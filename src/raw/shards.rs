@@ -54,6 +54,7 @@
 
 use super::RawLifecycle;
 use crate::state::{Entry, Word};
+pub(crate) use crate::state::{LANES, lane_of};
 use crate::sync::{AtomicBool, AtomicUsize, CachePadded, Ordering};
 use crate::{Error, thread};
 
@@ -72,25 +73,8 @@ pub(crate) const SHARDS: usize = 32;
 #[cfg(loom)]
 pub(crate) const SHARDS: usize = 2;
 
-/// Lanes of guard shards (and of provider states): a generation counts its
-/// guards in lane `generation % LANES`, so guards a bounded wait abandoned
-/// ([L16](crate::contract#L16)) never count in a later generation. Two
-/// under loom.
-#[cfg(not(loom))]
-pub(crate) const LANES: usize = 4;
-#[cfg(loom)]
-pub(crate) const LANES: usize = 2;
-
 /// Every shard of every lane.
 pub(super) const ALL_SHARDS: usize = SHARDS * LANES;
-
-/// The lane of `generation`'s guards and state.
-#[inline]
-pub(crate) const fn lane_of(generation: u64) -> usize {
-    // LANES is a power of two dividing the generation field's 2^31: the
-    // lane stays the same across the field's wrap.
-    (generation % LANES as u64) as usize
-}
 
 /// The lane of a guard counted at `index` (what `enter` returns).
 #[inline]
