@@ -20,7 +20,7 @@ impl RawLifecycle {
     /// This lifecycle's id, for a caller that has seen the word Active:
     /// the startup that published Active assigned it first, and the
     /// caller's Acquire load of the word synchronizes with that
-    /// publication ([P1]), so no lazy check is needed.
+    /// publication (P1 in `docs::orderings`), so no lazy check is needed.
     #[inline]
     pub(crate) fn active_id(&self) -> u64 {
         let id = self.id.load(Ordering::Relaxed);
