@@ -251,7 +251,7 @@ impl Word {
     /// The entry this word asks of an enter: Active in its own lane.
     #[inline]
     pub(crate) const fn entry(self) -> Entry {
-        Entry(Word::new(State::Active, 0, self.generation()).0 & ENTRY_MASK)
+        Entry::active_in(self.generation())
     }
 
     /// Whether this word is Active in the lane `entry` names (an
@@ -374,6 +374,12 @@ pub(crate) enum Last {
 pub(crate) struct Entry(u64);
 
 impl Entry {
+    /// Active in `generation`'s lane.
+    #[inline]
+    pub(crate) const fn active_in(generation: u64) -> Entry {
+        Entry(Word::new(State::Active, 0, generation).0 & ENTRY_MASK)
+    }
+
     /// The lane an enter counts in.
     #[inline]
     pub(crate) const fn lane(self) -> usize {
@@ -590,7 +596,7 @@ impl StateWord {
         // After the word: an enter that reads this hint before the word is
         // Active in `generation` finds the word not matching it and retries
         // on the slow path.
-        self.publish_entry(Word::new(State::Active, 0, generation).entry());
+        self.publish_entry(Entry::active_in(generation));
     }
 
     /// Sets the entry hint.

@@ -197,7 +197,15 @@ fn hold_elsewhere(r: &Record, id: u64) -> Held {
     if !r.shard_chosen.get() {
         choose_shard(r, crate::raw::SHARDS);
     }
-    for i in 0..INLINE_HELD {
+    // An idle first slot is taken over, so that this lifecycle's next holds
+    // take the fast path. Another slot may keep the same id: `holds` asks
+    // every slot, and each hold is undone where it was made.
+    if r.held_depth[0].get() == 0 {
+        r.held_ids[0].set(id);
+        r.held_depth[0].set(1);
+        return Held(0);
+    }
+    for i in 1..INLINE_HELD {
         if r.held_ids[i].get() == id {
             r.held_depth[i].set(r.held_depth[i].get() + 1);
             return Held(i as u8);
@@ -345,6 +353,28 @@ mod tests {
             })
             .collect();
         assert!(picks.iter().any(|&p| p != 0));
+    }
+
+    // L11: a thread that moves on from one lifecycle to another gives the
+    // new one the first slot (its holds take the fast path), while a live
+    // guard keeps its own slot.
+    #[test]
+    fn l11_an_idle_first_slot_goes_to_the_next_lifecycle() {
+        std::thread::spawn(|| {
+            let (a, b) = (4_000_001, 4_000_002);
+            let ha = hold(a);
+            assert_eq!(ha, Held(0));
+            let hb = hold(b);
+            assert_eq!(hb, Held(1), "a's guard lives: b takes the next slot");
+            unhold(|| b, hb);
+            unhold(|| a, ha);
+            assert_eq!(hold(b), Held(0), "a is idle: b takes the first slot over");
+            assert!(holds(b) && !holds(a));
+            unhold(|| b, Held(0));
+            assert!(!holds(b));
+        })
+        .join()
+        .unwrap();
     }
 
     // L11, L15: the held table keeps every lifecycle a thread holds, past
