@@ -164,6 +164,25 @@ pub(crate) const LANES: usize = 4;
 #[cfg(loom)]
 pub(crate) const LANES: usize = 2;
 
+/// Number of guard shards in a lane. Two under loom keep the models small
+/// while still letting two threads count on different shards.
+#[cfg(not(loom))]
+pub(crate) const SHARDS: usize = 32;
+#[cfg(loom)]
+pub(crate) const SHARDS: usize = 2;
+
+/// Where an [`Entry`] keeps its lane's first shard index (`lane * SHARDS`),
+/// in bits the enter's compare ignores: where the index already lies (bits
+/// 5–6), so that reading it is one mask; under loom, past the state bits.
+#[cfg(not(loom))]
+const LANE_BASE_SHIFT: u32 = 0;
+#[cfg(loom)]
+const LANE_BASE_SHIFT: u32 = 8;
+/// The bits of an [`Entry`]'s lane base, in place.
+const LANE_BASE_MASK: u64 = (((LANES - 1) * SHARDS) as u64) << LANE_BASE_SHIFT;
+// The lane base lies in bits an enter's compare ignores.
+const _: () = assert!(LANE_BASE_MASK & ENTRY_MASK == 0);
+
 /// The lane of `generation`'s guards and state.
 #[inline]
 pub(crate) const fn lane_of(generation: u64) -> usize {
@@ -259,7 +278,7 @@ impl Word {
     /// fast path, state and lane in one compare.
     #[inline]
     pub(crate) const fn admits(self, entry: Entry) -> bool {
-        self.0 & ENTRY_MASK == entry.0
+        (self.0 ^ entry.0) & ENTRY_MASK == 0
     }
 
     /// `count − from` if this word is Active, not initializing, with a
@@ -367,9 +386,11 @@ pub(crate) enum Last {
 }
 
 /// What a guard's enter expects of the word: Active, in the lane of the
-/// current generation. A hint, published after the word: an enter counts
-/// in the lane it names and then checks the word itself
-/// ([`Word::admits`]), so a stale hint costs a retry, never a wrong count.
+/// current generation (the word's `ENTRY_MASK` bits), and, in bits the
+/// compare ignores, that lane's first shard index. A hint, published after
+/// the word: an enter counts in the lane it names and then checks the word
+/// itself ([`Word::admits`]), so a stale hint costs a retry, never a wrong
+/// count.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Entry(u64);
 
@@ -377,13 +398,20 @@ impl Entry {
     /// Active in `generation`'s lane.
     #[inline]
     pub(crate) const fn active_in(generation: u64) -> Entry {
-        Entry(Word::new(State::Active, 0, generation).0 & ENTRY_MASK)
+        let lane_base = ((lane_of(generation) * SHARDS) as u64) << LANE_BASE_SHIFT;
+        Entry(Word::new(State::Active, 0, generation).0 & ENTRY_MASK | lane_base)
+    }
+
+    /// The first shard index of the lane an enter counts in (`lane * SHARDS`).
+    #[inline]
+    pub(crate) const fn lane_base(self) -> usize {
+        ((self.0 & LANE_BASE_MASK) >> LANE_BASE_SHIFT) as usize
     }
 
     /// The lane an enter counts in.
-    #[inline]
+    #[cfg(test)]
     pub(crate) const fn lane(self) -> usize {
-        lane_of(self.0 >> GEN_SHIFT)
+        self.lane_base() / SHARDS
     }
 }
 
@@ -404,9 +432,10 @@ impl StateWord {
             StateWord {
                 cell: CachePadded::new(Words {
                     word: AtomicU64::new(Word::UNINITIALIZED.0),
-                    // Matches no word: an enter before the first startup
-                    // goes to the slow path, which refuses it.
-                    entry: AtomicU64::new(u64::MAX),
+                    // A hint of Active matches no word before the first
+                    // startup: an enter then goes to the slow path, which
+                    // refuses it.
+                    entry: AtomicU64::new(Entry::active_in(0).0),
                 }),
             }
         }

@@ -27,10 +27,12 @@
 //! - the generation's lane (L16: guards a bounded wait abandoned never
 //!   count in a later generation): read from the *entry hint*, a word
 //!   beside the state word that the startup publishing Active sets to
-//!   "Active in this lane" (a shift and a mask to pick the shard of that
-//!   lane);
+//!   "Active in this lane". The hint also carries the index of the lane's
+//!   first shard, in the bits where a shard index lies, so picking this
+//!   thread's shard of that lane is one mask and one or;
 //! - the test after the add, one masked compare of the state word with
-//!   the hint: Active (O1) in the lane counted in (L16). A stale hint only
+//!   the hint (an exclusive or, then a test of the state and lane bits):
+//!   Active (O1) in the lane counted in (L16). A stale hint only
 //!   sends the enter to the out-of-line path, which undoes the count and
 //!   counts again in the word's lane;
 //! - the drainer's wake test at the drop (O2): the count the `fetch_sub`

@@ -54,7 +54,7 @@
 
 use super::RawLifecycle;
 use crate::state::{Entry, Word};
-pub(crate) use crate::state::{LANES, lane_of};
+pub(crate) use crate::state::{LANES, SHARDS, lane_of};
 use crate::sync::{AtomicBool, AtomicUsize, CachePadded, Ordering};
 use crate::{Error, thread};
 
@@ -65,13 +65,6 @@ pub(super) mod tests {
         pub(in crate::raw) static SLOW_ENTERS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
 }
-
-/// Number of guard shards. Two under loom keep the models small while still
-/// letting two threads count on different shards.
-#[cfg(not(loom))]
-pub(crate) const SHARDS: usize = 32;
-#[cfg(loom)]
-pub(crate) const SHARDS: usize = 2;
 
 /// Every shard of every lane.
 pub(super) const ALL_SHARDS: usize = SHARDS * LANES;
@@ -117,7 +110,7 @@ impl RawLifecycle {
     /// lane); otherwise `Err` with where it counted, still counted.
     #[inline(always)]
     fn count_in(&self, entry: Entry, shard: usize) -> Result<(usize, Word), usize> {
-        let index = entry.lane() * SHARDS + shard % SHARDS;
+        let index = entry.lane_base() + shard % SHARDS;
         // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
         // synchronizes with it, so the load below sees Draining (module docs).
         self.shard_at(index).fetch_add(1, Ordering::Acquire);

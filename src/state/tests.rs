@@ -255,3 +255,32 @@ fn l4_a_refusal_names_its_state() {
     assert_eq!(at(State::Active).refused_use(), NotActive::Released);
     assert_eq!(at(State::Active).refused_cleanup(), NotActive::Unpaired);
 }
+
+#[test]
+fn o1_l16_an_entry_admits_only_active_in_its_lane_and_names_that_lane() {
+    for g in [0, 1, 2, 3, 4, 5, 6, 7, GEN_MASK - 1, GEN_MASK] {
+        let e = Entry::active_in(g);
+        // The lane's first shard, where an enter on shard `s` counts at
+        // `lane_base + s`.
+        assert_eq!(e.lane_base(), lane_of(g) * SHARDS, "generation {g}");
+        assert_eq!(e.lane(), lane_of(g));
+        // Any count, any transient, the same lane: admitted while Active.
+        for count in [0, 1, 7, MAX_COUNT] {
+            assert!(Word::new(State::Active, count, g).admits(e), "{g} {count}");
+            assert!(Word::new(State::Active, count, g + LANES as u64).admits(e));
+        }
+        // Another state, or another lane: refused.
+        for s in [State::Uninitialized, State::Draining, State::Released] {
+            assert!(!Word::new(s, 1, g).admits(e), "{s} in {g}");
+        }
+        for other in 1..LANES as u64 {
+            assert!(
+                !Word::new(State::Active, 1, g + other).admits(e),
+                "{g} + {other}"
+            );
+        }
+    }
+    // The hint before the first startup admits no word a lifecycle starts
+    // with.
+    assert!(!Word::UNINITIALIZED.admits(StateWord::new().entry()));
+}
