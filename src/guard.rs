@@ -65,7 +65,7 @@ impl<'a, S> OperationGuard<'a, S> {
         raw: &'a RawLifecycle,
         states: &'a StateCells<S>,
     ) -> Result<(OperationGuard<'a, S>, Word), Error> {
-        let (shard, w) = raw.enter_on(thread::shard_as_is())?;
+        let (shard, w) = raw.enter_on(thread::shard_key_as_is())?;
         // Recorded after the count, so a refused enter records nothing;
         // nothing can ask this thread's record in between.
         let held = thread::hold(raw.active_id());

@@ -68,6 +68,9 @@ use std::fmt;
 use crate::error::NotActive;
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 
+mod entry;
+pub(crate) use entry::{Entry, SHARDS, shard_key};
+
 /// The four states of the lifecycle (see the crate docs' state table).
 ///
 /// These four are the contract's states and never grow: a match on them
@@ -163,25 +166,6 @@ const ENTRY_MASK: u64 = STATE_MASK | ((LANES as u64 - 1) << GEN_SHIFT);
 pub(crate) const LANES: usize = 4;
 #[cfg(loom)]
 pub(crate) const LANES: usize = 2;
-
-/// Number of guard shards in a lane. Two under loom keep the models small
-/// while still letting two threads count on different shards.
-#[cfg(not(loom))]
-pub(crate) const SHARDS: usize = 32;
-#[cfg(loom)]
-pub(crate) const SHARDS: usize = 2;
-
-/// Where an [`Entry`] keeps its lane's first shard index (`lane * SHARDS`),
-/// in bits the enter's compare ignores: where the index already lies (bits
-/// 5–6), so that reading it is one mask; under loom, past the state bits.
-#[cfg(not(loom))]
-const LANE_BASE_SHIFT: u32 = 0;
-#[cfg(loom)]
-const LANE_BASE_SHIFT: u32 = 8;
-/// The bits of an [`Entry`]'s lane base, in place.
-const LANE_BASE_MASK: u64 = (((LANES - 1) * SHARDS) as u64) << LANE_BASE_SHIFT;
-// The lane base lies in bits an enter's compare ignores.
-const _: () = assert!(LANE_BASE_MASK & ENTRY_MASK == 0);
 
 /// The lane of `generation`'s guards and state.
 #[inline]
@@ -383,36 +367,6 @@ pub(crate) enum Last {
     /// A startup joined first: the cleanup was a plain decrement, with this
     /// count left.
     Kept(u32),
-}
-
-/// What a guard's enter expects of the word: Active, in the lane of the
-/// current generation (the word's `ENTRY_MASK` bits), and, in bits the
-/// compare ignores, that lane's first shard index. A hint, published after
-/// the word: an enter counts in the lane it names and then checks the word
-/// itself ([`Word::admits`]), so a stale hint costs a retry, never a wrong
-/// count.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Entry(u64);
-
-impl Entry {
-    /// Active in `generation`'s lane.
-    #[inline]
-    pub(crate) const fn active_in(generation: u64) -> Entry {
-        let lane_base = ((lane_of(generation) * SHARDS) as u64) << LANE_BASE_SHIFT;
-        Entry(Word::new(State::Active, 0, generation).0 & ENTRY_MASK | lane_base)
-    }
-
-    /// The first shard index of the lane an enter counts in (`lane * SHARDS`).
-    #[inline]
-    pub(crate) const fn lane_base(self) -> usize {
-        ((self.0 & LANE_BASE_MASK) >> LANE_BASE_SHIFT) as usize
-    }
-
-    /// The lane an enter counts in.
-    #[cfg(test)]
-    pub(crate) const fn lane(self) -> usize {
-        self.lane_base() / SHARDS
-    }
 }
 
 /// The state word and the entry hint, alone on their cache line.

@@ -29,8 +29,9 @@ pub(crate) const INLINE_HELD: usize = 4;
 #[derive(Debug)]
 struct Record {
     token: Cell<u64>,
-    /// The shard this thread counts on; 0 until chosen.
-    shard: Cell<usize>,
+    /// The key of the shard this thread counts on
+    /// ([`shard_key`](crate::state::shard_key)); 0 until chosen.
+    shard_key: Cell<usize>,
     shard_chosen: Cell<bool>,
     held_ids: [Cell<u64>; INLINE_HELD],
     held_depth: [Cell<u32>; INLINE_HELD],
@@ -45,7 +46,7 @@ impl Record {
         fn new() -> Record {
             Record {
                 token: Cell::new(0),
-                shard: Cell::new(0),
+                shard_key: Cell::new(0),
                 shard_chosen: Cell::new(false),
                 held_ids: [const { Cell::new(0) }; INLINE_HELD],
                 held_depth: [const { Cell::new(0) }; INLINE_HELD],
@@ -116,12 +117,13 @@ fn token_in(r: &Record) -> u64 {
     token
 }
 
-/// The shard this thread counts guards on, chosen round-robin on first use.
+/// The key ([`shard_key`](crate::state::shard_key)) of the shard this
+/// thread counts guards on, chosen round-robin on first use.
 #[inline]
-pub(crate) fn shard(shards: usize) -> usize {
+pub(crate) fn shard_key(shards: usize) -> usize {
     with(|r| {
         if r.shard_chosen.get() {
-            r.shard.get()
+            r.shard_key.get()
         } else {
             choose_shard(r, shards)
         }
@@ -129,21 +131,21 @@ pub(crate) fn shard(shards: usize) -> usize {
     .unwrap_or(0)
 }
 
-/// This thread's shard without the first-use check: 0 until chosen. For a
-/// guard, whose [`hold`] chooses it on the thread's first hold (its first
-/// lookup always misses): only a thread's first guard counts on shard 0
-/// unchosen, and a guard counts correctly on any shard.
+/// This thread's shard key without the first-use check: 0 until chosen.
+/// For a guard, whose [`hold`] chooses it on the thread's first hold (its
+/// first lookup always misses): only a thread's first guard counts on the
+/// shard of key 0 unchosen, and a guard counts correctly on any shard.
 #[inline]
-pub(crate) fn shard_as_is() -> usize {
-    with(|r| r.shard.get()).unwrap_or(0)
+pub(crate) fn shard_key_as_is() -> usize {
+    with(|r| r.shard_key.get()).unwrap_or(0)
 }
 
 #[cold]
 fn choose_shard(r: &Record, shards: usize) -> usize {
-    let s = pick(sync::next_id(Counter::Shard), shards);
-    r.shard.set(s);
+    let key = crate::state::shard_key(pick(sync::next_id(Counter::Shard), shards));
+    r.shard_key.set(key);
     r.shard_chosen.set(true);
-    s
+    key
 }
 
 /// The shard of the `n`-th thread to ask: round-robin, always in range.
@@ -190,12 +192,12 @@ pub(crate) fn hold(id: u64) -> Held {
 }
 
 /// [`hold`] past the first slot; also where a thread's first hold chooses
-/// its shard (see [`shard_as_is`]).
+/// its shard (see [`shard_key_as_is`]).
 #[cold]
 #[inline(never)]
 fn hold_elsewhere(r: &Record, id: u64) -> Held {
     if !r.shard_chosen.get() {
-        choose_shard(r, crate::raw::SHARDS);
+        choose_shard(r, crate::state::SHARDS);
     }
     // An idle first slot is taken over, so that this lifecycle's next holds
     // take the fast path. Another slot may keep the same id: `holds` asks
@@ -323,12 +325,12 @@ mod tests {
     fn o3_the_first_hold_or_token_chooses_the_shard() {
         std::thread::spawn(|| {
             assert!(!with(|r| r.shard_chosen.get()).unwrap());
-            assert_eq!(shard_as_is(), 0, "unchosen: shard 0");
+            assert_eq!(shard_key_as_is(), 0, "unchosen: key 0");
             let h = hold(3_000_001);
             assert!(with(|r| r.shard_chosen.get()).unwrap());
-            let chosen = shard_as_is();
-            assert!(chosen < crate::raw::SHARDS);
-            assert_eq!(shard(crate::raw::SHARDS), chosen, "chosen once");
+            let chosen = shard_key_as_is();
+            assert!(crate::state::shard_key(chosen) < crate::state::SHARDS);
+            assert_eq!(shard_key(crate::state::SHARDS), chosen, "chosen once");
             assert_eq!(hold(3_000_001), h, "the first slot, on the fast path");
             unhold(|| 3_000_001, h);
             unhold(|| 3_000_001, h);
@@ -337,22 +339,23 @@ mod tests {
         .join()
         .unwrap();
         std::thread::spawn(|| {
-            let s = shard(crate::raw::SHARDS);
+            let key = shard_key(crate::state::SHARDS);
             assert!(with(|r| r.shard_chosen.get()).unwrap());
-            assert_eq!(shard_as_is(), s);
+            assert_eq!(shard_key_as_is(), key);
         })
         .join()
         .unwrap();
         // Round-robin: of SHARDS + 1 new threads, two share a shard and
         // not every one is on shard 0.
-        let picks: Vec<usize> = (0..crate::raw::SHARDS + 1)
+        let picks: Vec<usize> = (0..crate::state::SHARDS + 1)
             .map(|_| {
-                std::thread::spawn(|| shard(crate::raw::SHARDS))
+                std::thread::spawn(|| crate::state::shard_key(shard_key(crate::state::SHARDS)))
                     .join()
                     .unwrap()
             })
             .collect();
-        assert!(picks.iter().any(|&p| p != 0));
+        assert!(picks.iter().all(|&p| p < crate::state::SHARDS));
+        assert!(picks.iter().any(|&p| p != picks[0]));
     }
 
     // L11: a thread that moves on from one lifecycle to another gives the

@@ -32,6 +32,7 @@
 //! | `raw/startup.rs` | the startup slow path and its frame |
 //! | `raw/teardown.rs` | the final cleanup's frame: the guard wait (the drainer's half of `PARKED`), cancel, Released |
 //! | `state.rs` | the packed state word and every transition of it |
+//! | `state/entry.rs` | the entry hint: where an enter counts and what it expects of the word; the thread's shard key |
 //! | `guard.rs` | [`OperationGuard`](crate::OperationGuard), [`OperationToken`](crate::OperationToken), scopes |
 //! | `thread.rs` | the calling thread's record: shard, held guards (L11) |
 //! | `generation.rs` | the provider's state of each generation ([`StateRef`](crate::StateRef)) |
@@ -86,7 +87,7 @@
 //! socket     -> error, linger
 //! state      -> error, sync
 //! sync       -> helper
-//! thread     -> sync
+//! thread     -> state, sync
 //! version    -> error
 //! ```
 //!
@@ -142,12 +143,12 @@
 //! resource list under the slow-path lock). `python3 .ci/walks.py` runs
 //! each walk of `examples/walks.rs` under callgrind (a debug build, so
 //! nothing is inlined away) and lists those files; CI checks the last
-//! column against it (`--check`), out of the crate's 45 source files
+//! column against it (`--check`), out of the crate's 46 source files
 //! (tests and this `docs` module not counted):
 //!
 //! | walk | files its steps are decided in | files whose code runs |
 //! |---|---|---|
-//! | startup | 5 | 15 |
-//! | provider_call | 3 | 10 |
-//! | graceful_close | 6 | 20 |
+//! | startup | 5 | 16 |
+//! | provider_call | 3 | 11 |
+//! | graceful_close | 6 | 21 |
 //! | final_cleanup | 10 | 25 |

@@ -28,8 +28,10 @@
 //!   count in a later generation): read from the *entry hint*, a word
 //!   beside the state word that the startup publishing Active sets to
 //!   "Active in this lane". The hint also carries the index of the lane's
-//!   first shard, in the bits where a shard index lies, so picking this
-//!   thread's shard of that lane is one mask and one or;
+//!   first shard, in the bits where a shard index has it, and the thread
+//!   keeps a *shard key*: its shard with an Active word's state bits
+//!   flipped. The hint xor the key, masked, is the thread's shard of that
+//!   lane (the state bits cancel): two instructions;
 //! - the test after the add, one masked compare of the state word with
 //!   the hint (an exclusive or, then a test of the state and lane bits):
 //!   Active (O1) in the lane counted in (L16). A stale hint only

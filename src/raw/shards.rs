@@ -19,8 +19,9 @@
 //!
 //! - `enter`: read the entry hint (the state and lane an enter expects,
 //!   published after the word) to pick the lane, `fetch_add(1)` on this
-//!   thread's shard of it, then load the state word; if it is Active in
-//!   that lane, done (one compare). Otherwise undo; if the word is not
+//!   thread's shard of it (the hint xor the thread's shard key, masked:
+//!   [`Entry::index`]), then load the state word; if it is Active in that
+//!   lane, done (one compare). Otherwise undo; if the word is not
 //!   Active, fail; if it is Active in another lane's generation (a stale
 //!   hint, or a restart in between), count again in the word's lane and
 //!   check again.
@@ -92,25 +93,27 @@ impl RawLifecycle {
     /// it is counted (for [`leave`](RawLifecycle::leave)) and the word seen.
     #[inline]
     pub(crate) fn enter(&self) -> Result<(usize, Word), Error> {
-        self.enter_on(thread::shard(SHARDS))
+        self.enter_on(thread::shard_key(SHARDS))
     }
 
-    /// [`enter`](RawLifecycle::enter) on a shard the caller already looked up.
+    /// [`enter`](RawLifecycle::enter) on the shard whose key
+    /// ([`shard_key`](crate::state::shard_key)) the caller already looked up.
     #[inline(always)]
-    pub(crate) fn enter_on(&self, shard: usize) -> Result<(usize, Word), Error> {
+    pub(crate) fn enter_on(&self, key: usize) -> Result<(usize, Word), Error> {
         let entry = self.word.entry();
-        match self.count_in(entry, shard) {
+        match self.count_in(entry, key) {
             Ok(entered) => Ok(entered),
-            Err(index) => self.enter_slow(index, shard),
+            Err(index) => self.enter_slow(index, key),
         }
     }
 
-    /// One try: counts on `shard` of the lane `entry` names, then loads the
-    /// word. `Ok` if the word is Active in that lane (one compare, state and
-    /// lane); otherwise `Err` with where it counted, still counted.
+    /// One try: counts on the shard `key` names in the lane `entry` names,
+    /// then loads the word. `Ok` if the word is Active in that lane (one
+    /// compare, state and lane); otherwise `Err` with where it counted,
+    /// still counted.
     #[inline(always)]
-    fn count_in(&self, entry: Entry, shard: usize) -> Result<(usize, Word), usize> {
-        let index = entry.lane_base() + shard % SHARDS;
+    fn count_in(&self, entry: Entry, key: usize) -> Result<(usize, Word), usize> {
+        let index = entry.index(key);
         // [P4] Acquire: a `fetch_add` that reads the drainer's `fetch_or`
         // synchronizes with it, so the load below sees Draining (module docs).
         self.shard_at(index).fetch_add(1, Ordering::Acquire);
@@ -131,7 +134,7 @@ impl RawLifecycle {
     /// path carries no code for it.
     #[cold]
     #[inline(never)]
-    fn enter_slow(&self, mut counted: usize, shard: usize) -> Result<(usize, Word), Error> {
+    fn enter_slow(&self, mut counted: usize, key: usize) -> Result<(usize, Word), Error> {
         #[cfg(all(test, not(loom)))]
         tests::SLOW_ENTERS.with(|n| n.set(n.get() + 1));
         loop {
@@ -140,7 +143,7 @@ impl RawLifecycle {
             if !w.is_active() {
                 return Err(refused(w));
             }
-            match self.count_in(w.entry(), shard) {
+            match self.count_in(w.entry(), key) {
                 Ok(entered) => return Ok(entered),
                 Err(index) => counted = index,
             }

@@ -257,13 +257,18 @@ fn l4_a_refusal_names_its_state() {
 }
 
 #[test]
-fn o1_l16_an_entry_admits_only_active_in_its_lane_and_names_that_lane() {
+fn o1_l16_an_entry_admits_only_active_in_its_lane_and_indexes_its_shards() {
     for g in [0, 1, 2, 3, 4, 5, 6, 7, GEN_MASK - 1, GEN_MASK] {
         let e = Entry::active_in(g);
         // The lane's first shard, where an enter on shard `s` counts at
         // `lane_base + s`.
         assert_eq!(e.lane_base(), lane_of(g) * SHARDS, "generation {g}");
         assert_eq!(e.lane(), lane_of(g));
+        // Every shard's key, in this lane: one exclusive or.
+        for shard in 0..SHARDS {
+            assert_eq!(shard_key(shard_key(shard)), shard);
+            assert_eq!(e.index(shard_key(shard)), lane_of(g) * SHARDS + shard);
+        }
         // Any count, any transient, the same lane: admitted while Active.
         for count in [0, 1, 7, MAX_COUNT] {
             assert!(Word::new(State::Active, count, g).admits(e), "{g} {count}");
