@@ -23,12 +23,14 @@ for m in re.finditer(r"pub use (\w+)::\{?([^;]*?)\}?;", lib, re.S):
 
 graph = {}
 # A child module's file (src/lifecycle/teardown.rs) counts as its parent's.
+# A file is read up to its test module (`#[cfg(test)] mod ...`), not up to
+# the first `#[cfg(test)]`, which may mark a helper above non-test code.
 for path in sorted(glob.glob("src/*.rs") + glob.glob("src/*/*.rs")):
     parts = os.path.relpath(path, "src").split(os.sep)
     mod = parts[0][:-3] if len(parts) == 1 else parts[0]
     if mod in ("lib", "contract"):
         continue
-    code = re.split(r"#\[cfg\((?:all\()?test", open(path).read())[0]
+    code = re.split(r"#\[cfg\((?:all\()?test[^\]]*\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\b", open(path).read())[0]
     code = "\n".join(l for l in code.split("\n") if not l.strip().startswith("//"))
     deps = set()
     for m in re.finditer(r"crate::(\w+)", code):
@@ -87,7 +89,7 @@ for mod in sorted(set(graph) | set(documented)):
 for path in sources:
     if path.endswith("/tests.rs"):
         continue
-    code = re.split(r"#\[cfg\((?:all\()?test", open(path).read())[0]
+    code = re.split(r"#\[cfg\((?:all\()?test[^\]]*\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\b", open(path).read())[0]
     if re.search(r"^\s*use super::\*;", code, re.M):
         bad.append(f"{path} has `use super::*` outside a test module")
 if "#![forbid(unsafe_code)]" not in lib:
