@@ -69,7 +69,7 @@ use crate::error::NotActive;
 use crate::sync::{AtomicU64, CachePadded, Ordering};
 
 mod entry;
-pub(crate) use entry::{Entry, SHARDS, shard_key};
+pub(crate) use entry::{Entry, SHARDS, shard_key_of};
 
 /// The four states of the lifecycle (see the crate docs' state table).
 ///

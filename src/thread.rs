@@ -30,7 +30,7 @@ pub(crate) const INLINE_HELD: usize = 4;
 struct Record {
     token: Cell<u64>,
     /// The key of the shard this thread counts on
-    /// ([`shard_key`](crate::state::shard_key)); 0 until chosen.
+    /// ([`shard_key_of`](crate::state::shard_key_of)); 0 until chosen.
     shard_key: Cell<usize>,
     shard_chosen: Cell<bool>,
     held_ids: [Cell<u64>; INLINE_HELD],
@@ -117,7 +117,7 @@ fn token_in(r: &Record) -> u64 {
     token
 }
 
-/// The key ([`shard_key`](crate::state::shard_key)) of the shard this
+/// The key ([`shard_key_of`](crate::state::shard_key_of)) of the shard this
 /// thread counts guards on, chosen round-robin on first use.
 #[inline]
 pub(crate) fn shard_key(shards: usize) -> usize {
@@ -142,7 +142,7 @@ pub(crate) fn shard_key_as_is() -> usize {
 
 #[cold]
 fn choose_shard(r: &Record, shards: usize) -> usize {
-    let key = crate::state::shard_key(pick(sync::next_id(Counter::Shard), shards));
+    let key = crate::state::shard_key_of(pick(sync::next_id(Counter::Shard), shards));
     r.shard_key.set(key);
     r.shard_chosen.set(true);
     key
@@ -329,7 +329,7 @@ mod tests {
             let h = hold(3_000_001);
             assert!(with(|r| r.shard_chosen.get()).unwrap());
             let chosen = shard_key_as_is();
-            assert!(crate::state::shard_key(chosen) < crate::state::SHARDS);
+            assert!(crate::state::shard_key_of(chosen) < crate::state::SHARDS);
             assert_eq!(shard_key(crate::state::SHARDS), chosen, "chosen once");
             assert_eq!(hold(3_000_001), h, "the first slot, on the fast path");
             unhold(|| 3_000_001, h);
@@ -349,7 +349,7 @@ mod tests {
         // not every one is on shard 0.
         let picks: Vec<usize> = (0..crate::state::SHARDS + 1)
             .map(|_| {
-                std::thread::spawn(|| crate::state::shard_key(shard_key(crate::state::SHARDS)))
+                std::thread::spawn(|| crate::state::shard_key_of(shard_key(crate::state::SHARDS)))
                     .join()
                     .unwrap()
             })

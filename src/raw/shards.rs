@@ -97,7 +97,7 @@ impl RawLifecycle {
     }
 
     /// [`enter`](RawLifecycle::enter) on the shard whose key
-    /// ([`shard_key`](crate::state::shard_key)) the caller already looked up.
+    /// ([`shard_key_of`](crate::state::shard_key_of)) the caller already looked up.
     #[inline(always)]
     pub(crate) fn enter_on(&self, key: usize) -> Result<(usize, Word), Error> {
         let entry = self.word.entry();

@@ -40,7 +40,7 @@ fn o1_l16_an_enter_under_a_current_hint_takes_the_fast_path() {
     let raw = active();
     assert_eq!(raw.word.entry(), raw.word.load().entry());
     let before = slow_enters();
-    let (index, w) = raw.enter_on(crate::state::shard_key(5)).unwrap();
+    let (index, w) = raw.enter_on(crate::state::shard_key_of(5)).unwrap();
     assert_eq!(slow_enters(), before, "no slow path");
     assert_eq!(index, lane_of(w.generation()) * SHARDS + 5);
     raw.leave(index);
@@ -56,7 +56,7 @@ fn o1_l16_an_enter_under_a_current_hint_takes_the_fast_path() {
         panic!("Released initializes");
     };
     init.publish(Ok(Vec::new()));
-    let (index, w) = raw.enter_on(crate::state::shard_key(7)).unwrap();
+    let (index, w) = raw.enter_on(crate::state::shard_key_of(7)).unwrap();
     assert_eq!(w.generation(), 1);
     assert_eq!(slow_enters(), before, "no slow path");
     assert_eq!(index, lane_of(1) * SHARDS + 7);
@@ -78,7 +78,7 @@ fn o1_l16_a_stale_entry_hint_is_corrected_by_the_word() {
     assert_ne!(lane_of(next.generation()), hinted);
     raw.word.force_word_only(next);
     let before = slow_enters();
-    let (index, w) = raw.enter_on(crate::state::shard_key(5)).unwrap();
+    let (index, w) = raw.enter_on(crate::state::shard_key_of(5)).unwrap();
     assert_eq!(slow_enters(), before + 1, "the slow path");
     assert_eq!(w.generation(), 1);
     assert_eq!(index, lane_of(1) * SHARDS + 5, "counted in the word's lane");

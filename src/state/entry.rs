@@ -25,7 +25,7 @@ const _: () = assert!(SHARDS.is_power_of_two() && (State::Active.bits() as usize
 /// shard's index in the entry's lane ([`Entry::index`]). The same function
 /// turns a key back into its shard.
 #[inline]
-pub(crate) const fn shard_key(shard: usize) -> usize {
+pub(crate) const fn shard_key_of(shard: usize) -> usize {
     shard ^ State::Active.bits() as usize
 }
 
@@ -47,7 +47,7 @@ impl Entry {
         Entry(Word::new(State::Active, 0, generation).0 & ENTRY_MASK | lane_base)
     }
 
-    /// The index an enter with shard key `key` ([`shard_key`]) counts at:
+    /// The index an enter with shard key `key` ([`shard_key_of`]) counts at:
     /// its shard of this entry's lane. The entry's state bits and the key's
     /// flipped ones cancel in one exclusive or; the mask drops the rest.
     #[inline]

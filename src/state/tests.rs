@@ -266,8 +266,8 @@ fn o1_l16_an_entry_admits_only_active_in_its_lane_and_indexes_its_shards() {
         assert_eq!(e.lane(), lane_of(g));
         // Every shard's key, in this lane: one exclusive or.
         for shard in 0..SHARDS {
-            assert_eq!(shard_key(shard_key(shard)), shard);
-            assert_eq!(e.index(shard_key(shard)), lane_of(g) * SHARDS + shard);
+            assert_eq!(shard_key_of(shard_key_of(shard)), shard);
+            assert_eq!(e.index(shard_key_of(shard)), lane_of(g) * SHARDS + shard);
         }
         // Any count, any transient, the same lane: admitted while Active.
         for count in [0, 1, 7, MAX_COUNT] {
